@@ -1,0 +1,118 @@
+"""One asset per analysis in `assurance.analyses`, each with a non-blocking asset check per finding check.
+
+Checks never block: the findings, the recommendation and the report always materialize. A check fails
+with ERROR when its findings reach the severities the policy holds on, with WARN otherwise.
+"""
+
+
+import dagster as dg
+
+from assets.common import OWNERS, progress
+from assets.partitions import model_versions
+from assurance.analyses import Analysis, all_analyses, check_name
+from assurance.core import Inputs, Section
+from resources import EvidenceResource, PolicyResource, RegistryResource
+
+GROUP = "analyses"
+INPUT_ASSETS = {"reference": "reference_data", "current": "current_data", "predictions": "predictions"}
+
+
+def check_results(analysis: Analysis, section: Section, hold_on: list[str]) -> list[dg.AssetCheckResult]:
+    results = []
+    for finding_check, _ in analysis.checks.items():
+        own = [f for f in section.findings if f.check == finding_check]
+        judged = [f for f in own if f.severity not in ("low", "info")]
+        worst_holds = any(f.severity in hold_on for f in judged)
+        metadata = {
+            "findings": len(own),
+            "subjects": ", ".join(sorted({f.subject for f in own}))[:1000] or "(none)",
+        }
+        if section.skipped:
+            metadata["not_run"] = "; ".join(section.skipped)[:1000]
+        results.append(
+            dg.AssetCheckResult(
+                asset_key=analysis.key,
+                check_name=check_name(finding_check),
+                passed=not judged,
+                severity=dg.AssetCheckSeverity.ERROR if worst_holds else dg.AssetCheckSeverity.WARN,
+                description=judged[0].message if judged else None,
+                metadata=metadata,
+            )
+        )
+    return results
+
+
+def section_metadata(section: Section) -> dict:
+    by_sev: dict[str, int] = {}
+    for f in section.findings:
+        by_sev[f.severity] = by_sev.get(f.severity, 0) + 1
+    meta: dict = {"findings": len(section.findings), "findings_by_severity": dg.MetadataValue.json(by_sev)}
+    meta.update({k: float(v) for k, v in section.metrics.items()})
+    if section.summary:
+        meta["summary"] = dg.MetadataValue.md(section.summary[:20000])
+    if section.skipped:
+        meta["not_run"] = "; ".join(section.skipped)[:2000]
+    return meta
+
+
+def analysis_asset(analysis: Analysis) -> dg.AssetsDefinition:
+    ins = {"model_version": dg.AssetIn("model_version")}
+    for need in analysis.needs:
+        if need in INPUT_ASSETS:
+            ins[INPUT_ASSETS[need]] = dg.AssetIn(INPUT_ASSETS[need])
+    if "model" in analysis.needs:
+        ins.setdefault("reference_data", dg.AssetIn("reference_data"))
+
+    @dg.asset(
+        name=analysis.key,
+        ins=ins,
+        partitions_def=model_versions,
+        group_name=GROUP,
+        owners=OWNERS,
+        kinds=set(analysis.kinds),
+        description=analysis.description,
+        check_specs=[
+            dg.AssetCheckSpec(check_name(c), asset=analysis.key, description=d, blocking=False)
+            for c, d in analysis.checks.items()
+        ],
+    )
+    def _run(
+        context: dg.AssetExecutionContext,
+        registry: RegistryResource,
+        evidence: EvidenceResource,
+        policy: PolicyResource,
+        **inputs,
+    ):
+        pol = policy.get()
+        model = None
+        if "model" in analysis.needs:
+            model = _model_or_none(registry, inputs["model_version"], inputs.get("reference_data"))
+        section = analysis.run(
+            Inputs(
+                record=inputs["model_version"],
+                policy=pol,
+                reference=inputs.get("reference_data"),
+                current=inputs.get("current_data"),
+                predictions=inputs.get("predictions"),
+                model=model,
+                store=evidence.get(),
+            )
+        )
+        progress(context, f"{analysis.title}: {len(section.findings)} findings")
+        yield dg.Output(section, metadata=section_metadata(section))
+        yield from check_results(analysis, section, pol.get("recommendation.hold_if_any", ["critical", "high"]))
+
+    return _run
+
+
+def _model_or_none(registry: RegistryResource, record, reference):
+    from assurance.scoring import load_version_model
+
+    try:
+        return load_version_model(registry.get(), record, reference)
+    except Exception:  # noqa: BLE001 - the predictions asset already reports why the model did not load
+        return None
+
+
+def analysis_assets() -> list[dg.AssetsDefinition]:
+    return [analysis_asset(a) for a in all_analyses()]

@@ -1,0 +1,140 @@
+"""The version record, its reference and current data, and the model's predictions on both."""
+
+
+import dagster as dg
+
+from assets.common import OWNERS, model_and_version, progress
+from assets.partitions import model_versions
+from assurance.core import Dataset, Predictions, VersionRecord
+from resources import RegistryResource
+
+GROUP = "inputs"
+
+
+@dg.asset(
+    partitions_def=model_versions,
+    group_name=GROUP,
+    owners=OWNERS,
+    kinds={"mlflow"},
+    description=(
+        "The model version as the MLflow registry records it: tags (model tags overridden by version tags), "
+        "aliases, source run, signature, metrics the owner logged and the run's documents."
+    ),
+)
+def model_version(context: dg.AssetExecutionContext, registry: RegistryResource) -> dg.Output[VersionRecord]:
+    name, version = model_and_version(context)
+    record = registry.get().version_record(name, version)
+    progress(context, f"read {record.key} from the registry ({len(record.tags)} tags, aliases {record.aliases or 'none'})")
+    return dg.Output(
+        record,
+        metadata={
+            "owner": record.tags.get("owner") or "(not set)",
+            "aliases": ", ".join(record.aliases) or "(none)",
+            "source_run": record.run_id or "(none)",
+            "signature_features": len(record.feature_names or []),
+            "logged_metrics": dg.MetadataValue.json(record.logged_metrics),
+            "tags": dg.MetadataValue.json(record.tags),
+            "run_artifacts": ", ".join(record.run_artifacts) or "(none)",
+        },
+    )
+
+
+def _data_asset(role: str, description: str):
+    @dg.asset(
+        name=f"{role}_data",
+        partitions_def=model_versions,
+        group_name=GROUP,
+        owners=OWNERS,
+        kinds={"pandas", "parquet"},
+        description=description,
+        check_specs=[
+            dg.AssetCheckSpec(
+                f"{role}_data_readable",
+                asset=f"{role}_data",
+                description=f"The {role} data named by the onboarding tags can be read and has rows.",
+            )
+        ],
+    )
+    def _load(context: dg.AssetExecutionContext, model_version: VersionRecord):
+        from assurance.datasources import load_dataset
+
+        dataset = load_dataset(model_version, role)
+        progress(context, f"{role} data: {dataset.rows} rows" if dataset.ok else f"{role} data unavailable: {dataset.error}")
+        yield dg.Output(
+            dataset,
+            metadata={
+                "uri": dataset.uri or "(none)",
+                "dagster/row_count": dataset.rows,
+                "columns": 0 if dataset.frame is None else dataset.frame.shape[1],
+                "has_label": dataset.has_label,
+                "fingerprint": dataset.fingerprint or "(none)",
+            },
+        )
+        yield dg.AssetCheckResult(
+            check_name=f"{role}_data_readable",
+            passed=dataset.ok,
+            severity=dg.AssetCheckSeverity.ERROR,
+            metadata={"reason": dataset.error or "readable"},
+        )
+
+    return _load
+
+
+reference_data = _data_asset(
+    "reference",
+    "Reference data (training or validation holdout) from the `assurance.reference` tag, or the training "
+    "dataset logged on the source run: features and label.",
+)
+current_data = _data_asset(
+    "current",
+    "Current data (recent production traffic) from the `assurance.current` tag: features, label when known.",
+)
+
+
+@dg.asset(
+    partitions_def=model_versions,
+    group_name=GROUP,
+    owners=OWNERS,
+    kinds={"mlflow", "scikitlearn"},
+    description=(
+        "The model's outputs on reference and current data. Native flavors (sklearn, LightGBM, XGBoost) are "
+        "loaded natively for probabilities and explanations; other models through MLflow pyfunc."
+    ),
+    check_specs=[
+        dg.AssetCheckSpec(
+            "model_scores_data", asset="predictions", description="The model loads and scores both datasets."
+        )
+    ],
+)
+def predictions(
+    context: dg.AssetExecutionContext,
+    registry: RegistryResource,
+    model_version: VersionRecord,
+    reference_data: Dataset,
+    current_data: Dataset,
+):
+    from assurance.scoring import load_version_model, predict
+
+    load_error = None
+    try:
+        model = load_version_model(registry.get(), model_version, reference_data)
+    except Exception as exc:  # noqa: BLE001 - an unloadable model is a finding, not a failed run
+        model, load_error = None, f"the model could not be loaded: {type(exc).__name__}: {str(exc)[:300]}"
+    result: Predictions = predict(model, reference_data, current_data, load_error)
+    progress(context, f"scored with {result.loader or 'no model'} ({result.task})")
+    errors = [s.error for s in (result.reference, result.current) if s.error]
+    yield dg.Output(
+        result,
+        metadata={
+            "task": result.task,
+            "loaded_as": result.loader or "(not loaded)",
+            "scored_reference_rows": 0 if result.reference.frame is None else len(result.reference.frame),
+            "scored_current_rows": 0 if result.current.frame is None else len(result.current.frame),
+        },
+    )
+    yield dg.AssetCheckResult(
+        check_name="model_scores_data",
+        passed=not errors,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={"problems": "; ".join(errors) or "none"},
+    )

@@ -1,0 +1,51 @@
+"""The analyses of the per-version graph, in report order.
+
+Each becomes one Dagster asset with one non-blocking asset check per finding check it declares.
+Adding an analysis means writing a `run(inputs) -> Section` function (heavy imports inside it) and
+listing it here; the graph, the findings, the report and the evidence pick it up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from assurance.core import Inputs, Section
+
+NEEDS_DATA = ("reference", "current", "predictions")
+
+
+@dataclass(frozen=True)
+class Analysis:
+    key: str
+    title: str
+    description: str
+    run: Callable[[Inputs], Section]
+    checks: dict[str, str]
+    needs: tuple[str, ...] = NEEDS_DATA
+    kinds: tuple[str, ...] = ("pandas",)
+
+
+def all_analyses() -> list[Analysis]:
+    from assurance import quality
+
+    return [
+        Analysis(
+            key="data_quality",
+            title="Data quality",
+            description=(
+                "Great Expectations suite learned from the reference data (schema from the model "
+                "signature, missingness, numeric ranges, known categories, duplicate rows), run on "
+                "both reference and current data."
+            ),
+            run=quality.run,
+            checks=quality.CHECKS,
+            needs=("reference", "current"),
+            kinds=("great_expectations", "pandas"),
+        ),
+    ]
+
+
+def check_name(finding_check: str) -> str:
+    """Dagster check names allow only letters, digits and underscores."""
+    return finding_check.replace(".", "_")

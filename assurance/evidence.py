@@ -1,0 +1,198 @@
+"""The evidence store: per-version run folders written whole or not at all, with a verifiable manifest.
+
+Layout: `<root>/<model>/<version>/<run_id>/` holding the tables, report and `manifest.json`, and
+`<root>/_portfolio/` for portfolio tables. Model names are percent-encoded into one safe path segment.
+A run folder counts only once its manifest exists: on local disk the folder is staged aside and
+renamed into place; on object stores the files go first and the manifest last.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+MANIFEST = "manifest.json"
+PORTFOLIO = "_portfolio"
+_SAFE = re.compile(r"[A-Za-z0-9_\-]")
+
+
+class EvidenceError(RuntimeError):
+    """The evidence root cannot be used (not writable, not reachable) or a run folder is not valid."""
+
+
+def safe_segment(name: str) -> str:
+    """Percent-encode everything but letters, digits, `_` and `-`, so no name can climb or split a path."""
+    if not name:
+        raise EvidenceError("an empty name cannot become an evidence path segment")
+    return "".join(ch if _SAFE.fullmatch(ch) else "".join(f"%{b:02X}" for b in ch.encode()) for ch in name)
+
+
+def new_run_id(now: datetime | None = None) -> str:
+    """Sortable by time, unique across concurrent runs."""
+    now = now or datetime.now(UTC)
+    return f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def parquet_bytes(frame: pd.DataFrame) -> bytes:
+    buf = io.BytesIO()
+    out = frame.copy()
+    out.columns = [str(c) for c in out.columns]
+    for col in out.columns:
+        if out[col].dtype == object:
+            out[col] = out[col].map(lambda v: v if v is None or isinstance(v, (str, bytes)) else str(v))
+    out.to_parquet(buf, index=False)
+    return buf.getvalue()
+
+
+def manifest_entries(files: dict[str, bytes]) -> list[dict[str, Any]]:
+    return [{"path": p, "sha256": sha256_bytes(b), "size": len(b)} for p, b in sorted(files.items())]
+
+
+@dataclass(frozen=True)
+class Published:
+    """Where a run's evidence landed: `path` is the run folder relative to the root."""
+
+    root: str
+    path: str
+    run_id: str
+    manifest: dict[str, Any]
+
+    @property
+    def url(self) -> str:
+        return f"{self.root.rstrip('/')}/{self.path}"
+
+
+class EvidenceStore:
+    """An fsspec-backed store rooted at a local path or any URI such as `s3://bucket/prefix`."""
+
+    def __init__(self, root: str):
+        from fsspec.core import url_to_fs
+
+        self.root = str(root)
+        self.fs, self.base = url_to_fs(self.root)
+        self.local = "file" in (self.fs.protocol if isinstance(self.fs.protocol, tuple) else (self.fs.protocol,))
+
+    def _abs(self, rel: str) -> str:
+        return f"{self.base.rstrip('/')}/{rel}" if rel else self.base
+
+    def version_path(self, model: str, version: str) -> str:
+        return f"{safe_segment(model)}/{safe_segment(str(version))}"
+
+    def check_writable(self) -> None:
+        """Fail early and clearly when the root cannot take evidence; a run must not lose its work late."""
+        probe = self._abs(f".write-probe-{uuid.uuid4().hex[:8]}")
+        try:
+            self.fs.makedirs(self.base, exist_ok=True)
+            with self.fs.open(probe, "wb") as fh:
+                fh.write(b"ok")
+            self.fs.rm(probe)
+        except Exception as exc:  # noqa: BLE001 - any storage error means the same to the user
+            raise EvidenceError(
+                f"evidence root {self.root!r} is not writable ({type(exc).__name__}: {exc}); "
+                "set --evidence or ASSURANCE_EVIDENCE_ROOT to a folder or URI you can write to"
+            ) from exc
+
+    def publish(self, rel_dir: str, files: dict[str, bytes], manifest: dict[str, Any]) -> Published:
+        """Write `files` plus `manifest.json` under `rel_dir`, whole or not at all, never overwriting."""
+        final = self._abs(rel_dir)
+        if self.fs.exists(final):
+            raise EvidenceError(f"evidence folder {rel_dir} already exists; evidence is never overwritten")
+        manifest = {**manifest, "files": manifest_entries(files)}
+        body = json.dumps(manifest, indent=2, sort_keys=True, default=str).encode()
+        parent, _, leaf = final.rstrip("/").rpartition("/")
+        target = f"{parent}/.staging-{leaf}" if self.local else final
+        try:
+            self._write_all(target, files, body)
+            if self.local:
+                self.fs.mv(target, final, recursive=True)
+        except Exception as exc:
+            if self.local and self.fs.exists(target):
+                self.fs.rm(target, recursive=True)
+            raise EvidenceError(f"could not publish evidence to {self.root}/{rel_dir}: {exc}") from exc
+        return Published(self.root, rel_dir, rel_dir.rsplit("/", 1)[-1], manifest)
+
+    def _write_all(self, target: str, files: dict[str, bytes], manifest_body: bytes) -> None:
+        for rel, data in files.items():
+            path = f"{target}/{rel}"
+            self.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+            with self.fs.open(path, "wb") as fh:
+                fh.write(data)
+        self.fs.makedirs(target, exist_ok=True)
+        with self.fs.open(f"{target}/{MANIFEST}", "wb") as fh:
+            fh.write(manifest_body)
+
+    def publish_run(self, model: str, version: str, run_id: str, files: dict[str, bytes], manifest: dict) -> Published:
+        return self.publish(f"{self.version_path(model, version)}/{safe_segment(run_id)}", files, manifest)
+
+    def runs(self, model: str, version: str) -> list[str]:
+        """Published run ids of a version, oldest first; staged or half-written folders do not count."""
+        base = self._abs(self.version_path(model, version))
+        if not self.fs.exists(base):
+            return []
+        out = []
+        for entry in self.fs.ls(base, detail=False):
+            leaf = entry.rstrip("/").rsplit("/", 1)[-1]
+            if not leaf.startswith(".") and self.fs.exists(f"{entry.rstrip('/')}/{MANIFEST}"):
+                out.append(leaf)
+        return sorted(out)
+
+    def latest_run_path(self, model: str, version: str) -> str | None:
+        runs = self.runs(model, version)
+        return f"{self.version_path(model, version)}/{runs[-1]}" if runs else None
+
+    def read_bytes(self, rel: str) -> bytes:
+        with self.fs.open(self._abs(rel), "rb") as fh:
+            return fh.read()
+
+    def read_manifest(self, rel_dir: str) -> dict[str, Any]:
+        return json.loads(self.read_bytes(f"{rel_dir}/{MANIFEST}"))
+
+    def latest_table(self, model: str, version: str, stem: str) -> pd.DataFrame | None:
+        """The newest published `<stem>.parquet` of a version, or None when there is none."""
+        import pandas as pd
+
+        rel = self.latest_run_path(model, version)
+        if rel is None or not self.fs.exists(self._abs(f"{rel}/{stem}.parquet")):
+            return None
+        return pd.read_parquet(io.BytesIO(self.read_bytes(f"{rel}/{stem}.parquet")))
+
+    def verify(self, rel_dir: str) -> list[str]:
+        """Problems with a run folder against its manifest: changed, missing or extra files."""
+        try:
+            manifest = self.read_manifest(rel_dir)
+        except FileNotFoundError:
+            return [f"{rel_dir}: no {MANIFEST}"]
+        base = self._abs(rel_dir).rstrip("/")
+        present = {
+            p[len(base) + 1 :] for p in self.fs.find(base) if not p.endswith(f"/{MANIFEST}") and p != base
+        }
+        return verify_entries(manifest.get("files", []), present, lambda rel: self.read_bytes(f"{rel_dir}/{rel}"))
+
+
+def verify_entries(entries: list[dict], present: set[str], read) -> list[str]:
+    """Compare manifest entries with the files present; shared by run folders and audit bundles."""
+    problems = []
+    listed = {e["path"] for e in entries}
+    for entry in entries:
+        rel = entry["path"]
+        if rel not in present:
+            problems.append(f"missing file: {rel}")
+            continue
+        data = read(rel)
+        if len(data) != entry["size"] or sha256_bytes(data) != entry["sha256"]:
+            problems.append(f"changed file: {rel} (sha256 does not match the manifest)")
+    problems += [f"extra file not in the manifest: {rel}" for rel in sorted(present - listed)]
+    return problems

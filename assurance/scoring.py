@@ -1,0 +1,56 @@
+"""Loading a version's model once per process and scoring reference and current data with it."""
+
+from __future__ import annotations
+
+import atexit
+import shutil
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from assurance.core import Dataset, Predictions, Scores, VersionRecord
+from assurance.models import ScoringModel, infer_task, load_local
+
+if TYPE_CHECKING:
+    from assurance.registry import Registry
+
+_CACHE: dict[tuple[str, str, str], ScoringModel] = {}
+_DOWNLOADS = Path(tempfile.mkdtemp(prefix="assurance-models-"))
+atexit.register(shutil.rmtree, _DOWNLOADS, ignore_errors=True)
+
+
+def load_version_model(registry: Registry, record: VersionRecord, reference: Dataset | None = None) -> ScoringModel:
+    """The version's model, loaded once per process: the analyses of one run share it."""
+    key = (registry.tracking_uri, record.name, record.version)
+    if key not in _CACHE:
+        folder = registry.download_model(record, _DOWNLOADS / f"{len(_CACHE)}")
+        label = reference.frame[reference.label] if reference is not None and reference.has_label else None
+        model = load_local(folder, record.feature_names, label)
+        if model.task == "unknown":
+            model.task, model.classes = infer_task(model.native, label)
+        _CACHE[key] = model
+    return _CACHE[key]
+
+
+def score_dataset(model: ScoringModel, dataset: Dataset | None) -> Scores:
+    """Scores for one dataset, or the reason there are none."""
+    if dataset is None or not dataset.ok:
+        return Scores(error=f"no {dataset.role if dataset else 'such'} data to score")
+    try:
+        return Scores(frame=model.score(dataset.frame))
+    except Exception as exc:  # noqa: BLE001 - a model that cannot score the data is a finding
+        return Scores(error=f"the model could not score the {dataset.role} data: {type(exc).__name__}: {str(exc)[:300]}")
+
+
+def predict(model: ScoringModel | None, reference: Dataset | None, current: Dataset | None, load_error: str | None = None) -> Predictions:
+    if model is None:
+        reason = load_error or "the model could not be loaded"
+        return Predictions("unknown", Scores(error=reason), Scores(error=reason), error=reason)
+    return Predictions(
+        task=model.task,
+        reference=score_dataset(model, reference),
+        current=score_dataset(model, current),
+        positive=model.positive,
+        classes=list(model.classes),
+        loader=model.flavor,
+    )
