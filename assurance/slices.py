@@ -1,0 +1,280 @@
+"""Slice performance: where does the model do materially and significantly worse than overall?
+
+Every value of each column in the `assurance.slices` tag, and every pair of values of two such
+columns (intersectional slices), is a slice. Each slice's per-row loss (error for classifiers,
+absolute error for regressors) is compared with the rest of the data by a one-sided Welch test,
+computed from per-group sums so a million rows cost a few groupbys; p-values are adjusted with
+Benjamini-Hochberg over all slices tested. A slice becomes a finding only when it is both
+significantly worse and worse by at least the policy's material gap: with large samples tiny gaps
+are significant, and with small ones large gaps are noise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import combinations
+
+import numpy as np
+import pandas as pd
+
+from assurance.core import Inputs, Section
+from assurance.findings import Finding
+from assurance.markdown import table
+from assurance.outcomes import CLASSIFICATION, Outcomes, Unavailable, outcomes, present_columns
+from assurance.rules import load_rules
+
+CHECK = "slices.underperforming"
+CHECKS = {
+    CHECK: "A slice of the data (column=value, or a pair a=x&b=y) where the model performs materially "
+    "and significantly worse than on the whole.",
+}
+EVIDENCE = "slices.parquet"
+MISSING = "(missing)"
+OTHER = "(other)"
+Z95 = 1.959963984540054
+
+
+@dataclass(frozen=True)
+class Rules:
+    """`thresholds.slices` of the policy."""
+
+    min_support: int
+    alpha: float
+    min_gap_accuracy: float
+    min_relative_gap_mae: float
+    max_values: int
+    numeric_bins: int
+    auc_min_class_rows: int
+    max_findings: int
+
+    def min_gap(self, metric: str, overall_loss: float) -> float:
+        """The smallest loss gap that matters: absolute for accuracy, relative to the overall MAE."""
+        return self.min_gap_accuracy if metric == "accuracy" else self.min_relative_gap_mae * overall_loss
+
+
+def slice_name(columns: list[str], values: tuple) -> str:
+    return "&".join(f"{c}={v}" for c, v in zip(columns, values, strict=True))
+
+
+def slice_keys(frame: pd.DataFrame, columns: list[str], max_values: int, bins: int) -> pd.DataFrame:
+    """Each slice column as categorical text: many-valued numbers become quantile bins, many-valued
+    text keeps its most frequent values and groups the rest, and missing values are a slice of their own."""
+    out = {}
+    for col in columns:
+        values = frame[col]
+        numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+        if numeric and values.nunique() > max_values:
+            values = pd.qcut(values, q=bins, duplicates="drop")
+        labels = values.astype(str).where(values.notna(), MISSING)
+        if not numeric:
+            top = labels.value_counts().index[:max_values]
+            labels = labels.where(labels.isin(top), OTHER)
+        out[col] = labels.astype("category")
+    return pd.DataFrame(out, index=frame.index)
+
+
+def row_loss(data: Outcomes) -> tuple[pd.Series, str]:
+    """Per-row loss whose mean is the error rate (classifiers) or the MAE (regressors), and the metric name."""
+    if data.task in CLASSIFICATION:
+        wrong = data.prediction.astype(object).to_numpy() != data.label.astype(object).to_numpy()
+        return pd.Series(wrong.astype(float), index=data.frame.index), "accuracy"
+    error = pd.to_numeric(data.prediction, errors="coerce") - pd.to_numeric(data.label, errors="coerce")
+    return error.abs().astype(float), "mae"
+
+
+def group_stats(loss: pd.Series, keys: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """Support, loss sum and sum of squares per slice of `columns`, with the single-column parents of pairs."""
+    parts = pd.DataFrame({"loss": loss, "loss2": loss * loss}).dropna()
+    grouped = parts.groupby([keys.loc[parts.index, c] for c in columns], observed=True)
+    stats = grouped["loss"].agg(["size", "sum"]).join(grouped["loss2"].sum().rename("sum2")).reset_index()
+    values = list(stats[columns].itertuples(index=False, name=None))
+    stats["slice"] = [slice_name(columns, v) for v in values]
+    stats["parents"] = [
+        [slice_name([c], (x,)) for c, x in zip(columns, v, strict=True)] if len(columns) > 1 else []
+        for v in values
+    ]
+    stats["columns"] = "&".join(columns)
+    return stats.rename(columns={"size": "support"})[
+        ["slice", "columns", "parents", "support", "sum", "sum2"]
+    ]
+
+
+def welch_worse(n1: np.ndarray, s1: np.ndarray, q1: np.ndarray, n: float, s: float, q: float) -> np.ndarray:
+    """One-sided p-value that a slice's mean loss exceeds the rest's, from counts, sums and sums of squares."""
+    from scipy import stats
+
+    n2, s2, q2 = n - n1, s - s1, q - q1
+    with np.errstate(divide="ignore", invalid="ignore"):
+        m1, m2 = s1 / n1, s2 / n2
+        v1 = np.clip((q1 - n1 * m1**2) / (n1 - 1), 0, None) / n1
+        v2 = np.clip((q2 - n2 * m2**2) / (n2 - 1), 0, None) / n2
+        se = np.sqrt(v1 + v2)
+        df = (v1 + v2) ** 2 / (v1**2 / (n1 - 1) + v2**2 / (n2 - 1))
+        p = stats.t.sf((m1 - m2) / se, np.where(np.isfinite(df) & (df > 0), df, 1.0))
+    p = np.where(se > 0, p, np.where(m1 > m2, 0.0, 1.0))
+    return np.where((n1 > 1) & (n2 > 1), p, 1.0)
+
+
+def benjamini_hochberg(p: np.ndarray) -> np.ndarray:
+    """BH-adjusted p-values, controlling the false discovery rate over all slices tested."""
+    m = len(p)
+    if m == 0:
+        return np.asarray(p, dtype=float)
+    order = np.argsort(p)
+    ranked = np.asarray(p, dtype=float)[order] * m / np.arange(1, m + 1)
+    adjusted = np.minimum.accumulate(ranked[::-1])[::-1]
+    out = np.empty(m)
+    out[order] = np.clip(adjusted, 0, 1)
+    return out
+
+
+def intervals(n: np.ndarray, s: np.ndarray, q: np.ndarray, metric: str) -> tuple[np.ndarray, np.ndarray]:
+    """95% interval of each slice's metric: Wilson for accuracy, normal approximation for the MAE."""
+    mean_loss = s / n
+    if metric == "accuracy":
+        p = 1 - mean_loss
+        centre = (p + Z95**2 / (2 * n)) / (1 + Z95**2 / n)
+        half = Z95 * np.sqrt(p * (1 - p) / n + Z95**2 / (4 * n**2)) / (1 + Z95**2 / n)
+        return centre - half, centre + half
+    with np.errstate(invalid="ignore", divide="ignore"):
+        half = Z95 * np.sqrt(np.clip((q - n * mean_loss**2) / (n - 1), 0, None) / n)
+    return mean_loss - half, mean_loss + half
+
+
+def slice_auc(data: Outcomes, keys: pd.DataFrame, columns: list[str], min_class: int) -> pd.Series:
+    """AUC per slice from within-slice score ranks (Mann-Whitney), where both classes have `min_class` rows."""
+    positive = pd.Series(data.positives(data.label), index=data.frame.index)
+    groups = [keys[c] for c in columns]
+    ranks = data.score.groupby(groups, observed=True).rank()
+    per = pd.DataFrame({"pos": positive, "rank_pos": ranks.where(positive, 0.0)}).groupby(
+        groups, observed=True
+    )
+    n1, n = per["pos"].sum(), per["pos"].size()
+    n0 = n - n1
+    auc = ((per["rank_pos"].sum() - n1 * (n1 + 1) / 2) / (n1 * n0)).where(
+        (n1 >= min_class) & (n0 >= min_class)
+    )
+    names = [slice_name(columns, idx if isinstance(idx, tuple) else (idx,)) for idx in auc.index]
+    return pd.Series(auc.to_numpy(dtype=float), index=names)
+
+
+def slice_table(data: Outcomes, columns: list[str], rules: Rules) -> pd.DataFrame:
+    """Every single-column and pair slice: support, metric with interval, gap to overall, adjusted p-value,
+    and whether it is flagged; worst first."""
+    keys = slice_keys(data.frame, columns, rules.max_values, rules.numeric_bins)
+    loss, metric = row_loss(data)
+    valid = loss.dropna()
+    n, s, q = float(len(valid)), float(valid.sum()), float((valid**2).sum())
+    overall_loss = s / n
+    groupings = [[c] for c in columns] + [list(pair) for pair in combinations(columns, 2)]
+    stats = pd.concat([group_stats(loss, keys, g) for g in groupings], ignore_index=True)
+    n1, s1, q1 = (stats[c].to_numpy(float) for c in ("support", "sum", "sum2"))
+    low, high = intervals(n1, s1, q1, metric)
+    to_metric = (lambda x: 1 - x) if metric == "accuracy" else (lambda x: x)
+    stats["metric"] = metric
+    stats["value"] = to_metric(s1 / n1)
+    stats["ci_low"], stats["ci_high"] = low, high
+    stats["overall"] = to_metric(overall_loss)
+    stats["gap"] = s1 / n1 - overall_loss
+    stats["tested"] = stats["support"] >= rules.min_support
+    tested = stats["tested"].to_numpy()
+    p = welch_worse(n1[tested], s1[tested], q1[tested], n, s, q)
+    stats["p_value"] = pd.Series(p, index=stats.index[tested], dtype=float)
+    stats["q_value"] = pd.Series(benjamini_hochberg(p), index=stats.index[tested], dtype=float)
+    min_gap = rules.min_gap(metric, overall_loss)
+    stats["flagged"] = stats["tested"] & (stats["gap"] >= min_gap) & (stats["q_value"] <= rules.alpha)
+    stats["flagged"] &= ~_explained_by_parent(stats, min_gap)
+    stats["auc"] = np.nan
+    if data.task == "binary" and data.score is not None:
+        auc = pd.concat([slice_auc(data, keys, g, rules.auc_min_class_rows) for g in groupings])
+        stats["auc"] = stats["slice"].map(auc)
+    stats["role"] = data.role
+    ordered = stats.sort_values(["flagged", "gap"], ascending=[False, False], kind="stable")
+    return ordered.drop(columns=["sum", "sum2", "parents"]).reset_index(drop=True)
+
+
+def _explained_by_parent(stats: pd.DataFrame, min_gap: float) -> pd.Series:
+    """A pair slice whose gap is within `min_gap` of a flagged single-column parent says nothing new."""
+    flagged_gap = dict(
+        zip(stats.loc[stats["flagged"], "slice"], stats.loc[stats["flagged"], "gap"], strict=True)
+    )
+    worst_parent = [
+        max((flagged_gap.get(p, -np.inf) for p in parents), default=-np.inf) for parents in stats["parents"]
+    ]
+    return stats["gap"] < np.asarray(worst_parent) + min_gap
+
+
+def findings(frame: pd.DataFrame, rules: Rules, severity: str) -> list[Finding]:
+    """One performance finding per flagged slice, worst first, at most `max_findings`."""
+    out = []
+    for row in frame[frame["flagged"]].head(rules.max_findings).itertuples(index=False):
+        name = "Accuracy" if row.metric == "accuracy" else "MAE"
+        out.append(
+            Finding(
+                category="performance",
+                check=CHECK,
+                subject=row.slice,
+                severity=severity,
+                message=(
+                    f"{name} is {row.value:.3f} (95% CI {row.ci_low:.3f}-{row.ci_high:.3f}) on {row.slice} "
+                    f"({row.support:,} rows of {row.role} data) against {row.overall:.3f} overall: "
+                    "investigate this segment before relying on the model there."
+                ),
+                observed=float(row.value),
+                threshold=float(row.overall - rules.min_gap_accuracy)
+                if row.metric == "accuracy"
+                else float(row.overall * (1 + rules.min_relative_gap_mae)),
+                evidence=EVIDENCE,
+            )
+        )
+    return out
+
+
+def summary(frame: pd.DataFrame, data: Outcomes, rules: Rules, shown: int = 10) -> str:
+    """Worst slices first, with what was evaluated and how slices were judged."""
+    metric = frame["metric"].iloc[0]
+    flagged = int(frame["flagged"].sum())
+    head = (
+        f"**{flagged} slice(s) flagged** of {int(frame['tested'].sum())} tested "
+        f"(support >= {rules.min_support}) on {data.role} data ({data.rows:,} labelled rows); metric {metric}, "
+        f"overall {frame['overall'].iloc[0]:.3f}. Flagged means worse than the rest of the data after a "
+        f"Benjamini-Hochberg correction (q <= {rules.alpha}) and by at least "
+        + (
+            f"{rules.min_gap_accuracy} accuracy."
+            if metric == "accuracy"
+            else f"{rules.min_relative_gap_mae:.0%} of the MAE."
+        )
+    )
+    cols = ["slice", "support", "value", "ci_low", "ci_high", "gap", "q_value", "auc", "flagged"]
+    worst = frame[frame["tested"]].head(shown)[cols].rename(columns={"value": metric})
+    return f"{head}\n\nWorst slices:\n\n{table(worst)}"
+
+
+def run(inputs: Inputs) -> Section:
+    """Slice performance on current data when labelled, else reference."""
+    section = Section("slices", "Slice performance")
+    requested = inputs.record.tag_list("assurance.slices")
+    if not requested:
+        return section.skip("no slice columns: the version has no assurance.slices tag")
+    try:
+        data = outcomes(inputs, labelled=True)
+    except Unavailable as exc:
+        return section.skip(f"slice performance needs labelled, scored data: {exc}")
+    columns, absent = present_columns(requested, data.frame, "assurance.slices")
+    for reason in absent:
+        section.skip(reason)
+    if not columns:
+        return section
+    rules = load_rules(Rules, inputs.policy, "slices")
+    frame = slice_table(data, columns, rules)
+    section.tables["slices"] = frame
+    section.findings = findings(frame, rules, inputs.policy.severity(CHECK, "medium"))
+    section.summary = summary(frame, data, rules)
+    section.metrics = {
+        "slices_tested": int(frame["tested"].sum()),
+        "slices_flagged": int(frame["flagged"].sum()),
+        "overall": float(frame["overall"].iloc[0]),
+        "worst_gap": float(frame.loc[frame["tested"], "gap"].max()) if frame["tested"].any() else 0.0,
+        "rows": data.rows,
+    }
+    return section

@@ -1,0 +1,118 @@
+"""Slice performance: a planted bad region is found and named; a healthy version raises nothing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from assurance import slices
+from assurance.findings import severity_rank
+from tests import synthetic_version as sv
+
+
+@pytest.fixture(scope="module")
+def model():
+    return sv.fit(sv.make_frame(3000, seed=1))
+
+
+@pytest.fixture(scope="module")
+def reference():
+    return sv.make_frame(6000, seed=2)
+
+
+def medium_or_worse(section):
+    return [f for f in section.findings if severity_rank(f.severity) <= severity_rank("medium")]
+
+
+def test_scrambled_region_is_named(model, reference):
+    current = sv.scramble_labels(sv.make_frame(8000, seed=3), "region", "east", seed=4)
+    section = slices.run(sv.inputs(reference, current, model))
+    subjects = [f.subject for f in section.findings]
+    assert subjects[0] == "region=east"
+    assert all("region=east" in s for s in subjects), subjects
+    assert section.findings[0].category == "performance"
+    assert section.findings[0].check == "slices.underperforming"
+    frame = section.tables["slices"]
+    assert frame.iloc[0]["slice"] == "region=east" and frame.iloc[0]["role"] == "current"
+    assert frame.iloc[0]["value"] < frame.iloc[0]["overall"] - 0.1
+    assert "region=east" in section.summary.split("Worst slices:")[1].splitlines()[4]
+
+
+def test_healthy_version_has_no_finding(model, reference):
+    section = slices.run(sv.inputs(reference, sv.make_frame(8000, seed=5), model))
+    assert medium_or_worse(section) == []
+    frame = section.tables["slices"]
+    assert set(frame["columns"]) == {"region", "channel", "region&channel"}
+    assert (frame.loc[frame["tested"], "auc"] > 0.7).all()
+
+
+def test_unlabelled_current_falls_back_to_reference(model, reference):
+    current = sv.make_frame(500, seed=6).drop(columns=[sv.LABEL])
+    section = slices.run(sv.inputs(reference, current, model))
+    assert set(section.tables["slices"]["role"]) == {"reference"}
+    assert "on reference data" in section.summary
+
+
+def test_absent_column_and_missing_tag_are_skipped_with_reasons(model, reference):
+    section = slices.run(sv.inputs(reference, None, model, tags={"assurance.slices": "region,branch_code"}))
+    assert any("branch_code" in s for s in section.skipped)
+    assert "slices" in section.tables
+    untagged = slices.run(sv.inputs(reference, None, model, tags={"assurance.slices": ""}))
+    assert untagged.tables == {} and "assurance.slices" in untagged.skipped[0]
+
+
+def test_small_slices_are_listed_not_judged(model, reference):
+    current = sv.make_frame(3000, seed=7)
+    current.loc[:39, "region"] = "island"
+    current = sv.scramble_labels(current, "region", "island", seed=8)
+    section = slices.run(sv.inputs(reference, current, model))
+    row = section.tables["slices"].set_index("slice").loc["region=island"]
+    assert row["support"] == 40 and not row["tested"] and np.isnan(row["q_value"])
+    assert "region=island" not in [f.subject for f in section.findings]
+
+
+def test_numeric_slice_column_is_binned_and_regression_uses_mae():
+    from sklearn.linear_model import LinearRegression
+
+    from assurance.models import from_estimator
+
+    rng = np.random.default_rng(9)
+    frame = pd.DataFrame({"x": rng.normal(size=4000), "age": rng.integers(20, 80, 4000)})
+    frame["y"] = 2 * frame["x"] + rng.normal(scale=0.3, size=4000)
+    frame.loc[frame["age"] >= 68, "y"] += rng.normal(scale=3.0, size=int((frame["age"] >= 68).sum()))
+    model = from_estimator(LinearRegression().fit(frame[["x"]], frame["y"]), ["x"])
+    section = slices.run(sv.inputs(frame, None, model, tags={"assurance.slices": "age"}, label="y"))
+    table = section.tables["slices"]
+    assert (table["metric"] == "mae").all() and len(table) == 5
+    assert len(section.findings) == 1 and section.findings[0].subject.startswith("age=(")
+    assert "68" in section.findings[0].subject or "67" in section.findings[0].subject
+
+
+def test_pair_slice_found_when_no_parent_explains_it(model, reference):
+    current = sv.make_frame(12000, seed=10)
+    mask = (current["region"] == "west") & (current["channel"] == "branch")
+    current.loc[mask, sv.LABEL] = 1 - current.loc[mask, sv.LABEL]
+    section = slices.run(sv.inputs(reference, current, model))
+    subjects = [f.subject for f in section.findings]
+    assert "region=west&channel=branch" in subjects
+
+
+def test_benjamini_hochberg_matches_reference_values():
+    p = np.array([0.01, 0.04, 0.03, 0.005])
+    expected = np.array([0.02, 0.04, 0.04, 0.02])
+    assert np.allclose(slices.benjamini_hochberg(p), expected)
+
+
+def test_welch_from_sums_matches_scipy():
+    from scipy import stats
+
+    rng = np.random.default_rng(11)
+    a, b = rng.normal(1.1, 1, 300), rng.normal(1.0, 2, 700)
+    both = np.concatenate([a, b])
+    p = slices.welch_worse(
+        np.array([300.0]), np.array([a.sum()]), np.array([(a**2).sum()]), 1000.0, both.sum(), (both**2).sum()
+    )
+    assert p[0] == pytest.approx(
+        stats.ttest_ind(a, b, equal_var=False, alternative="greater").pvalue, rel=1e-6
+    )
