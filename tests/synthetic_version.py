@@ -21,8 +21,8 @@ from tests.version_records import make_record
 
 LABEL = "target"
 NUMERIC = ["income", "age", "tenure"]
-CATEGORICAL = ["channel", "region"]
-FEATURES = NUMERIC + CATEGORICAL
+CATEGORICAL = ["channel", "region", "gender"]
+FEATURES = [*NUMERIC, "channel", "region"]
 REGIONS = ["north", "south", "east", "west"]
 
 

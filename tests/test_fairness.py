@@ -1,0 +1,116 @@
+"""Fairness: numbers agree with Fairlearn, a model biased against a group is named, a fair one is not."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from assurance import fairness
+from assurance.findings import severity_rank
+from tests import synthetic_version as sv
+
+
+@pytest.fixture(scope="module")
+def fair_model():
+    return sv.fit(sv.make_frame(3000, seed=21))
+
+
+@pytest.fixture(scope="module")
+def biased_model():
+    """Trained with gender as a feature on history where half of the women's positives were recorded as 0."""
+    train = sv.make_frame(4000, seed=22)
+    rng = np.random.default_rng(23)
+    hidden = (train["gender"] == "F") & (train[sv.LABEL] == 1) & (rng.random(len(train)) < 0.6)
+    train.loc[hidden, sv.LABEL] = 0
+    return sv.fit(train, features=[*sv.FEATURES, "gender"])
+
+
+@pytest.fixture(scope="module")
+def current():
+    return sv.make_frame(6000, seed=24)
+
+
+def test_rates_match_fairlearn(biased_model, current):
+    from fairlearn.metrics import (
+        MetricFrame,
+        demographic_parity_ratio,
+        equalized_odds_difference,
+        false_positive_rate,
+        selection_rate,
+        true_positive_rate,
+    )
+
+    section = fairness.run(sv.inputs(current, current, biased_model))
+    rates = section.tables["fairness"].set_index("group")
+    y = current[sv.LABEL].to_numpy()
+    pred = biased_model.score(current)["prediction"].astype(int).to_numpy()
+    frame = MetricFrame(
+        metrics={"selection_rate": selection_rate, "tpr": true_positive_rate, "fpr": false_positive_rate},
+        y_true=y,
+        y_pred=pred,
+        sensitive_features=current["gender"],
+    )
+    for metric in ("selection_rate", "tpr", "fpr"):
+        assert np.allclose(rates.loc[["F", "M"], metric], frame.by_group.loc[["F", "M"], metric]), metric
+    summary = section.tables["fairness_summary"].set_index("attribute").loc["gender"]
+    dp = demographic_parity_ratio(y, pred, sensitive_features=current["gender"])
+    eo = equalized_odds_difference(y, pred, sensitive_features=current["gender"])
+    assert summary["demographic_parity_ratio"] == pytest.approx(dp)
+    assert summary["equalized_odds_difference"] == pytest.approx(eo)
+
+
+def test_biased_model_is_named_by_group(biased_model, current):
+    section = fairness.run(sv.inputs(current, current, biased_model))
+    by_check = {f.check: f for f in section.findings}
+    assert by_check["fairness.demographic_parity"].subject == "gender=F"
+    assert by_check["fairness.equalized_odds"].subject == "gender=F"
+    assert by_check["fairness.demographic_parity"].category == "fairness"
+    assert by_check["fairness.demographic_parity"].observed < 0.8
+    assert "| gender |" in section.summary
+
+
+def test_fair_model_has_no_finding(fair_model, current):
+    section = fairness.run(sv.inputs(current, current, fair_model))
+    serious = [f for f in section.findings if severity_rank(f.severity) <= severity_rank("medium")]
+    assert serious == []
+    summary = section.tables["fairness_summary"].iloc[0]
+    assert summary["demographic_parity_ratio"] > 0.9 and summary["equalized_odds_difference"] < 0.05
+
+
+def test_tiny_group_is_reported_not_judged(fair_model, current):
+    odd = current.copy()
+    odd.loc[:14, "gender"] = "X"
+    odd.loc[:14, sv.LABEL] = 1
+    section = fairness.run(sv.inputs(odd, odd, fair_model))
+    rates = section.tables["fairness"].set_index("group")
+    assert rates.loc["X", "support"] == 15 and not rates.loc["X", "judged"]
+    assert section.tables["fairness_summary"].iloc[0]["groups_judged"] == 2
+    assert [f for f in section.findings if "X" in f.subject] == []
+
+
+def test_unlabelled_data_gives_selection_rates_only(biased_model, current):
+    unlabelled = current.drop(columns=[sv.LABEL])
+    section = fairness.run(sv.inputs(unlabelled, unlabelled, biased_model))
+    assert any("need labels" in s for s in section.skipped)
+    assert [f.check for f in section.findings] == ["fairness.demographic_parity"]
+    assert section.tables["fairness"]["tpr"].isna().all()
+
+
+def test_absent_attribute_and_regressor_are_skipped(fair_model, current):
+    section = fairness.run(
+        sv.inputs(current, current, fair_model, tags={"assurance.protected": "gender,ethnicity"})
+    )
+    assert any("ethnicity" in s for s in section.skipped) and list(
+        section.tables["fairness"]["attribute"].unique()
+    ) == ["gender"]
+
+    from sklearn.linear_model import LinearRegression
+
+    from assurance.models import from_estimator
+
+    frame = pd.DataFrame({"x": np.arange(200.0), "gender": ["F", "M"] * 100})
+    frame["y"] = frame["x"] * 2
+    regressor = from_estimator(LinearRegression().fit(frame[["x"]], frame["y"]), ["x"])
+    skipped = fairness.run(sv.inputs(frame, None, regressor, label="y"))
+    assert skipped.tables == {} and "regression" in skipped.skipped[0]
