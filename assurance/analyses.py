@@ -28,8 +28,33 @@ class Analysis:
 
 def all_analyses() -> list[Analysis]:
     from assurance import quality
+    from assurance import change_control, documentation
 
     return [
+        Analysis(
+            key="documentation",
+            title="Documentation and tiering",
+            description=(
+                "Risk tier from the policy (explicit risk_tier tag, else its rules) with the rationale; "
+                "the tier's required documents on the source run (present and not a template) and "
+                "required tags (owner, use_case, monitoring_url)."
+            ),
+            run=documentation.run,
+            checks=documentation.CHECKS,
+            needs=(),
+        ),
+        Analysis(
+            key="change_control",
+            title="Change control",
+            description=(
+                "A version behind a production alias needs approval.ticket, approval.approved_by and "
+                "approval.approved_at, dated after its registration and before it was first seen live; "
+                "records which version each alias points to at every run."
+            ),
+            run=change_control.run,
+            checks=change_control.CHECKS,
+            needs=(),
+        ),
         Analysis(
             key="data_quality",
             title="Data quality",
