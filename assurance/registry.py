@@ -18,6 +18,7 @@ from assurance.core import VersionRecord
 RESULT_TAG_PREFIX = "assurance.result."
 DOC_SUFFIXES = (".md", ".markdown", ".txt")
 MAX_DOC_BYTES = 1 << 20
+_UNREACHABLE = ("Max retries exceeded", "Failed to establish", "Connection refused", "timed out", "Name or service")
 
 
 class RegistryError(RuntimeError):
@@ -74,6 +75,11 @@ class Registry:
             code = getattr(exc, "error_code", "")
             if code in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"):
                 raise RegistryError(f"{what}: not found in the registry at {self.tracking_uri}") from exc
+            if any(marker in str(exc) for marker in _UNREACHABLE):
+                raise RegistryError(
+                    f"{what} failed: the registry at {self.tracking_uri} cannot be reached; "
+                    "check the tracking URI and that the MLflow server is up"
+                ) from exc
             raise RegistryError(f"{what} failed against {self.tracking_uri}: {str(exc).splitlines()[0]}") from exc
         except Exception as exc:  # noqa: BLE001 - connection errors come in many types
             raise RegistryError(
