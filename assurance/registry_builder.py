@@ -7,6 +7,7 @@ team built by hand, whether embedded (sqlite) or behind `mlflow server`.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
@@ -237,13 +238,21 @@ def pip_requirements(estimator: Any, serialization: Serialization) -> list[str]:
     """Pinned requirements from the estimator's own packages: MLflow's inference takes ~7 s per model."""
     from importlib import metadata
 
-    packages = metadata.packages_distributions()
+    packages = _distributions_by_module()
     modules = {type(estimator).__module__} | {
         type(value).__module__ for value in _parts(estimator) if hasattr(value, "get_params")
     }
     distributions = {dist for module in modules for dist in packages.get(module.split(".")[0], [])}
     distributions |= {"mlflow", "pandas", serialization}
     return sorted(f"{dist}=={metadata.version(dist)}" for dist in distributions)
+
+
+@functools.cache
+def _distributions_by_module() -> dict[str, list[str]]:
+    """Top-level module -> installed distributions; scanning them takes ~1 s, so once per process."""
+    from importlib import metadata
+
+    return metadata.packages_distributions()
 
 
 def _parts(estimator: Any) -> list[Any]:

@@ -23,6 +23,7 @@ from assurance.demo import (
 )
 from assurance.registry_builder import (
     embedded_tracking_uri,
+    pip_requirements,
     register_version,
     safe_dir_name,
     tracking,
@@ -65,6 +66,18 @@ def test_plants_change_only_their_target():
     assert scrambled.loc[south, LABEL].sum() == frame.loc[south, LABEL].sum()
     assert not scrambled.loc[south, LABEL].equals(frame.loc[south, LABEL])
     assert scrambled.loc[~south, LABEL].equals(frame.loc[~south, LABEL])
+
+
+def test_pip_requirements_pin_the_estimators_own_packages():
+    from lightgbm import LGBMClassifier
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    pipeline = Pipeline([("scale", StandardScaler()), ("model", LGBMClassifier())])
+    requirements = pip_requirements(pipeline, "cloudpickle")
+    names = {r.split("==")[0] for r in requirements}
+    assert {"scikit-learn", "lightgbm", "cloudpickle", "mlflow"} <= names
+    assert "skops" not in names and all("==" in r for r in requirements)
 
 
 def test_safe_dir_name_never_escapes_its_folder():
