@@ -32,6 +32,11 @@ class RunFolder:
     path: str
     at: pd.Timestamp
     recommendation: str | None
+    files: frozenset[str]
+
+    def has(self, stem: str) -> bool:
+        """Whether the run's manifest lists `<stem>.parquet`."""
+        return f"{stem}.parquet" in self.files
 
 
 def run_time(manifest: dict, run_id: str) -> pd.Timestamp:
@@ -72,6 +77,7 @@ def run_folders(store: EvidenceStore) -> list[RunFolder]:
                 path=folder,
                 at=run_time(manifest, parts[2]),
                 recommendation=manifest.get("recommendation"),
+                files=frozenset(e.get("path", "") for e in manifest.get("files", [])),
             )
         )
     return sorted(out, key=lambda r: (r.model, r.version, r.at, r.run_id))
@@ -99,7 +105,7 @@ def stacked_table(store: EvidenceStore, folders: list[RunFolder], stem: str) -> 
     """One table across runs, each row tagged with model, version, run_id and run time; None if no run has it."""
     frames = []
     for run in folders:
-        frame = read_table(store, run.path, stem)
+        frame = read_table(store, run.path, stem) if run.has(stem) else None
         if frame is None:
             continue
         frame = frame.assign(model=run.model, version=run.version, run_id=run.run_id, run_at=run.at)
