@@ -73,13 +73,20 @@ def _times(values: object) -> pd.Series:
 
 
 def findings_history(store: EvidenceStore, folders: list[RunFolder]) -> pd.DataFrame:
-    """Every finding row of every run that wrote findings, with the run's id and time."""
+    """Every finding row of every run that wrote findings, with the run's id and time; `evidence`
+    becomes a path relative to the evidence root, so the ledger points at the file behind each finding."""
     frames = []
     for run in folders:
         frame = read_table(store, run.path, FINDINGS) if run.has(FINDINGS) else None
         if frame is not None and len(frame):
+            evidence = frame["evidence"].fillna("").astype(str)
+            located = evidence.where(
+                evidence.eq("") | evidence.str.startswith(run.path), run.path + "/" + evidence
+            )
             frames.append(
-                frame.assign(version=frame["version"].astype(str), run_id=run.run_id, run_at=run.at)
+                frame.assign(
+                    version=frame["version"].astype(str), evidence=located, run_id=run.run_id, run_at=run.at
+                )
             )
     if not frames:
         return pd.DataFrame(columns=[*KEY, *ATTRIBUTES, "run_id", "run_at"])

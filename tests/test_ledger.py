@@ -1,4 +1,5 @@
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pandas as pd
@@ -178,3 +179,9 @@ def test_closed_finding_cannot_be_accepted(store):
 def test_empty_store_gives_empty_ledger(store):
     ledger = build_ledger(store, POLICY)
     assert ledger.empty and "status" in ledger.columns
+
+
+def test_evidence_points_into_the_run_folder(store):
+    run_id, _ = publish(store, [replace(MEDIUM, evidence="drift.parquet")], T0)
+    ledger = build_ledger(store, POLICY, now=T0)
+    assert ledger["evidence"].tolist() == [f"credit/1/{run_id}/drift.parquet"]
