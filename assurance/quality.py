@@ -696,7 +696,8 @@ def outcomes_table(outcomes: list[Outcome]) -> pd.DataFrame:
 
 
 def quality_metrics(frames: dict[str, pd.DataFrame], table: pd.DataFrame) -> dict[str, float]:
-    metrics: dict[str, float] = {f"rows_{role}": float(len(frames[role])) for role in frames}
+    """Counts for the Dagster asset's metadata; a dataset that could not be had counts 0 rows."""
+    metrics = {f"rows_{role}": float(len(frames[role])) if role in frames else 0.0 for role in ROLES}
     metrics["expectations_evaluated"] = float(len(table))
     for role in ROLES:
         metrics[f"expectations_failed_{role}"] = float(((table["role"] == role) & ~table["success"]).sum())
