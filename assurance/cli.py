@@ -113,7 +113,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     root = Path(args.root).resolve()
     os.environ.setdefault("DAGSTER_HOME", str(root / "dagster_home"))
-    Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
+    home = Path(os.environ["DAGSTER_HOME"])
+    home.mkdir(parents=True, exist_ok=True)
+    if not (home / "dagster.yaml").exists():
+        (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     print(f"Building the demo registry under {root} ...", file=sys.stderr)
     demo = build_demo(root, progress=lambda m: print(f"  {m}", file=sys.stderr))
     os.environ["MLFLOW_TRACKING_URI"] = demo.tracking_uri

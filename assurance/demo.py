@@ -17,6 +17,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, redirect_stderr
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -289,8 +290,14 @@ _LGD_MODEL_TAGS = {
 }
 
 
-def _approval(ticket: str, by: str, at: str) -> dict[str, str]:
-    return {"approval.ticket": ticket, "approval.approved_by": by, "approval.approved_at": at}
+def _approve(demo: DemoRegistry, name: str, version: str, ticket: str, by: str) -> None:
+    """Record the approval after registration, as a reviewer would: approvals cannot predate the version."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=demo.tracking_uri, registry_uri=demo.tracking_uri)
+    at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    for key, value in {"approval.ticket": ticket, "approval.approved_by": by, "approval.approved_at": at}.items():
+        client.set_model_version_tag(name, version, key, value)
 
 
 def _model_card(title: str, purpose: str, algorithm: str, metrics: dict[str, float], owner: str) -> str:
@@ -420,13 +427,13 @@ def _credit_versions(demo: DemoRegistry) -> list[tuple[str, str]]:
         current,
         LABEL,
         model_tags=_CREDIT_MODEL_TAGS,
-        version_tags=_approval("CHG-2024-0412", "Model Risk Committee (J. Okafor)", "2024-04-18T10:30:00Z"),
         aliases=["champion"],
         documents={"model_card.md": card, "datasheet.md": _DATASHEET},
         metrics=metrics,
         log_training_input=True,
         serialization="skops",
     )
+    _approve(demo, CREDIT, v1, "CHG-2024-0412", "Model Risk Committee (J. Okafor)")
 
     train, reference = generate(15_000, 201), generate(8_000, 202)
     model = _classifier(seed=2, learning_rate=0.1, max_iter=300).fit(train[FEATURES], train[LABEL])
@@ -466,7 +473,6 @@ def _lgd_versions(demo: DemoRegistry) -> list[tuple[str, str]]:
         current,
         LGD_LABEL,
         model_tags=_LGD_MODEL_TAGS,
-        version_tags=_approval("CHG-2024-0233", "Model Risk Committee (J. Okafor)", "2024-02-27T15:00:00Z"),
         documents={
             "model_card.md": _model_card(
                 LGD, _LGD_MODEL_TAGS["use_case"], "LightGBM regressor", v1_metrics, "not assigned"
@@ -477,6 +483,7 @@ def _lgd_versions(demo: DemoRegistry) -> list[tuple[str, str]]:
         tag_reference=False,
         serialization="cloudpickle",
     )
+    _approve(demo, LGD, v1, "CHG-2024-0233", "Model Risk Committee (J. Okafor)")
 
     train, reference = generate_recoveries(40_000, 401), generate_recoveries(40_000, 402)
     current = generate_recoveries(40_000, 403).drop(columns=[LGD_LABEL])
@@ -490,10 +497,7 @@ def _lgd_versions(demo: DemoRegistry) -> list[tuple[str, str]]:
         reference,
         current,
         LGD_LABEL,
-        version_tags={
-            "owner": owner,
-            **_approval("CHG-2024-0587", "Model Risk Committee (A. Lindqvist)", "2024-06-03T09:15:00Z"),
-        },
+        version_tags={"owner": owner},
         aliases=["production"],
         documents={
             "model_card.md": _model_card(
@@ -505,6 +509,7 @@ def _lgd_versions(demo: DemoRegistry) -> list[tuple[str, str]]:
         log_training_input=True,
         serialization="cloudpickle",
     )
+    _approve(demo, LGD, v2, "CHG-2024-0587", "Model Risk Committee (A. Lindqvist)")
     return [
         (v1, f"no owner tag; reference only as the run's training dataset (rmse {v1_metrics['rmse']:.3f})"),
         (v2, "in production; current data has no labels yet"),
