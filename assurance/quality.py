@@ -230,27 +230,39 @@ def sample(frame: pd.DataFrame, rows: int) -> pd.DataFrame:
 
 
 def normalise(frame: pd.DataFrame, schema: dict[str, str]) -> pd.DataFrame:
-    """Bring dtypes to the forms the type expectation judges by value, not by storage.
-
-    Strings, categories and other non-numeric extension dtypes become object columns (each value's
-    type is then checked); time zones are dropped; integer features stored as floats because they
-    hold missing values become nullable integers, so the gaps count as missingness, not a type change.
-    """
+    """Bring every column to a dtype the type expectation can judge; a column that resists stays as it is."""
     out = frame.copy(deep=False)
     for col in out.columns:
-        s = out[col]
         try:
-            if isinstance(s.dtype, pd.DatetimeTZDtype):
-                out[col] = s.dt.tz_convert(None)
-            elif isinstance(s.dtype, pd.api.extensions.ExtensionDtype) and not (
-                ptypes.is_numeric_dtype(s.dtype) or ptypes.is_bool_dtype(s.dtype)
-            ):
-                out[col] = s.astype(object)
-            elif schema.get(col) in ("long", "integer") and ptypes.is_float_dtype(s.dtype) and _integral(s):
-                out[col] = s.astype("Int64")
+            out[col] = _normalised(out[col], schema.get(col, ""))
         except (TypeError, ValueError, OverflowError):
-            continue  # left as it is: the type expectation reports what it finds
+            continue  # the type expectation reports what it finds
     return out
+
+
+def _normalised(series: pd.Series, kind: str) -> pd.Series:
+    """Judge values, not storage.
+
+    Arrow-backed columns become numpy-backed; time zones are dropped; strings, categories and other
+    non-numeric extension dtypes become object columns (each value's type is then checked); integer
+    features stored as floats because they hold missing values become nullable integers, so the gaps
+    count as missingness, not as a type change.
+    """
+    s = series
+    if isinstance(s.dtype, pd.ArrowDtype):
+        if s.dtype.kind == "M":
+            s = pd.Series(pd.to_datetime(s.to_numpy(dtype=object), utc=True), index=s.index, name=s.name)
+        else:
+            s = s.convert_dtypes(dtype_backend="numpy_nullable")
+    if isinstance(s.dtype, pd.DatetimeTZDtype):
+        return s.dt.tz_convert(None)
+    if isinstance(s.dtype, pd.api.extensions.ExtensionDtype) and not (
+        ptypes.is_numeric_dtype(s.dtype) or ptypes.is_bool_dtype(s.dtype)
+    ):
+        return s.astype(object)
+    if kind in ("long", "integer") and ptypes.is_float_dtype(s.dtype) and _integral(s):
+        return s.astype("Int64")
+    return s
 
 
 def _integral(series: pd.Series) -> bool:

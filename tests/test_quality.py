@@ -191,6 +191,15 @@ def test_values_of_the_wrong_type_are_one_schema_finding() -> None:
     assert "double" in section.findings[0].message and "current" in section.findings[0].message
 
 
+@pytest.mark.parametrize("backend", ["pyarrow", "numpy_nullable"])
+def test_storage_dtypes_are_not_type_changes(backend: str) -> None:
+    cur = frame(500, 2)
+    cur["opened"] = cur["opened"].dt.tz_localize("UTC")
+    cur.loc[:50, "tenure"] = np.nan  # float storage for an integer feature
+    section = run(frame(500, 1), cur.convert_dtypes(dtype_backend=backend))
+    assert pairs(section) == {("quality.missing_values", "tenure")}
+
+
 def test_duplicate_rows_beyond_the_reference_share_are_a_finding() -> None:
     cur = frame(500, 2)
     cur = pd.concat([cur, cur.iloc[:100]], ignore_index=True)
