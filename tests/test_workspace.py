@@ -20,7 +20,7 @@ def test_workspace_validates(tmp_path):
 
 
 def test_code_location_imports_no_heavy_library():
-    code = "import sys, assurance.definitions; print(','.join(m for m in %r if m in sys.modules))" % (HEAVY,)
+    code = f"import sys, assurance.definitions; print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.strip() == ""
