@@ -28,6 +28,7 @@ class Analysis:
 
 def all_analyses() -> list[Analysis]:
     from assurance import quality
+    from assurance import drift, performance, reproducibility
     from assurance import change_control, documentation
 
     return [
@@ -67,6 +68,43 @@ def all_analyses() -> list[Analysis]:
             checks=quality.CHECKS,
             needs=("reference", "current"),
             kinds=("great_expectations", "pandas"),
+        ),
+        Analysis(
+            key="drift",
+            title="Drift",
+            description=(
+                "Per-feature drift of current vs reference by effect size (normed Wasserstein for numbers, "
+                "Jensen-Shannon for categories; Evidently ValueDrift, or the same formulas in numpy at scale), "
+                "dataset drift share, and drift of the model's scores and of the label."
+            ),
+            run=drift.run,
+            checks=drift.CHECKS,
+            needs=("reference", "current", "predictions"),
+            kinds=("evidently", "pandas"),
+        ),
+        Analysis(
+            key="performance",
+            title="Performance",
+            description=(
+                "Metrics recomputed from the model's predictions on reference and labelled current data "
+                "with bootstrap intervals and a reliability table; label-free estimate (CBPE) for current "
+                "data without labels; worsening beyond the policy's tolerance, floors and ceilings."
+            ),
+            run=performance.run,
+            checks=performance.CHECKS,
+            needs=("reference", "current", "predictions"),
+            kinds=("scikit-learn", "pandas"),
+        ),
+        Analysis(
+            key="reproducibility",
+            title="Reproducibility",
+            description=(
+                "Every metric logged on the version's source run, recomputed from the model's predictions "
+                "on the reference data and compared within the policy's tolerance."
+            ),
+            run=reproducibility.run,
+            checks=reproducibility.CHECKS,
+            needs=("reference", "predictions"),
         ),
     ]
 
