@@ -145,8 +145,14 @@ def decide_tier(record: VersionRecord, policy: Policy) -> TierDecision:
     tiers = valid_tiers(policy)
     tagged = explicit_tier(record)
     if tagged in tiers:
-        level = "version" if TIER_TAG in record.version_tags else "model"
-        return TierDecision(tagged, f"{TIER_TAG} tag on the {level} says {tagged}", "tag")
+        where = (
+            " on the version"
+            if TIER_TAG in record.version_tags
+            else " on the model"
+            if TIER_TAG in record.model_tags
+            else ""
+        )
+        return TierDecision(tagged, f"{TIER_TAG} tag{where} says {tagged}", "tag")
     invalid = f"{TIER_TAG} tag {tagged!r} is not one of {', '.join(tiers)}; " if tagged else ""
     for i, rule in enumerate(_rules(policy), 1):
         if matches(record, rule["when"]):
