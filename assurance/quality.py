@@ -233,10 +233,13 @@ def normalise(frame: pd.DataFrame, schema: dict[str, str]) -> pd.DataFrame:
     """Bring every column to a dtype the type expectation can judge; a column that resists stays as it is."""
     out = frame.copy(deep=False)
     for col in out.columns:
+        original = out[col]
         try:
-            out[col] = _normalised(out[col], schema.get(col, ""))
+            column = _normalised(original, schema.get(col, ""))
         except (TypeError, ValueError, OverflowError):
             continue  # the type expectation reports what it finds
+        if column is not original:
+            out[col] = column
     return out
 
 
@@ -454,7 +457,7 @@ def evaluate(role: str, frame: pd.DataFrame, rules: list[Rule], section: Section
     """Run the rules on one dataset, a few columns per GX batch.
 
     GX copies the whole frame for each column expectation, so one batch over a wide frame costs
-    columns x frame; batches of a few columns keep the cost linear in the number of columns.
+    columns x frame; batches of a few columns, each one consolidated copy, keep the cost linear.
     """
     columns = list(dict.fromkeys(r.column for r in rules))
     outcomes: list[Outcome] = []
@@ -462,7 +465,7 @@ def evaluate(role: str, frame: pd.DataFrame, rules: list[Rule], section: Section
         chunk = set(columns[start : start + COLUMNS_PER_BATCH])
         chunk_rules = [r for r in rules if r.column in chunk]
         present = [c for c in frame.columns if c in chunk]
-        outcomes += validate(role, frame[present], chunk_rules, section)
+        outcomes += validate(role, frame[present].copy(), chunk_rules, section)
     return outcomes
 
 
