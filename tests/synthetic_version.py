@@ -8,6 +8,7 @@ between reference and current, an ID column) and check that the analyses find ex
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import numpy as np
@@ -84,6 +85,15 @@ def fit(frame: pd.DataFrame, kind: str = "boosting", features: list[str] | None 
     features = features or FEATURES
     estimator = classifier(kind, features).fit(frame[features], frame[LABEL])
     return from_estimator(estimator, features)
+
+
+def policy_with(overrides: dict[str, Any]) -> Policy:
+    """The default policy with some thresholds replaced, keyed `group.name` (e.g. `explanations.top_k`)."""
+    data = copy.deepcopy(Policy().data)
+    for dotted, value in overrides.items():
+        group, name = dotted.split(".")
+        data["thresholds"][group][name] = value
+    return Policy(data, "test")
 
 
 def record(tags: dict[str, str] | None = None) -> VersionRecord:
