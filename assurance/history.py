@@ -14,7 +14,7 @@ from urllib.parse import unquote
 
 import pandas as pd
 
-from assurance.evidence import MANIFEST, PORTFOLIO
+from assurance.evidence import MANIFEST, PORTFOLIO, safe_segment
 
 if TYPE_CHECKING:
     from assurance.evidence import EvidenceStore
@@ -51,13 +51,14 @@ def run_time(manifest: dict, run_id: str) -> pd.Timestamp:
         return pd.Timestamp(0, tz=UTC)
 
 
-def run_folders(store: EvidenceStore) -> list[RunFolder]:
-    """Every published run of every version, oldest first within each version."""
+def run_folders(store: EvidenceStore, model: str | None = None) -> list[RunFolder]:
+    """Every published run of every version (of `model` only, when given), oldest first within each version."""
     base = store.base.rstrip("/")
-    if not store.fs.exists(base):
+    scope = f"{base}/{safe_segment(model)}" if model is not None else base
+    if not store.fs.exists(scope):
         return []
     out = []
-    for path in store.fs.find(base):
+    for path in store.fs.find(scope):
         rel = path[len(base) + 1 :] if path.startswith(base + "/") else path
         parts = rel.split("/")
         if (

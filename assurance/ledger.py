@@ -186,10 +186,10 @@ def _with_acceptances(ledger: pd.DataFrame, acceptances: pd.DataFrame) -> pd.Dat
 
 
 def build_ledger(
-    store: EvidenceStore, policy: Policy | None = None, now: datetime | None = None
+    store: EvidenceStore, policy: Policy | None = None, now: datetime | None = None, model: str | None = None
 ) -> pd.DataFrame:
-    """The findings ledger of the whole store as of `now` (default: the current time)."""
-    folders = run_folders(store)
+    """The findings ledger of the whole store (or of one model) as of `now` (default: the current time)."""
+    folders = run_folders(store, model)
     return compute_ledger(
         findings_history(store, folders),
         observing_runs(folders),

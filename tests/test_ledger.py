@@ -185,3 +185,13 @@ def test_evidence_points_into_the_run_folder(store):
     run_id, _ = publish(store, [replace(MEDIUM, evidence="drift.parquet")], T0)
     ledger = build_ledger(store, POLICY, now=T0)
     assert ledger["evidence"].tolist() == [f"credit/1/{run_id}/drift.parquet"]
+
+
+def test_ledger_of_one_model(store):
+    publish(store, [CRITICAL], T0)
+    record = make_record(name="other")
+    frame = findings_frame([MEDIUM], record, POLICY, now=T0)
+    store.publish_run("other", "1", new_run_id(T0), {"findings.parquet": parquet_bytes(frame)}, {})
+    assert len(build_ledger(store, POLICY, now=T0)) == 2
+    assert build_ledger(store, POLICY, now=T0, model="other")["model"].tolist() == ["other"]
+    assert build_ledger(store, POLICY, now=T0, model="absent").empty
