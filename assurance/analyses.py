@@ -30,6 +30,7 @@ def all_analyses() -> list[Analysis]:
     from assurance import quality
     from assurance import drift, performance, reproducibility
     from assurance import change_control, documentation
+    from assurance import explanations, fairness, leakage, robustness, slices
 
     return [
         Analysis(
@@ -105,6 +106,65 @@ def all_analyses() -> list[Analysis]:
             run=reproducibility.run,
             checks=reproducibility.CHECKS,
             needs=("reference", "predictions"),
+        ),
+        Analysis(
+            key="slices",
+            title="Slice performance",
+            description=(
+                "Accuracy (and AUC) or MAE per value of each assurance.slices column and per pair of them, "
+                "with support and 95% intervals; a slice is flagged when it is worse than the rest by the "
+                "policy's material gap and significantly so after a Benjamini-Hochberg correction."
+            ),
+            run=slices.run,
+            checks=slices.CHECKS,
+        ),
+        Analysis(
+            key="fairness",
+            title="Fairness",
+            description=(
+                "Selection rate, TPR, FPR and calibration per group of each assurance.protected column; "
+                "demographic parity ratio, equalized-odds difference and calibration spread against the "
+                "policy, small groups reported but not judged."
+            ),
+            run=fairness.run,
+            checks=fairness.CHECKS,
+        ),
+        Analysis(
+            key="leakage",
+            title="Leakage",
+            description=(
+                "Out-of-fold single-feature AUC or correlation with the label, a feature dominating SHAP "
+                "attribution, rows shared between reference and current beyond chance, ID-like features."
+            ),
+            run=leakage.run,
+            checks=leakage.CHECKS,
+            needs=(*NEEDS_DATA, "model"),
+            kinds=("shap", "pandas"),
+        ),
+        Analysis(
+            key="explanations",
+            title="Explanations",
+            description=(
+                "SHAP global importance (tree explainer, or a budgeted permutation explainer) on sampled "
+                "reference and current rows, local explanations of the highest-scoring rows, and attribution "
+                "drift against current data and the previous version."
+            ),
+            run=explanations.run,
+            checks=explanations.CHECKS,
+            needs=(*NEEDS_DATA, "model"),
+            kinds=("shap", "pandas"),
+        ),
+        Analysis(
+            key="robustness",
+            title="Robustness",
+            description=(
+                "Prediction flip rate and score change per feature under small numeric noise, injected "
+                "missing values and categories swapped for the most frequent one, on a sample."
+            ),
+            run=robustness.run,
+            checks=robustness.CHECKS,
+            needs=(*NEEDS_DATA, "model"),
+            kinds=("scikit-learn", "pandas"),
         ),
     ]
 
