@@ -109,23 +109,16 @@ def measure(
 
     A column empty on either side gets no statistic and no verdict (data quality reports why).
     """
-    rows, comparable, profiles = [], [], {}
-    for spec in specs:
-        ref = distances.reference_profile(reference[spec.column], spec.kind, fingerprint)
-        cur = distances.profile(current[spec.column], spec.kind)
-        profiles[spec.column] = (ref, cur)
-        if ref.rows and cur.rows:
-            comparable.append(spec)
-    if engine == "evidently":
-        results = _evidently_results(reference, current, comparable)
-    else:
-        results = {}
-        for s in comparable:
-            value = distances.statistic(s.method, *profiles[s.column])
-            results[s.column] = (value, value >= s.threshold)
-    for spec in specs:
-        ref, cur = profiles[spec.column]
-        value, drifted = results.get(spec.column, (np.nan, False))
+    rows = []
+    for spec in specs:  # one column's profiles at a time, so memory stays at one column of current data
+        try:
+            ref = distances.reference_profile(reference[spec.column], spec.kind, fingerprint)
+            cur = distances.profile(current[spec.column], spec.kind)
+        except (TypeError, ValueError) as exc:  # e.g. text in current where reference had numbers
+            rows.append(_incomparable(spec, f"not comparable: {type(exc).__name__}"))
+            continue
+        comparable = bool(ref.rows and cur.rows)
+        value = distances.statistic(spec.method, ref, cur) if comparable and engine == "numpy" else np.nan
         rows.append(
             {
                 "role": spec.role,
@@ -134,13 +127,34 @@ def measure(
                 "method": spec.method,
                 "statistic": float(value),
                 "threshold": spec.threshold,
-                "drifted": bool(drifted),
-                "engine": engine if spec in comparable else "",
+                "drifted": bool(value >= spec.threshold),
+                "engine": engine if comparable else "",
                 "reference_summary": ref.summary(),
                 "current_summary": cur.summary(),
             }
         )
+    if engine == "evidently":
+        results = _evidently_results(
+            reference, current, [s for s, r in zip(specs, rows, strict=True) if r["engine"]]
+        )
+        for row in rows:
+            row["statistic"], row["drifted"] = results.get(row["column"], (np.nan, False))
     return pd.DataFrame(rows, columns=TABLE_COLUMNS)
+
+
+def _incomparable(spec: ColumnSpec, why: str) -> dict:
+    """The table row of a column whose values cannot be compared (the schema checks say more)."""
+    return {
+        **{c: "" for c in TABLE_COLUMNS},
+        "role": spec.role,
+        "column": spec.column,
+        "kind": spec.kind,
+        "method": spec.method,
+        "statistic": np.nan,
+        "threshold": spec.threshold,
+        "drifted": False,
+        "current_summary": why,
+    }
 
 
 def _evidently_results(

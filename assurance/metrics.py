@@ -161,6 +161,7 @@ class Labelled:
         return regression(self.truth, self.predicted, w)
 
     def point(self, bins: int = 10) -> dict[str, float]:
+        """Every metric the task allows, on all rows, unweighted."""
         return {name: float(values[0]) for name, values in self.metrics(bins=bins).items()}
 
 

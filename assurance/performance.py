@@ -29,6 +29,8 @@ EVIDENCE = "performance.parquet"
 RELIABILITY = "performance_reliability.parquet"
 TABLE_COLUMNS = ["dataset", "metric", "value", "ci_low", "ci_high", "n", "estimated"]
 ROLES = ("reference", "current")
+# fixed seeds make the evidence repeatable; distinct ones keep the two datasets' resamples independent
+SEEDS = {"reference": 0, "current": 1}
 
 CHECKS: dict[str, str] = {
     "performance.degradation": "A metric on labelled current data is worse than on reference beyond the policy's tolerance, and significantly so.",
@@ -117,8 +119,9 @@ def role_outcomes(inputs: Inputs, role: str) -> Outcomes:
         raise Unavailable(f"{role} data was not scored ({scores.error})")
     if len(scores.frame) != len(dataset.frame):
         raise Unavailable(f"{role} scores do not align with its rows")
-    has_labels = dataset.has_label and bool(dataset.frame[dataset.label].notna().any())
-    return _aligned(role, dataset.frame, dataset.label if has_labels else None, scores.frame, inputs)
+    label = dataset.label if dataset.has_label and dataset.frame[dataset.label].notna().any() else None
+    # only the label column travels along: aligning copies the frame, and metrics need no features
+    return _aligned(role, dataset.frame[[label] if label else []], label, scores.frame, inputs)
 
 
 def labelled(out: Outcomes) -> Labelled:
@@ -155,7 +158,7 @@ def evaluate(
     if names:
         point = {k: v for k, v in point.items() if k in names}
     replicates = (
-        metrics.bootstrap(data, point, settings.samples, settings.max_rows, bins=settings.bins)
+        metrics.bootstrap(data, point, settings.samples, settings.max_rows, SEEDS[dataset], settings.bins)
         if settings.samples
         else {}
     )

@@ -180,3 +180,11 @@ def test_missing_current_data_is_skipped_with_a_reason(wide_reference):
     section = drift.run(plain_inputs(wide_reference, None))
     assert section.findings == [] and section.tables == {}
     assert "both reference and current" in section.skipped[0]
+
+
+def test_text_where_reference_had_numbers_is_reported_not_raised(wide_reference, wide_current):
+    broken = wide_current.copy()
+    broken["num_5"] = "n/a"
+    table_ = drift.run(plain_inputs(wide_reference, broken)).tables["drift"].set_index("column")
+    assert np.isnan(table_.loc["num_5", "statistic"]) and not table_.loc["num_5", "drifted"]
+    assert table_.loc["num_5", "current_summary"].startswith("not comparable")
