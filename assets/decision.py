@@ -34,12 +34,18 @@ def _sections(inputs: dict) -> list:
         "check and subject, severity from the policy, a plain message, observed value and threshold, due date."
     ),
 )
-def findings(context: dg.AssetExecutionContext, policy: PolicyResource, **inputs) -> dg.Output[pd.DataFrame]:
+def findings(
+    context: dg.AssetExecutionContext, policy: PolicyResource, evidence: EvidenceResource, **inputs
+) -> dg.Output[pd.DataFrame]:
+    from assurance.ledger import apply_ledger, build_ledger
     from assurance.publication import collect_findings
 
-    frame = collect_findings(inputs["model_version"], policy.get(), _sections(inputs), inputs["predictions"])
+    pol, record = policy.get(), inputs["model_version"]
+    frame = collect_findings(record, pol, _sections(inputs), inputs["predictions"])
+    # history: first_seen from earlier runs, and accepted risks stop holding the version until they expire
+    frame = apply_ledger(frame, build_ledger(evidence.get(), pol, model=record.name))
     progress(context, f"{len(frame)} findings")
-    counts = frame["severity"].value_counts().to_dict() if len(frame) else {}
+    counts = frame.loc[frame["status"] == "open", "severity"].value_counts().to_dict() if len(frame) else {}
     preview = frame[["severity", "category", "subject", "message"]].head(25) if len(frame) else frame
     return dg.Output(
         frame,

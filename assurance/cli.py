@@ -159,6 +159,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--fail-on", choices=sorted(FAIL_ON), help="exit 1 when the recommendation is this or worse")
     run.add_argument("--quiet", action="store_true", help="no progress lines")
     run.set_defaults(func=cmd_run)
+
+    from assurance.cli_governance import add_commands
+
+    add_commands(sub)
     return parser
 
 

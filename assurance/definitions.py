@@ -13,6 +13,7 @@ import dagster as dg
 import sensors
 from assets.analyses import analysis_assets
 from assets.decision import evidence_report, findings, recommendation
+from assets.portfolio import assure_portfolio, portfolio_assets, portfolio_hourly
 from assets.version import current_data, model_version, predictions, reference_data
 from resources import default_resources
 
@@ -31,10 +32,11 @@ def build_definitions() -> dg.Definitions:
             findings,
             recommendation,
             evidence_report,
+            *portfolio_assets,
         ],
-        jobs=sensors.jobs,
+        jobs=[*sensors.jobs, assure_portfolio],
         sensors=sensors.sensors,
-        schedules=sensors.schedules,
+        schedules=[*sensors.schedules, portfolio_hourly],
         resources=default_resources(),
     )
 

@@ -131,11 +131,15 @@ def compute_ledger(
     """The ledger from finding rows per run, the runs that observed findings, and the acceptances."""
     if history.empty:
         return _empty_ledger()
-    history = history.assign(run_at=_times(history["run_at"])).sort_values(["run_at", "run_id"])
+    run_at = _times(history["run_at"])
+    # a run stamps first_seen just before it publishes: the earlier of the two is when it was first seen
+    recorded = _times(history["first_seen"]) if "first_seen" in history else run_at
+    seen_from = recorded.where(recorded.notna() & (recorded < run_at), run_at)
+    history = history.assign(run_at=run_at, seen_from=seen_from).sort_values(["run_at", "run_id"])
     groups = history.groupby(KEY, sort=False)
     latest = groups.tail(1).set_index(KEY)[[*ATTRIBUTES, "run_id"]].rename(columns={"run_id": "last_run"})
     spans = groups.agg(
-        first_seen=("run_at", "min"),
+        first_seen=("seen_from", "min"),
         last_seen=("run_at", "max"),
         first_run=("run_id", "first"),
         runs_seen=("run_id", "nunique"),

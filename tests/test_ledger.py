@@ -195,3 +195,20 @@ def test_ledger_of_one_model(store):
     assert len(build_ledger(store, POLICY, now=T0)) == 2
     assert build_ledger(store, POLICY, now=T0, model="other")["model"].tolist() == ["other"]
     assert build_ledger(store, POLICY, now=T0, model="absent").empty
+
+
+def test_first_seen_is_what_the_first_run_recorded(store):
+    at = T0 + timedelta(seconds=1)  # the run publishes a moment after it stamped its findings
+    record = make_record(model_tags={"owner": "ana"})
+    frame = findings_frame([CRITICAL], record, POLICY, now=T0)
+    store.publish_run(
+        "credit",
+        "1",
+        new_run_id(at),
+        {"findings.parquet": parquet_bytes(frame)},
+        {"finished_at": at.isoformat()},
+    )
+    ledger = build_ledger(store, POLICY, now=at)
+    assert ledger["first_seen"].item() == pd.Timestamp(T0) and ledger["last_seen"].item() == pd.Timestamp(at)
+    later = findings_frame([CRITICAL], record, POLICY, now=at + timedelta(days=1))
+    assert apply_ledger(later, ledger)["first_seen"].item() == frame["first_seen"].item()
