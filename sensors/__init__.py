@@ -1,23 +1,18 @@
-"""Jobs, sensors and schedules: every way of starting work runs the same per-version asset graph."""
+"""Jobs, sensors and schedules: every way of starting work runs the same per-version asset graph.
+
+- `registry_sensor` (RUNNING by default): registry changes start validation (sensors/registry_sensor.py)
+- `monitor_production_versions`, `revalidate_due_versions` (STOPPED by default): sensors/cadence.py
+- `assurance_run_failure_alerts`, `assurance_findings_alerts` (RUNNING by default): sensors/alerts.py
+"""
 
 from __future__ import annotations
 
-import dagster as dg
-
-from assets.partitions import model_versions
-
-VALIDATION_JOB = "assure_model_version"
-PER_VERSION_GROUPS = ("inputs", "analyses", "decision")
-
-assure_model_version = dg.define_asset_job(
-    VALIDATION_JOB,
-    selection=dg.AssetSelection.groups(*PER_VERSION_GROUPS),
-    partitions_def=model_versions,
-    description="Full assurance of one model version: data, predictions, every analysis, findings, "
-    "recommendation and published evidence.",
-    tags={"assurance/kind": "validation"},
-)
+from sensors import alerts, cadence
+from sensors.registry_sensor import registry_sensor
+from sensors.validation_job import PER_VERSION_GROUPS, VALIDATION_JOB, assure_model_version
 
 jobs = [assure_model_version]
-sensors: list = []
-schedules: list = []
+sensors = [registry_sensor, *alerts.sensors]
+schedules = list(cadence.schedules)
+
+__all__ = ["PER_VERSION_GROUPS", "VALIDATION_JOB", "jobs", "schedules", "sensors"]

@@ -1,0 +1,94 @@
+"""Alert sensors: a failed assurance run, and new critical or high findings in published evidence.
+
+Both post JSON to ASSURANCE_ALERT_WEBHOOK when it is set and log to the sensor's log otherwise; the
+payloads and the delivery are in `assurance.alerts`.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from assurance.alerts import alerts_for_run, dagster_run_link, deliver, run_failure_alert, webhook_url
+from assurance.core import split_partition_key
+from assurance.watch import sensor_interval
+from resources import EvidenceResource
+from sensors.validation_job import assure_model_version
+
+EVIDENCE_ASSET = dg.AssetKey("evidence_report")
+BATCH = 100
+
+
+def step_error(instance: dg.DagsterInstance, run_id: str) -> str | None:
+    """The first failed step and its root error, which says more than "the run failed"."""
+    for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_FAILURE):
+        event = entry.dagster_event
+        error = event.step_failure_data.error if event and event.step_failure_data else None
+        while error is not None and error.cause is not None and "dagster" in (error.cls_name or "").lower():
+            error = error.cause
+        lines = (error.message or "").strip().splitlines() if error else []
+        return f"step {event.step_key} failed: {lines[-1] if lines else 'no message'}"
+    return None
+
+
+@dg.run_failure_sensor(
+    name="assurance_run_failure_alerts",
+    monitored_jobs=[assure_model_version],
+    minimum_interval_seconds=sensor_interval(),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Posts an alert (ASSURANCE_ALERT_WEBHOOK, else the log) when an assurance run fails.",
+)
+def assurance_run_failure_alerts(context: dg.RunFailureSensorContext) -> None:
+    run = context.dagster_run
+    key = run.tags.get("dagster/partition")
+    model, version = split_partition_key(key) if key else (None, None)
+    error = step_error(context.instance, run.run_id) or context.failure_event.message or "the run failed"
+    payload = run_failure_alert(model, version, run.run_id, run.job_name, error, dagster_run_link(run.run_id))
+    deliver([payload], webhook_url(), context.log)
+
+
+def _last_storage_id(instance: dg.DagsterInstance) -> int:
+    latest = instance.fetch_materializations(EVIDENCE_ASSET, limit=1).records
+    return latest[0].storage_id if latest else 0
+
+
+@dg.sensor(
+    name="assurance_findings_alerts",
+    minimum_interval_seconds=sensor_interval(),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description=(
+        "Reads each newly published evidence_report and posts one alert per critical or high finding that was "
+        "not critical/high in the version's previous run (ASSURANCE_ALERT_WEBHOOK, else the log). Starts from "
+        "the evidence published after it is first turned on."
+    ),
+)
+def assurance_findings_alerts(
+    context: dg.SensorEvaluationContext, evidence: EvidenceResource
+) -> dg.SensorResult:
+    if context.cursor is None:
+        return dg.SensorResult(
+            skip_reason="starting after the latest evidence", cursor=str(_last_storage_id(context.instance))
+        )
+    after = int(context.cursor)
+    result = context.instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=EVIDENCE_ASSET, after_storage_id=after), limit=BATCH, ascending=True
+    )
+    store = evidence.get()
+    alerts: list[dict] = []
+    for record in result.records:
+        mat = record.asset_materialization
+        if mat is None or not mat.partition or "run_id" not in mat.metadata:
+            continue
+        model, version = split_partition_key(mat.partition)
+        report = mat.metadata.get("report")
+        alerts += alerts_for_run(
+            store, model, version, str(mat.metadata["run_id"].value), report.value if report else None
+        )
+        after = max(after, record.storage_id)
+    sent = deliver(alerts, webhook_url(), context.log)
+    summary = (
+        f"{len(result.records)} published runs read, {len(alerts)} new critical/high findings, {sent} posted"
+    )
+    return dg.SensorResult(skip_reason=summary, cursor=str(after))
+
+
+sensors = [assurance_run_failure_alerts, assurance_findings_alerts]

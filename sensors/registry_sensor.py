@@ -1,0 +1,83 @@
+"""The registry sensor: one paginated registry snapshot per tick; new and changed versions get validated.
+
+The decisions (fingerprints, what changed, the per-tick cap, the cursor) live in `assurance.watch`; this
+module turns them into Dagster run requests, partition additions and retirement observations.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from assets.partitions import model_versions
+from assurance.watch import (
+    TickPlan,
+    decode_state,
+    encode_state,
+    fail_fast_http,
+    max_runs_per_tick,
+    plan_tick,
+    sensor_interval,
+)
+from resources import RegistryResource
+from sensors.validation_job import REASON_TAG, TRIGGER_TAG, assure_model_version, queued_runs, reason_tag
+
+REGISTRY_SENSOR = "registry_sensor"
+
+
+def _run_requests(plan: TickPlan) -> list[dg.RunRequest]:
+    return [
+        dg.RunRequest(
+            run_key=change.run_key,
+            partition_key=change.partition,
+            tags={
+                TRIGGER_TAG: change.trigger,
+                REASON_TAG: reason_tag(change.detail),
+                "assurance/fingerprint": change.fingerprint,
+            },
+        )
+        for change in plan.requested
+    ]
+
+
+def _retirements(plan: TickPlan) -> list[dg.AssetObservation]:
+    """Versions gone from the registry stay as partitions with their evidence; the observation records when."""
+    return [
+        dg.AssetObservation(
+            asset_key="model_version",
+            partition=key,
+            description="Retired: the version is no longer in the registry. Its partition and evidence are kept.",
+            metadata={"retired": True},
+        )
+        for key in plan.retired
+    ]
+
+
+@dg.sensor(
+    name=REGISTRY_SENSOR,
+    job=assure_model_version,
+    minimum_interval_seconds=sensor_interval(),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description=(
+        "Watches the MLflow registry: a new READY version gets its partition and a full validation; a changed "
+        "tag (other than assurance.result.*), status or an alias moved onto a version revalidates it. At most "
+        "ASSURANCE_SENSOR_MAX_RUNS runs per tick (default 25), the rest next tick. An unreachable registry fails "
+        "the tick and keeps the cursor, so no change is lost."
+    ),
+)
+def registry_sensor(context: dg.SensorEvaluationContext, registry: RegistryResource) -> dg.SensorResult:
+    previous = decode_state(context.cursor)
+    with fail_fast_http():
+        snapshot = registry.get().snapshot()
+    cap = max_runs_per_tick()
+    plan = plan_tick(snapshot, previous, cap - min(cap, queued_runs(context.instance)))
+    context.log.info(plan.summary())
+    cursor = encode_state(plan.state)
+    observations = _retirements(plan)
+    if not plan.requested:
+        return dg.SensorResult(skip_reason=plan.summary(), cursor=cursor, asset_events=observations)
+    return dg.SensorResult(
+        run_requests=_run_requests(plan),
+        dynamic_partitions_requests=[model_versions.build_add_request([c.partition for c in plan.requested])],
+        cursor=cursor,
+        asset_events=observations,
+    )

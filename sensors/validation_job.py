@@ -1,0 +1,49 @@
+"""The per-version job: every way of starting work (sensor, schedules, UI, CLI) runs this same asset graph."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from assets.partitions import model_versions
+
+VALIDATION_JOB = "assure_model_version"
+PER_VERSION_GROUPS = ("inputs", "analyses", "decision")
+KIND_TAG = "assurance/kind"
+TRIGGER_TAG = "assurance/trigger"
+REASON_TAG = "assurance/reason"
+
+assure_model_version = dg.define_asset_job(
+    VALIDATION_JOB,
+    selection=dg.AssetSelection.groups(*PER_VERSION_GROUPS),
+    partitions_def=model_versions,
+    description="Full assurance of one model version: data, predictions, every analysis, findings, "
+    "recommendation and published evidence.",
+    tags={KIND_TAG: "validation"},
+)
+
+IN_FLIGHT = (
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+)
+
+
+def queued_runs(instance: dg.DagsterInstance) -> int:
+    """Runs of the per-version job waiting for a slot: the backlog new requests would join."""
+    return instance.get_runs_count(
+        dg.RunsFilter(
+            job_name=VALIDATION_JOB, statuses=[dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED]
+        )
+    )
+
+
+def partitions_in_flight(instance: dg.DagsterInstance) -> set[str]:
+    """Partitions with a run of the per-version job queued or running, so schedules do not stack another."""
+    runs = instance.get_runs(dg.RunsFilter(job_name=VALIDATION_JOB, statuses=list(IN_FLIGHT)))
+    return {run.tags["dagster/partition"] for run in runs if "dagster/partition" in run.tags}
+
+
+def reason_tag(text: str) -> str:
+    """Tag values are shown in the UI's run list: keep them one short line."""
+    return " ".join(text.split())[:200]
