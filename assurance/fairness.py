@@ -19,7 +19,7 @@ from assurance.findings import Finding
 from assurance.markdown import table
 from assurance.outcomes import Outcomes, Unavailable, outcomes, present_columns
 from assurance.rules import load_rules
-from assurance.slices import slice_keys
+from assurance.slices import Z95, slice_keys
 
 DEMOGRAPHIC_PARITY = "fairness.demographic_parity"
 EQUALIZED_ODDS = "fairness.equalized_odds"
@@ -113,79 +113,118 @@ def disparities(rates: pd.DataFrame) -> dict[str, float]:
     }
 
 
+def beyond_noise(worst: pd.Series, best: pd.Series, rate: str, count: str) -> bool:
+    """Whether two groups' rates differ by more than twice the standard error of their difference, so a
+    gap between small groups that chance alone explains raises nothing."""
+    p1, p2 = float(worst[rate]), float(best[rate])
+    n1, n2 = _count(worst, count), _count(best, count)
+    se = np.sqrt(p1 * (1 - p1) / n1 + p2 * (1 - p2) / n2)
+    return abs(p1 - p2) > Z95 * se
+
+
+def _count(group: pd.Series, count: str) -> float:
+    """Rows a group's rate is estimated on: all rows, its positives or its negatives."""
+    if count == "negatives":
+        return float(group["support"] - group["positives"])
+    return float(group[count])
+
+
+def parity_finding(rates: pd.DataFrame, ratio: float, data: Outcomes, rules: Rules, policy) -> list[Finding]:
+    """Demographic parity: the group with the lowest selection rate, when the ratio is below the limit."""
+    if not np.isfinite(ratio) or ratio >= rules.min_demographic_parity_ratio:
+        return []
+    low = extreme_group(rates, "selection_rate", rates["judged"], lowest=True)
+    high = extreme_group(rates, "selection_rate", rates["judged"], lowest=False)
+    if not beyond_noise(low, high, "selection_rate", "support"):
+        return []
+    return [
+        Finding(
+            category="fairness",
+            check=DEMOGRAPHIC_PARITY,
+            subject=low["subject"],
+            severity=policy.severity(DEMOGRAPHIC_PARITY, "high"),
+            message=(
+                f"The model selects {low['subject']} at {low['selection_rate']:.1%} and {high['subject']} at "
+                f"{high['selection_rate']:.1%} on {data.role} data (ratio {ratio:.2f}, below "
+                f"{rules.min_demographic_parity_ratio}): review whether {low['subject']} is treated unequally."
+            ),
+            observed=ratio,
+            threshold=rules.min_demographic_parity_ratio,
+            evidence=EVIDENCE,
+        )
+    ]
+
+
+def odds_finding(
+    rates: pd.DataFrame, summary: dict[str, float], data: Outcomes, rules: Rules, policy
+) -> list[Finding]:
+    """Equalized odds: of the TPR and FPR gaps over the limit and beyond noise, the larger, naming the
+    group with the lowest TPR or the highest FPR."""
+    candidates = []
+    for rate, count in (("tpr", "positives"), ("fpr", "negatives")):
+        spread = summary[f"{rate}_difference"]
+        if not np.isfinite(spread) or spread <= rules.max_equalized_odds_difference:
+            continue
+        worst = extreme_group(rates, rate, rates[f"{rate}_judged"], lowest=rate == "tpr")
+        best = extreme_group(rates, rate, rates[f"{rate}_judged"], lowest=rate != "tpr")
+        if beyond_noise(worst, best, rate, count):
+            candidates.append((spread, rate, worst, best))
+    if not candidates:
+        return []
+    spread, rate, worst, best = max(candidates, key=lambda c: c[0])
+    return [
+        Finding(
+            category="fairness",
+            check=EQUALIZED_ODDS,
+            subject=worst["subject"],
+            severity=policy.severity(EQUALIZED_ODDS, "high"),
+            message=(
+                f"The {'true' if rate == 'tpr' else 'false'} positive rate is {worst[rate]:.3f} for "
+                f"{worst['subject']} against {best[rate]:.3f} for {best['subject']} on {data.role} data "
+                f"(difference {spread:.3f}, limit {rules.max_equalized_odds_difference}): the model's errors "
+                f"fall unequally on {worst['subject']}."
+            ),
+            observed=spread,
+            threshold=rules.max_equalized_odds_difference,
+            evidence=EVIDENCE,
+        )
+    ]
+
+
+def calibration_finding(rates: pd.DataFrame, spread: float, rules: Rules, policy) -> list[Finding]:
+    """Calibration: the group whose scores miss its observed rate the most, when gaps differ too much."""
+    if not np.isfinite(spread) or spread <= rules.max_calibration_difference:
+        return []
+    judged = rates[rates["judged"]]
+    worst = judged.loc[judged["calibration_gap"].abs().idxmax()]
+    subject, gap = worst["subject"], float(worst["calibration_gap"])
+    return [
+        Finding(
+            category="fairness",
+            check=CALIBRATION,
+            subject=subject,
+            severity=policy.severity(CALIBRATION, "medium"),
+            message=(
+                f"Scores for {subject} {'over' if gap > 0 else 'under'}state the observed rate by {abs(gap):.3f}, "
+                f"and calibration gaps differ between groups by {spread:.3f} (limit "
+                f"{rules.max_calibration_difference}): the same score does not mean the same risk across groups."
+            ),
+            observed=spread,
+            threshold=rules.max_calibration_difference,
+            evidence=EVIDENCE,
+        )
+    ]
+
+
 def findings(
     rates: pd.DataFrame, summary: dict[str, float], data: Outcomes, rules: Rules, policy
 ) -> list[Finding]:
-    """Findings for one attribute whose disparities pass the policy's limits, each naming the group most affected."""
-    out = []
-    ratio = summary["demographic_parity_ratio"]
-    if np.isfinite(ratio) and ratio < rules.min_demographic_parity_ratio:
-        low = extreme_group(rates, "selection_rate", rates["judged"], lowest=True)
-        high = extreme_group(rates, "selection_rate", rates["judged"], lowest=False)
-        out.append(
-            Finding(
-                category="fairness",
-                check=DEMOGRAPHIC_PARITY,
-                subject=low["subject"],
-                severity=policy.severity(DEMOGRAPHIC_PARITY, "high"),
-                message=(
-                    f"The model selects {low['subject']} at {low['selection_rate']:.1%} and {high['subject']} at "
-                    f"{high['selection_rate']:.1%} on {data.role} data (ratio {ratio:.2f}, below "
-                    f"{rules.min_demographic_parity_ratio}): review whether {low['subject']} is treated unequally."
-                ),
-                observed=ratio,
-                threshold=rules.min_demographic_parity_ratio,
-                evidence=EVIDENCE,
-            )
-        )
-    eo = summary["equalized_odds_difference"]
-    if np.isfinite(eo) and eo > rules.max_equalized_odds_difference:
-        rate = (
-            "tpr"
-            if np.nan_to_num(summary["tpr_difference"], nan=-1)
-            >= np.nan_to_num(summary["fpr_difference"], nan=-1)
-            else "fpr"
-        )
-        worst = extreme_group(rates, rate, rates[f"{rate}_judged"], lowest=rate == "tpr")
-        best = extreme_group(rates, rate, rates[f"{rate}_judged"], lowest=rate != "tpr")
-        out.append(
-            Finding(
-                category="fairness",
-                check=EQUALIZED_ODDS,
-                subject=worst["subject"],
-                severity=policy.severity(EQUALIZED_ODDS, "high"),
-                message=(
-                    f"The {'true' if rate == 'tpr' else 'false'} positive rate is {worst[rate]:.3f} for {worst['subject']} "
-                    f"against {best[rate]:.3f} for {best['subject']} on {data.role} data (difference {eo:.3f}, limit "
-                    f"{rules.max_equalized_odds_difference}): the model's errors fall unequally on {worst['subject']}."
-                ),
-                observed=eo,
-                threshold=rules.max_equalized_odds_difference,
-                evidence=EVIDENCE,
-            )
-        )
-    spread = summary["calibration_difference"]
-    if np.isfinite(spread) and spread > rules.max_calibration_difference:
-        judged = rates[rates["judged"]]
-        worst = judged.loc[judged["calibration_gap"].abs().idxmax()]
-        subject, gap = worst["subject"], float(worst["calibration_gap"])
-        out.append(
-            Finding(
-                category="fairness",
-                check=CALIBRATION,
-                subject=subject,
-                severity=policy.severity(CALIBRATION, "medium"),
-                message=(
-                    f"Scores for {subject} {'over' if gap > 0 else 'under'}state the observed rate by {abs(gap):.3f}, "
-                    f"and calibration gaps differ between groups by {spread:.3f} (limit {rules.max_calibration_difference}): "
-                    "the same score does not mean the same risk across groups."
-                ),
-                observed=spread,
-                threshold=rules.max_calibration_difference,
-                evidence=EVIDENCE,
-            )
-        )
-    return out
+    """Findings for one attribute whose disparities pass the policy's limits, each naming a group."""
+    return [
+        *parity_finding(rates, summary["demographic_parity_ratio"], data, rules, policy),
+        *odds_finding(rates, summary, data, rules, policy),
+        *calibration_finding(rates, summary["calibration_difference"], rules, policy),
+    ]
 
 
 def report(rates: pd.DataFrame, summaries: pd.DataFrame, data: Outcomes) -> str:

@@ -73,20 +73,47 @@ def slice_keys(frame: pd.DataFrame, columns: list[str], max_values: int, bins: i
     return pd.DataFrame(out, index=frame.index)
 
 
-def row_loss(data: Outcomes) -> tuple[pd.Series, str]:
-    """Per-row loss whose mean is the error rate (classifiers) or the MAE (regressors), and the metric name."""
+@dataclass
+class Losses:
+    """Per-row losses. `shown` averages to the reported error (1 - accuracy, or the MAE); `judged` is
+    what slices are compared on: `shown` less the error the model's own scores predict for the row when
+    it has binary scores, so a slice of cases the model already scores as hard (a base rate nearer
+    one half, scores nearer 0.5) is not mistaken for one where it stopped working."""
+
+    metric: str
+    shown: pd.Series
+    judged: pd.Series
+    expected: pd.Series | None = None
+
+
+def row_losses(data: Outcomes) -> Losses:
     if data.task in CLASSIFICATION:
         wrong = data.prediction.astype(object).to_numpy() != data.label.astype(object).to_numpy()
-        return pd.Series(wrong.astype(float), index=data.frame.index), "accuracy"
+        shown = pd.Series(wrong.astype(float), index=data.frame.index)
+        if data.task != "binary" or data.score is None:
+            return Losses("accuracy", shown, shown)
+        confidence = np.where(data.positives(data.prediction), data.score, 1 - data.score)
+        expected = pd.Series(1 - confidence, index=data.frame.index)
+        return Losses("accuracy", shown, shown - expected, expected)
     error = pd.to_numeric(data.prediction, errors="coerce") - pd.to_numeric(data.label, errors="coerce")
-    return error.abs().astype(float), "mae"
+    shown = error.abs().astype(float)
+    return Losses("mae", shown, shown)
 
 
-def group_stats(loss: pd.Series, keys: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
-    """Support, loss sum and sum of squares per slice of `columns`, with the single-column parents of pairs."""
-    parts = pd.DataFrame({"loss": loss, "loss2": loss * loss}).dropna()
+def group_stats(losses: Losses, keys: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """Per slice of `columns`: support and sums (and sums of squares) of the shown, judged and expected
+    losses, with the single-column parents of pair slices."""
+    parts = pd.DataFrame(
+        {
+            "shown": losses.shown,
+            "shown2": losses.shown**2,
+            "judged": losses.judged,
+            "judged2": losses.judged**2,
+            "expected": losses.expected if losses.expected is not None else 0.0,
+        }
+    ).dropna()
     grouped = parts.groupby([keys.loc[parts.index, c] for c in columns], observed=True)
-    stats = grouped["loss"].agg(["size", "sum"]).join(grouped["loss2"].sum().rename("sum2")).reset_index()
+    stats = grouped.sum().join(grouped.size().rename("support")).reset_index()
     values = list(stats[columns].itertuples(index=False, name=None))
     stats["slice"] = [slice_name(columns, v) for v in values]
     stats["parents"] = [
@@ -94,9 +121,7 @@ def group_stats(loss: pd.Series, keys: pd.DataFrame, columns: list[str]) -> pd.D
         for v in values
     ]
     stats["columns"] = "&".join(columns)
-    return stats.rename(columns={"size": "support"})[
-        ["slice", "columns", "parents", "support", "sum", "sum2"]
-    ]
+    return stats.drop(columns=columns)
 
 
 def welch_worse(n1: np.ndarray, s1: np.ndarray, q1: np.ndarray, n: float, s: float, q: float) -> np.ndarray:
@@ -159,38 +184,43 @@ def slice_auc(data: Outcomes, keys: pd.DataFrame, columns: list[str], min_class:
 
 
 def slice_table(data: Outcomes, columns: list[str], rules: Rules) -> pd.DataFrame:
-    """Every single-column and pair slice: support, metric with interval, gap to overall, adjusted p-value,
-    and whether it is flagged; worst first."""
+    """Every single-column and pair slice: support, metric with interval, the model's expected accuracy,
+    gap to overall, adjusted p-value, and whether it is flagged; worst first."""
     keys = slice_keys(data.frame, columns, rules.max_values, rules.numeric_bins)
-    loss, metric = row_loss(data)
-    valid = loss.dropna()
-    n, s, q = float(len(valid)), float(valid.sum()), float((valid**2).sum())
-    overall_loss = s / n
+    losses = row_losses(data)
+    valid = pd.DataFrame({"shown": losses.shown, "judged": losses.judged}).dropna()
+    n, j, jq = float(len(valid)), float(valid["judged"].sum()), float((valid["judged"] ** 2).sum())
+    overall_shown, overall_judged = float(valid["shown"].mean()), j / n
     groupings = [[c] for c in columns] + [list(pair) for pair in combinations(columns, 2)]
-    stats = pd.concat([group_stats(loss, keys, g) for g in groupings], ignore_index=True)
-    n1, s1, q1 = (stats[c].to_numpy(float) for c in ("support", "sum", "sum2"))
-    low, high = intervals(n1, s1, q1, metric)
-    to_metric = (lambda x: 1 - x) if metric == "accuracy" else (lambda x: x)
-    stats["metric"] = metric
-    stats["value"] = to_metric(s1 / n1)
+    stats = pd.concat([group_stats(losses, keys, g) for g in groupings], ignore_index=True)
+    n1 = stats["support"].to_numpy(float)
+    low, high = intervals(n1, stats["shown"].to_numpy(float), stats["shown2"].to_numpy(float), losses.metric)
+    to_metric = (lambda x: 1 - x) if losses.metric == "accuracy" else (lambda x: x)
+    stats["metric"] = losses.metric
+    stats["value"] = to_metric(stats["shown"] / n1)
     stats["ci_low"], stats["ci_high"] = low, high
-    stats["overall"] = to_metric(overall_loss)
-    stats["gap"] = s1 / n1 - overall_loss
+    stats["expected"] = to_metric(stats["expected"] / n1) if losses.expected is not None else np.nan
+    stats["overall"] = to_metric(overall_shown)
+    stats["overall_shortfall"] = overall_judged if losses.expected is not None else np.nan
+    stats["gap"] = stats["judged"] / n1 - overall_judged
     stats["tested"] = stats["support"] >= rules.min_support
     tested = stats["tested"].to_numpy()
-    p = welch_worse(n1[tested], s1[tested], q1[tested], n, s, q)
+    judged, judged2 = stats["judged"].to_numpy(float), stats["judged2"].to_numpy(float)
+    p = welch_worse(n1[tested], judged[tested], judged2[tested], n, j, jq)
     stats["p_value"] = pd.Series(p, index=stats.index[tested], dtype=float)
     stats["q_value"] = pd.Series(benjamini_hochberg(p), index=stats.index[tested], dtype=float)
-    min_gap = rules.min_gap(metric, overall_loss)
+    min_gap = rules.min_gap(losses.metric, overall_shown)
     stats["flagged"] = stats["tested"] & (stats["gap"] >= min_gap) & (stats["q_value"] <= rules.alpha)
     stats["flagged"] &= ~_explained_by_parent(stats, min_gap)
+    stats["min_gap"] = min_gap
     stats["auc"] = np.nan
     if data.task == "binary" and data.score is not None:
         auc = pd.concat([slice_auc(data, keys, g, rules.auc_min_class_rows) for g in groupings])
         stats["auc"] = stats["slice"].map(auc)
     stats["role"] = data.role
     ordered = stats.sort_values(["flagged", "gap"], ascending=[False, False], kind="stable")
-    return ordered.drop(columns=["sum", "sum2", "parents"]).reset_index(drop=True)
+    dropped = ["shown", "shown2", "judged", "judged2", "parents"]
+    return ordered.drop(columns=dropped).reset_index(drop=True)
 
 
 def _explained_by_parent(stats: pd.DataFrame, min_gap: float) -> pd.Series:
@@ -204,50 +234,65 @@ def _explained_by_parent(stats: pd.DataFrame, min_gap: float) -> pd.Series:
     return stats["gap"] < np.asarray(worst_parent) + min_gap
 
 
-def findings(frame: pd.DataFrame, rules: Rules, severity: str) -> list[Finding]:
-    """One performance finding per flagged slice, worst first, at most `max_findings`."""
-    out = []
-    for row in frame[frame["flagged"]].head(rules.max_findings).itertuples(index=False):
-        name = "Accuracy" if row.metric == "accuracy" else "MAE"
-        out.append(
-            Finding(
-                category="performance",
-                check=CHECK,
-                subject=row.slice,
-                severity=severity,
-                message=(
-                    f"{name} is {row.value:.3f} (95% CI {row.ci_low:.3f}-{row.ci_high:.3f}) on {row.slice} "
-                    f"({row.support:,} rows of {row.role} data) against {row.overall:.3f} overall: "
-                    "investigate this segment before relying on the model there."
-                ),
-                observed=float(row.value),
-                threshold=float(row.overall - rules.min_gap_accuracy)
-                if row.metric == "accuracy"
-                else float(row.overall * (1 + rules.min_relative_gap_mae)),
-                evidence=EVIDENCE,
-            )
+def finding_message(row) -> str:
+    """What the slice scored, against what was expected of it, and what to do."""
+    name = "Accuracy" if row.metric == "accuracy" else "MAE"
+    head = (
+        f"{name} is {row.value:.3f} (95% CI {row.ci_low:.3f}-{row.ci_high:.3f}) on {row.slice} "
+        f"({row.support:,} rows of {row.role} data)"
+    )
+    if np.isfinite(row.expected):
+        against = (
+            f", where the model's own scores promise {row.expected:.3f}: a shortfall {row.gap:.3f} larger "
+            f"than on the data as a whole (overall accuracy {row.overall:.3f})"
         )
-    return out
+    else:
+        against = f" against {row.overall:.3f} overall"
+    return f"{head}{against}: investigate this segment before relying on the model there."
+
+
+def findings(frame: pd.DataFrame, rules: Rules, severity: str) -> list[Finding]:
+    """One performance finding per flagged slice, worst first, at most `max_findings`; observed is the
+    slice's gap in loss to the whole, the threshold the policy's material gap."""
+    return [
+        Finding(
+            category="performance",
+            check=CHECK,
+            subject=row.slice,
+            severity=severity,
+            message=finding_message(row),
+            observed=float(row.gap),
+            threshold=float(row.min_gap),
+            evidence=EVIDENCE,
+        )
+        for row in frame[frame["flagged"]].head(rules.max_findings).itertuples(index=False)
+    ]
 
 
 def summary(frame: pd.DataFrame, data: Outcomes, rules: Rules, shown: int = 10) -> str:
     """Worst slices first, with what was evaluated and how slices were judged."""
     metric = frame["metric"].iloc[0]
-    flagged = int(frame["flagged"].sum())
-    head = (
-        f"**{flagged} slice(s) flagged** of {int(frame['tested'].sum())} tested "
-        f"(support >= {rules.min_support}) on {data.role} data ({data.rows:,} labelled rows); metric {metric}, "
-        f"overall {frame['overall'].iloc[0]:.3f}. Flagged means worse than the rest of the data after a "
-        f"Benjamini-Hochberg correction (q <= {rules.alpha}) and by at least "
-        + (
-            f"{rules.min_gap_accuracy} accuracy."
+    calibrated = frame["expected"].notna().any()
+    basis = (
+        "its accuracy falls short of what the model's own scores promise for its rows by at least "
+        f"{rules.min_gap_accuracy} more than overall"
+        if calibrated
+        else (
+            f"its accuracy is at least {rules.min_gap_accuracy} below overall"
             if metric == "accuracy"
-            else f"{rules.min_relative_gap_mae:.0%} of the MAE."
+            else f"its MAE is at least {rules.min_relative_gap_mae:.0%} above overall"
         )
     )
-    cols = ["slice", "support", "value", "ci_low", "ci_high", "gap", "q_value", "auc", "flagged"]
-    worst = frame[frame["tested"]].head(shown)[cols].rename(columns={"value": metric})
-    return f"{head}\n\nWorst slices:\n\n{table(worst)}"
+    head = (
+        f"**{int(frame['flagged'].sum())} slice(s) flagged** of {int(frame['tested'].sum())} tested "
+        f"(support >= {rules.min_support}) on {data.role} data ({data.rows:,} labelled rows); {metric} "
+        f"overall {frame['overall'].iloc[0]:.3f}. A slice is flagged when {basis}, and significantly so "
+        f"against the rest of the data after a Benjamini-Hochberg correction (q <= {rules.alpha}); a pair "
+        "slice is not flagged again when a flagged parent explains it."
+    )
+    cols = ["slice", "support", "value", "ci_low", "ci_high", "expected", "gap", "q_value", "auc", "flagged"]
+    worst = frame[frame["tested"]].head(shown)[[c for c in cols if c != "expected" or calibrated]]
+    return f"{head}\n\nWorst slices:\n\n{table(worst.rename(columns={'value': metric}))}"
 
 
 def run(inputs: Inputs) -> Section:

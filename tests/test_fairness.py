@@ -114,3 +114,24 @@ def test_absent_attribute_and_regressor_are_skipped(fair_model, current):
     regressor = from_estimator(LinearRegression().fit(frame[["x"]], frame["y"]), ["x"])
     skipped = fairness.run(sv.inputs(frame, None, regressor, label="y"))
     assert skipped.tables == {} and "regression" in skipped.skipped[0]
+
+
+def test_gap_between_small_groups_within_noise_is_not_judged():
+    from assurance.outcomes import Outcomes
+    from assurance.policy import Policy
+    from assurance.rules import load_rules
+
+    def judge(scale: int):
+        selected = ([1] * 10 + [0] * 110 + [1] * 15 + [0] * 105) * scale
+        frame = pd.DataFrame({"g": (["A"] * 120 + ["B"] * 120) * scale})
+        prediction = pd.Series(selected)
+        data = Outcomes("current", frame, prediction, prediction, None, "binary", 1)
+        rules = load_rules(fairness.Rules, Policy(), "fairness")
+        rates = fairness.group_rates(data, "g", rules)
+        summary = fairness.disparities(rates)
+        return summary, fairness.findings(rates, summary, data, rules, Policy())
+
+    summary, found = judge(1)
+    assert summary["demographic_parity_ratio"] == pytest.approx(10 / 15) and found == []
+    summary, found = judge(10)
+    assert [(f.check, f.subject) for f in found] == [("fairness.demographic_parity", "g=A")]

@@ -116,3 +116,31 @@ def test_welch_from_sums_matches_scipy():
     assert p[0] == pytest.approx(
         stats.ttest_ind(a, b, equal_var=False, alternative="greater").pvalue, rel=1e-6
     )
+
+
+def test_slice_of_cases_the_model_knows_are_hard_is_not_flagged():
+    """Accuracy is far lower where outcomes are coin flips, but the model's scores say so: no finding."""
+    from sklearn.ensemble import GradientBoostingClassifier
+
+    from assurance.models import from_estimator
+
+    rng = np.random.default_rng(12)
+
+    def draw(n: int) -> pd.DataFrame:
+        frame = pd.DataFrame({"x": rng.normal(size=n), "segment": rng.choice([0, 1], n, p=[0.7, 0.3])})
+        z = np.where(frame["segment"] == 1, 0.0, 3 * frame["x"])
+        frame["y"] = (rng.random(n) < 1 / (1 + np.exp(-z))).astype(int)
+        return frame
+
+    train, current = draw(4000), draw(6000)
+    model = from_estimator(
+        GradientBoostingClassifier(n_estimators=50, max_depth=2, random_state=0).fit(
+            train[["x", "segment"]], train["y"]
+        ),
+        ["x", "segment"],
+    )
+    section = slices.run(sv.inputs(current, current, model, tags={"assurance.slices": "segment"}, label="y"))
+    table = section.tables["slices"].set_index("slice")
+    assert table.loc["segment=1", "value"] < table.loc["segment=0", "value"] - 0.2
+    assert abs(table.loc["segment=1", "value"] - table.loc["segment=1", "expected"]) < 0.05
+    assert section.findings == []
