@@ -9,6 +9,7 @@ An approval dated after that, or before the version was even registered, does no
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -39,16 +40,20 @@ CHECKS: dict[str, str] = {
 
 @dataclass(frozen=True)
 class ApprovalTime:
-    """A parsed `approval.approved_at`; a bare date compares by day so same-day approvals are not late."""
+    """A parsed `approval.approved_at`, compared at the precision it was written with: an approval dated
+    2024-03-01 (or 10:15, or 10:15:30) is not "before" a registration later that same day (minute, second)."""
 
     at: pd.Timestamp
-    date_only: bool
+    resolution: str | None  # pandas frequency ("D", "h", "min", "s"), None for sub-second timestamps
+
+    def _coarse(self, other: pd.Timestamp) -> pd.Timestamp:
+        return other.floor(self.resolution) if self.resolution else other
 
     def before(self, other: pd.Timestamp) -> bool:
-        return self.at.date() < other.date() if self.date_only else self.at < other
+        return self.at < self._coarse(other)
 
     def after(self, other: pd.Timestamp) -> bool:
-        return self.at.date() > other.date() if self.date_only else self.at > other
+        return self.at > self._coarse(other)
 
 
 def production_aliases(policy: Policy) -> set[str]:
@@ -63,6 +68,17 @@ def live_aliases(record: VersionRecord, policy: Policy) -> list[str]:
     return [a for a in record.aliases if a.lower() in wanted]
 
 
+def _resolution(text: str) -> str | None:
+    """The finest unit an ISO 8601 text states: a date, or a time to the hour, minute, second or finer."""
+    parts = re.split(r"[T ]", text, maxsplit=1)
+    if len(parts) == 1:
+        return "D"
+    clock = re.split(r"[Zz+-]", parts[1], maxsplit=1)[0]
+    if re.search(r"[.,]", clock):
+        return None
+    return {2: "h", 4: "min", 6: "s"}.get(len(clock.replace(":", "")))
+
+
 def parse_approval_time(value: str | None) -> ApprovalTime | None:
     """ISO 8601 date or timestamp (naive means UTC); None when absent or not a date."""
     text = (value or "").strip()
@@ -74,7 +90,7 @@ def parse_approval_time(value: str | None) -> ApprovalTime | None:
         return None
     at = pd.Timestamp(parsed)
     at = at.tz_localize(UTC) if at.tzinfo is None else at.tz_convert(UTC)
-    return ApprovalTime(at, len(text) <= len("YYYY-MM-DD"))
+    return ApprovalTime(at, _resolution(text))
 
 
 def alias_table(record: VersionRecord, policy: Policy, observed_at: datetime) -> pd.DataFrame:

@@ -89,11 +89,34 @@ def test_approval_in_the_future_is_late():
 
 
 @pytest.mark.parametrize(
-    ("text", "date_only"), [("2024-03-02", True), ("2024-03-02T10:00", False), ("2024-03-02T10:00Z", False)]
+    ("text", "resolution"),
+    [
+        ("2024-03-02", "D"),
+        ("2024-03-02T10", "h"),
+        ("2024-03-02T10:00", "min"),
+        ("2024-03-02T10:00:05Z", "s"),
+        ("20240302T100005+01:00", "s"),
+        ("2024-03-02T10:00:05.250-05:00", None),
+    ],
 )
-def test_parse_approval_time(text, date_only):
+def test_parse_approval_time(text, resolution):
     parsed = parse_approval_time(text)
-    assert parsed.date_only is date_only and parsed.at.tzinfo is not None
+    assert parsed.resolution == resolution and parsed.at.tzinfo is not None
+
+
+def test_approval_stamped_to_the_second_same_second_as_registration():
+    created = CREATED + timedelta(milliseconds=700)
+    rec = make_record(
+        version="3",
+        version_tags={**APPROVED, "approval.approved_at": "2024-03-01T12:00:00Z"},
+        aliases=["production"],
+        created_ms=int(created.timestamp() * 1000),
+    )
+    assert assess(rec, Policy(), EMPTY, datetime.now(UTC)) == []
+    rec.tags["approval.approved_at"] = "2024-03-01T11:59:59Z"
+    assert checks(assess(rec, Policy(), EMPTY, datetime.now(UTC))) == {
+        "change_control.approval_predates_version"
+    }
 
 
 def test_history_from_store_survives_alias_moves(tmp_path):
