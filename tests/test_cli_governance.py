@@ -170,3 +170,18 @@ def test_status_prints_posture_and_publishes(env, capsys):
     out = capsys.readouterr().out
     assert "inventory_coverage" in out and "monitoring_coverage" in out and MODEL in out
     assert (Path(env["evidence"]) / "_portfolio" / "report.html").exists()
+
+
+def test_portfolio_assets_materialize_and_publish(env):
+    from assets.portfolio import portfolio_assets
+    from resources import default_resources
+
+    result = dg.materialize(portfolio_assets, resources=default_resources(), instance=env["instance"])
+    assert result.success
+    inventory = result.output_for_node("model_inventory")
+    assert set(inventory["version"]) == {env["good"], env["bare"]}
+    assert inventory.set_index("version").loc[env["bare"], "production"]
+    kpis = result.output_for_node("portfolio_kpis").set_index("kpi")
+    assert kpis.loc["production_versions", "value"] == 2
+    report = Path(result.output_for_node("portfolio_report")["report"])
+    assert report.exists() and "Model risk posture" in report.read_text()
