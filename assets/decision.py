@@ -43,7 +43,7 @@ def findings(
     pol, record = policy.get(), inputs["model_version"]
     frame = collect_findings(record, pol, _sections(inputs), inputs["predictions"])
     # history: first_seen from earlier runs, and accepted risks stop holding the version until they expire
-    frame = apply_ledger(frame, build_ledger(evidence.get(), pol, model=record.name))
+    frame = apply_ledger(frame, build_ledger(evidence.get(), pol, model=record.name, version=record.version))
     progress(context, f"{len(frame)} findings")
     counts = frame.loc[frame["status"] == "open", "severity"].value_counts().to_dict() if len(frame) else {}
     preview = frame[["severity", "category", "subject", "message"]].head(25) if len(frame) else frame

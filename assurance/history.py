@@ -51,10 +51,18 @@ def run_time(manifest: dict, run_id: str) -> pd.Timestamp:
         return pd.Timestamp(0, tz=UTC)
 
 
-def run_folders(store: EvidenceStore, model: str | None = None) -> list[RunFolder]:
-    """Every published run of every version (of `model` only, when given), oldest first within each version."""
+def run_folders(
+    store: EvidenceStore, model: str | None = None, version: str | None = None
+) -> list[RunFolder]:
+    """Every published run, oldest first within each version; only `model`'s (and `version`'s) when given."""
     base = store.base.rstrip("/")
-    scope = f"{base}/{safe_segment(model)}" if model is not None else base
+    scope = base
+    if model is not None:
+        scope = (
+            f"{base}/{store.version_path(model, version)}"
+            if version is not None
+            else f"{base}/{safe_segment(model)}"
+        )
     if not store.fs.exists(scope):
         return []
     out = []

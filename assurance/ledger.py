@@ -190,10 +190,15 @@ def _with_acceptances(ledger: pd.DataFrame, acceptances: pd.DataFrame) -> pd.Dat
 
 
 def build_ledger(
-    store: EvidenceStore, policy: Policy | None = None, now: datetime | None = None, model: str | None = None
+    store: EvidenceStore,
+    policy: Policy | None = None,
+    now: datetime | None = None,
+    model: str | None = None,
+    version: str | None = None,
 ) -> pd.DataFrame:
-    """The findings ledger of the whole store (or of one model) as of `now` (default: the current time)."""
-    folders = run_folders(store, model)
+    """The findings ledger as of `now` (default: the current time) of the whole store, or of one model
+    (and version) only: a version's run needs only its own history."""
+    folders = run_folders(store, model, version)
     return compute_ledger(
         findings_history(store, folders),
         observing_runs(folders),

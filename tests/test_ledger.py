@@ -195,6 +195,8 @@ def test_ledger_of_one_model(store):
     assert len(build_ledger(store, POLICY, now=T0)) == 2
     assert build_ledger(store, POLICY, now=T0, model="other")["model"].tolist() == ["other"]
     assert build_ledger(store, POLICY, now=T0, model="absent").empty
+    assert len(build_ledger(store, POLICY, now=T0, model="credit", version="1")) == 1
+    assert build_ledger(store, POLICY, now=T0, model="credit", version="2").empty
 
 
 def test_first_seen_is_what_the_first_run_recorded(store):
