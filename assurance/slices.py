@@ -32,6 +32,8 @@ EVIDENCE = "slices.parquet"
 MISSING = "(missing)"
 OTHER = "(other)"
 Z95 = 1.959963984540054
+# share of a flagged parent's excess loss a pair must hold to be named instead of the parent
+CONCENTRATION = 0.5
 
 
 @dataclass(frozen=True)
@@ -211,7 +213,7 @@ def slice_table(data: Outcomes, columns: list[str], rules: Rules) -> pd.DataFram
     stats["q_value"] = pd.Series(benjamini_hochberg(p), index=stats.index[tested], dtype=float)
     min_gap = rules.min_gap(losses.metric, overall_shown)
     stats["flagged"] = stats["tested"] & (stats["gap"] >= min_gap) & (stats["q_value"] <= rules.alpha)
-    stats["flagged"] &= ~_explained_by_parent(stats, min_gap)
+    stats["flagged"] = most_specific(stats, min_gap)
     stats["min_gap"] = min_gap
     stats["auc"] = np.nan
     if data.task == "binary" and data.score is not None:
@@ -223,15 +225,30 @@ def slice_table(data: Outcomes, columns: list[str], rules: Rules) -> pd.DataFram
     return ordered.drop(columns=dropped).reset_index(drop=True)
 
 
-def _explained_by_parent(stats: pd.DataFrame, min_gap: float) -> pd.Series:
-    """A pair slice whose gap is within `min_gap` of a flagged single-column parent says nothing new."""
-    flagged_gap = dict(
-        zip(stats.loc[stats["flagged"], "slice"], stats.loc[stats["flagged"], "gap"], strict=True)
-    )
-    worst_parent = [
-        max((flagged_gap.get(p, -np.inf) for p in parents), default=-np.inf) for parents in stats["parents"]
-    ]
-    return stats["gap"] < np.asarray(worst_parent) + min_gap
+def most_specific(stats: pd.DataFrame, min_gap: float) -> pd.Series:
+    """Flags that name the slice which best explains each problem.
+
+    A pair under a flagged single-column slice stays flagged only when the problem is the
+    intersection: the pair is worse than that parent by at least `min_gap` and holds at least
+    CONCENTRATION of the parent's excess loss (gap x support). Then the pair is named and the parents
+    it explains are not; otherwise the parent is named, and its pairs, which merely inherit its
+    problem, stay in the table for drilling down."""
+    excess = stats["gap"] * stats["support"]
+    single = stats["parents"].str.len() == 0
+    chosen = stats["flagged"] & single
+    parent_gap = dict(zip(stats.loc[chosen, "slice"], stats.loc[chosen, "gap"], strict=True))
+    parent_excess = dict(zip(stats.loc[chosen, "slice"], excess[chosen], strict=True))
+    keep, explained = pd.Series(True, index=stats.index), set()
+    for i in stats.index[stats["flagged"] & ~single]:
+        parents = [p for p in stats.at[i, "parents"] if p in parent_gap]
+        if all(
+            stats.at[i, "gap"] >= parent_gap[p] + min_gap and excess[i] >= CONCENTRATION * parent_excess[p]
+            for p in parents
+        ):
+            explained.update(parents)
+        else:
+            keep[i] = False
+    return stats["flagged"] & keep & ~stats["slice"].isin(explained)
 
 
 def finding_message(row) -> str:
@@ -287,8 +304,8 @@ def summary(frame: pd.DataFrame, data: Outcomes, rules: Rules, shown: int = 10) 
         f"**{int(frame['flagged'].sum())} slice(s) flagged** of {int(frame['tested'].sum())} tested "
         f"(support >= {rules.min_support}) on {data.role} data ({data.rows:,} labelled rows); {metric} "
         f"overall {frame['overall'].iloc[0]:.3f}. A slice is flagged when {basis}, and significantly so "
-        f"against the rest of the data after a Benjamini-Hochberg correction (q <= {rules.alpha}); a pair "
-        "slice is not flagged again when a flagged parent explains it."
+        f"against the rest of the data after a Benjamini-Hochberg correction (q <= {rules.alpha}); a pair is "
+        "named instead of its single-column parents only when it holds most of their shortfall."
     )
     cols = ["slice", "support", "value", "ci_low", "ci_high", "expected", "gap", "q_value", "auc", "flagged"]
     worst = frame[frame["tested"]].head(shown)[[c for c in cols if c != "expected" or calibrated]]

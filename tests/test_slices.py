@@ -89,13 +89,14 @@ def test_numeric_slice_column_is_binned_and_regression_uses_mae():
     assert "68" in section.findings[0].subject or "67" in section.findings[0].subject
 
 
-def test_pair_slice_found_when_no_parent_explains_it(model, reference):
+def test_intersection_is_named_instead_of_its_parents(model, reference):
     current = sv.make_frame(12000, seed=10)
     mask = (current["region"] == "west") & (current["channel"] == "branch")
     current.loc[mask, sv.LABEL] = 1 - current.loc[mask, sv.LABEL]
     section = slices.run(sv.inputs(reference, current, model))
-    subjects = [f.subject for f in section.findings]
-    assert "region=west&channel=branch" in subjects
+    assert [f.subject for f in section.findings] == ["region=west&channel=branch"]
+    table = section.tables["slices"].set_index("slice")
+    assert table.loc["region=west", "gap"] > 0.05 and not table.loc["region=west", "flagged"]
 
 
 def test_benjamini_hochberg_matches_reference_values():
