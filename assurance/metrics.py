@@ -32,7 +32,7 @@ LABELS = {
     "mse": "MSE",
     "r2": "R2",
 }
-CHUNK = 50  # replicates per matrix product: bounds memory at CHUNK x rows floats
+CHUNK = 20  # replicates per matrix product: bounds memory at a few CHUNK x rows float matrices
 
 
 def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
