@@ -188,3 +188,14 @@ def test_text_where_reference_had_numbers_is_reported_not_raised(wide_reference,
     table_ = drift.run(plain_inputs(wide_reference, broken)).tables["drift"].set_index("column")
     assert np.isnan(table_.loc["num_5", "statistic"]) and not table_.loc["num_5", "drifted"]
     assert table_.loc["num_5", "current_summary"].startswith("not comparable")
+
+
+def test_an_evidently_failure_falls_back_to_the_same_formulas_in_numpy(monkeypatch):
+    def broken(*args):
+        raise RuntimeError("evidently could not run")
+
+    monkeypatch.setattr(drift, "_evidently_results", broken)
+    frame = pd.DataFrame({"x": np.random.default_rng(3).normal(size=500)})
+    specs = drift.column_specs(frame, ["x"], "feature", Policy())
+    table_ = drift.measure(frame, frame + 1, specs, "evidently")
+    assert table_["engine"].tolist() == ["numpy"] and table_["drifted"].tolist() == [True]
