@@ -2,11 +2,12 @@
 
 Every value of each column in the `assurance.slices` tag, and every pair of values of two such
 columns (intersectional slices), is a slice. Each slice's per-row loss (error for classifiers,
-absolute error for regressors) is compared with the rest of the data by a one-sided Welch test,
-computed from per-group sums so a million rows cost a few groupbys; p-values are adjusted with
-Benjamini-Hochberg over all slices tested. A slice becomes a finding only when it is both
-significantly worse and worse by at least the policy's material gap: with large samples tiny gaps
-are significant, and with small ones large gaps are noise.
+absolute error for regressors; for binary classifiers, less the error the model's own scores
+predict) is compared with the rest of the data by a one-sided Welch test, computed from per-group
+sums so a million rows cost a few groupbys; p-values are adjusted with Benjamini-Hochberg over all
+slices tested. A slice becomes a finding only when its gap reaches the policy's material gap and the
+test excludes gaps below a share of it: with large samples tiny gaps are significant, and with
+small ones large gaps are noise.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ class Rules:
     alpha: float
     min_gap_accuracy: float
     min_relative_gap_mae: float
+    test_margin_share: float
     max_values: int
     numeric_bins: int
     auc_min_class_rows: int
@@ -126,19 +128,24 @@ def group_stats(losses: Losses, keys: pd.DataFrame, columns: list[str]) -> pd.Da
     return stats.drop(columns=columns)
 
 
-def welch_worse(n1: np.ndarray, s1: np.ndarray, q1: np.ndarray, n: float, s: float, q: float) -> np.ndarray:
-    """One-sided p-value that a slice's mean loss exceeds the rest's, from counts, sums and sums of squares."""
+def welch_worse(
+    n1: np.ndarray, s1: np.ndarray, q1: np.ndarray, n: float, s: float, q: float, margin: float = 0.0
+) -> np.ndarray:
+    """One-sided Welch p-value that a slice's mean loss exceeds the whole's by more than `margin`,
+    from counts, sums and sums of squares (the slice is tested against the rest of the data: a gap
+    of `margin` to the whole is a gap of margin * n / n_rest to the rest)."""
     from scipy import stats
 
     n2, s2, q2 = n - n1, s - s1, q - q1
     with np.errstate(divide="ignore", invalid="ignore"):
         m1, m2 = s1 / n1, s2 / n2
+        shift = m1 - m2 - margin * n / n2
         v1 = np.clip((q1 - n1 * m1**2) / (n1 - 1), 0, None) / n1
         v2 = np.clip((q2 - n2 * m2**2) / (n2 - 1), 0, None) / n2
         se = np.sqrt(v1 + v2)
         df = (v1 + v2) ** 2 / (v1**2 / (n1 - 1) + v2**2 / (n2 - 1))
-        p = stats.t.sf((m1 - m2) / se, np.where(np.isfinite(df) & (df > 0), df, 1.0))
-    p = np.where(se > 0, p, np.where(m1 > m2, 0.0, 1.0))
+        p = stats.t.sf(shift / se, np.where(np.isfinite(df) & (df > 0), df, 1.0))
+    p = np.where(se > 0, p, np.where(shift > 0, 0.0, 1.0))
     return np.where((n1 > 1) & (n2 > 1), p, 1.0)
 
 
@@ -208,10 +215,11 @@ def slice_table(data: Outcomes, columns: list[str], rules: Rules) -> pd.DataFram
     stats["tested"] = stats["support"] >= rules.min_support
     tested = stats["tested"].to_numpy()
     judged, judged2 = stats["judged"].to_numpy(float), stats["judged2"].to_numpy(float)
-    p = welch_worse(n1[tested], judged[tested], judged2[tested], n, j, jq)
+    min_gap = rules.min_gap(losses.metric, overall_shown)
+    margin = rules.test_margin_share * min_gap
+    p = welch_worse(n1[tested], judged[tested], judged2[tested], n, j, jq, margin=margin)
     stats["p_value"] = pd.Series(p, index=stats.index[tested], dtype=float)
     stats["q_value"] = pd.Series(benjamini_hochberg(p), index=stats.index[tested], dtype=float)
-    min_gap = rules.min_gap(losses.metric, overall_shown)
     stats["flagged"] = stats["tested"] & (stats["gap"] >= min_gap) & (stats["q_value"] <= rules.alpha)
     stats["flagged"] = most_specific(stats, min_gap)
     stats["min_gap"] = min_gap
@@ -303,8 +311,9 @@ def summary(frame: pd.DataFrame, data: Outcomes, rules: Rules, shown: int = 10) 
     head = (
         f"**{int(frame['flagged'].sum())} slice(s) flagged** of {int(frame['tested'].sum())} tested "
         f"(support >= {rules.min_support}) on {data.role} data ({data.rows:,} labelled rows); {metric} "
-        f"overall {frame['overall'].iloc[0]:.3f}. A slice is flagged when {basis}, and significantly so "
-        f"against the rest of the data after a Benjamini-Hochberg correction (q <= {rules.alpha}); a pair is "
+        f"overall {frame['overall'].iloc[0]:.3f}. A slice is flagged when {basis}, and a "
+        f"one-sided Welch test against the rest of the data excludes gaps below {rules.test_margin_share:.0%} of "
+        f"that (Benjamini-Hochberg q <= {rules.alpha}); a pair is "
         "named instead of its single-column parents only when it holds most of their shortfall."
     )
     cols = ["slice", "support", "value", "ci_low", "ci_high", "expected", "gap", "q_value", "auc", "flagged"]
