@@ -2,7 +2,6 @@ from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 import pytest
-from version_records import make_record
 
 from assurance import documentation
 from assurance.change_control import alias_history, alias_table, assess, parse_approval_time, run
@@ -11,6 +10,7 @@ from assurance.evidence import EvidenceStore, parquet_bytes
 from assurance.findings import findings_frame
 from assurance.policy import Policy
 from assurance.recommendation import recommend
+from tests.version_records import make_record
 
 CREATED = datetime(2024, 3, 1, 12, tzinfo=UTC)
 APPROVED = {"approval.ticket": "CHG-1", "approval.approved_by": "ana", "approval.approved_at": "2024-03-02"}

@@ -5,12 +5,12 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-from conftest import FEATURES, LABEL, fit_model, make_frame
-from version_records import GOOD_CARD
 
 from assurance.cli import main
 from assurance.evidence import EvidenceStore
 from assurance.ledger import build_ledger
+from tests.synthetic_version import FEATURES, LABEL, classifier, make_frame
+from tests.version_records import GOOD_CARD
 
 MODEL = "gov_check"
 OWNER_TAGS = {"owner": "retention-team", "use_case": "churn outreach emails"}
@@ -27,7 +27,8 @@ def governed(tmp_path_factory):
     root = tmp_path_factory.mktemp("governance")
     uri = embedded_tracking_uri(root)
     evidence = str(root / "evidence")
-    model = fit_model(make_frame(2000, 0))
+    training = make_frame(2000, 0)
+    model = classifier().fit(training[FEATURES], training[LABEL])
     reference = make_frame(2000, 1)  # a holdout, so reference performance is not in-sample
     common = {"label": LABEL, "features": FEATURES, "data_dir": root / "data", "tracking_uri": uri}
     approval = {

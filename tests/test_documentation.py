@@ -1,5 +1,4 @@
 import pytest
-from version_records import GOOD_CARD, make_record
 
 from assurance.core import Inputs
 from assurance.documentation import (
@@ -10,6 +9,7 @@ from assurance.documentation import (
     tag_problem,
 )
 from assurance.policy import Policy
+from tests.version_records import GOOD_CARD, make_record
 
 HIGH_TAGS = {
     "owner": "risk-team@example.com",

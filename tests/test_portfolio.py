@@ -2,7 +2,6 @@ from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 import pytest
-from version_records import GOOD_CARD, make_record
 
 from assurance import change_control, documentation
 from assurance.core import Inputs
@@ -19,6 +18,7 @@ from assurance.portfolio import (
 )
 from assurance.recommendation import recommend
 from assurance.registry import VersionRef
+from tests.version_records import GOOD_CARD, make_record
 
 POLICY = Policy()
 T0 = datetime(2025, 1, 1, tzinfo=UTC)

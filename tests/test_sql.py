@@ -2,12 +2,12 @@ from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 import pytest
-from version_records import make_record
 
 from assurance.evidence import EvidenceStore, new_run_id, parquet_bytes
 from assurance.findings import Finding, findings_frame
 from assurance.policy import Policy
 from assurance.sql import connect, main, views
+from tests.version_records import make_record
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 DRIFT = Finding("drift", "drift.feature", "amount", "medium", "Amount drifted.")

@@ -1,8 +1,8 @@
 import pytest
-from version_records import make_record
 
 from assurance.policy import Policy, PolicyError
 from assurance.tiers import NO_RULE, decide_tier, derive_tier, matches
+from tests.version_records import make_record
 
 
 @pytest.fixture
