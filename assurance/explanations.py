@@ -21,7 +21,7 @@ import pandas as pd
 from assurance.core import Inputs, Section
 from assurance.findings import Finding, fmt
 from assurance.markdown import table
-from assurance.outcomes import feature_columns, is_categorical, sample
+from assurance.outcomes import describe_error, feature_columns, is_categorical, sample
 from assurance.rules import load_rules
 
 if TYPE_CHECKING:
@@ -250,7 +250,7 @@ def make_explainer(
     except NotExplainable:
         raise
     except Exception as exc:  # noqa: BLE001 - the model cannot score the masked rows
-        raise NotExplainable(f"the model could not score masked rows ({type(exc).__name__}: {exc})") from exc
+        raise NotExplainable(f"the model could not score masked rows ({describe_error(exc)})") from exc
     return fallback
 
 
@@ -258,11 +258,17 @@ def explain_within(explainer: Explainer, frame: pd.DataFrame, seconds: float) ->
     """Explain `frame` in batches that start at one row and at most double, each sized to fit what is
     left of `seconds` at the pace seen so far: the budget holds for models of any speed.
 
-    The first rows of `frame` are always explained first, so callers put the rows they must have first."""
+    The first rows of `frame` are always explained first, so callers put the rows they must have first.
+    A batch the explainer cannot explain ends the attempt with NotExplainable saying why."""
     start = time.perf_counter()
     parts, done, batch = [], 0, 1
     while done < len(frame) and batch >= 1:
-        parts.append(explainer.explain(frame.iloc[done : done + batch]))
+        try:
+            parts.append(explainer.explain(frame.iloc[done : done + batch]))
+        except Exception as exc:  # noqa: BLE001 - e.g. a model that cannot score some rows' values
+            raise NotExplainable(
+                f"the {explainer.kind} explainer failed on sampled rows ({describe_error(exc)})"
+            ) from exc
         done += len(parts[-1])
         elapsed = time.perf_counter() - start
         affordable = (seconds - elapsed) * 0.9 * done / elapsed if elapsed > 0 else len(frame)
@@ -452,11 +458,12 @@ def report(
 
 
 def explain_datasets(
-    inputs: Inputs, features: list[str], rules: Rules
+    inputs: Inputs, features: list[str], rules: Rules, section: Section
 ) -> tuple[Explainer, dict[str, Attributions], pd.Series]:
     """Reference and current attributions within the budget (reference gets half, current what is left),
     the current sample led by its highest-scoring rows so they are always explained. The budget starts
-    once the explainer is built and warmed up; that setup is timed separately."""
+    once the explainer is built and warmed up; that setup is timed separately. Current data that cannot
+    be explained is skipped with its reason; reference data that cannot be raises NotExplainable."""
     reference = inputs.reference.frame
     current = inputs.current.frame if inputs.current is not None and inputs.current.ok else None
     if current is not None and not set(features) <= set(current.columns):
@@ -476,9 +483,12 @@ def explain_datasets(
     deadline = time.perf_counter() + rules.time_budget_seconds
     attributions = {"reference": explain_within(explainer, rows["reference"], rules.time_budget_seconds / 2)}
     if current is not None:
-        attributions["current"] = explain_within(
-            explainer, rows["current"], max(deadline - time.perf_counter(), 0.0)
-        )
+        try:
+            attributions["current"] = explain_within(
+                explainer, rows["current"], max(deadline - time.perf_counter(), 0.0)
+            )
+        except NotExplainable as exc:
+            section.skip(f"current data could not be explained: {exc}")
     return explainer, attributions, top
 
 
@@ -494,7 +504,7 @@ def run(inputs: Inputs) -> Section:
         return section.skip("the model's features are not in the reference data")
     rules = load_rules(Rules, inputs.policy, "explanations")
     try:
-        explainer, attributions, top = explain_datasets(inputs, features, rules)
+        explainer, attributions, top = explain_datasets(inputs, features, rules, section)
     except NotExplainable as exc:
         return section.skip(f"the model cannot be explained: {exc}")
     current = attributions["current"].values if "current" in attributions else None

@@ -113,13 +113,15 @@ def label_strength(values: pd.Series, label: pd.Series, task: str, seed: int = 0
 def id_evidence(values: pd.Series, name: str, min_ratio: float) -> tuple[float, str]:
     """Share of distinct values, and why the column looks like an identifier: "" unless at least
     `min_ratio` of its values are distinct and it is integer or text with an ID-like name, sequential
-    values or free text (distinct floats are ordinary measurements)."""
+    values or free text (distinct floats and timestamps are ordinary measurements)."""
     present = values.dropna()
     ratio = present.nunique() / len(present) if len(present) else 0.0
-    if ratio < min_ratio or pd.api.types.is_bool_dtype(present) or pd.api.types.is_float_dtype(present):
+    integer = pd.api.types.is_integer_dtype(present) and not pd.api.types.is_bool_dtype(present)
+    text = pd.api.types.is_object_dtype(present) or pd.api.types.is_string_dtype(present)
+    if ratio < min_ratio or not (integer or text or isinstance(present.dtype, pd.CategoricalDtype)):
         return ratio, ""
     hints = ["ID-like name"] if ID_TOKEN.search(name) or ID_CAMEL.search(name) else []
-    if pd.api.types.is_integer_dtype(present):
+    if integer:
         if present.is_monotonic_increasing or present.is_monotonic_decreasing:
             hints.append("monotonic")
         elif int(present.max()) - int(present.min()) + 1 <= 1.05 * present.nunique():

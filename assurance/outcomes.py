@@ -131,3 +131,9 @@ def present_columns(requested: list[str], frame: pd.DataFrame, tag: str) -> tupl
         f"column {c!r} named in tag {tag} is not in the data" for c in requested if c not in frame.columns
     ]
     return found, reasons
+
+
+def describe_error(exc: BaseException) -> str:
+    """An exception as one short line for a skip reason or an evidence table."""
+    text = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -20,8 +21,11 @@ import pandas as pd
 from assurance.core import Inputs, Section
 from assurance.findings import Finding
 from assurance.markdown import table
-from assurance.outcomes import CLASSIFICATION, feature_columns, is_categorical, sample
+from assurance.outcomes import CLASSIFICATION, describe_error, feature_columns, is_categorical, sample
 from assurance.rules import load_rules
+
+if TYPE_CHECKING:
+    from assurance.models import ScoringModel
 
 SENSITIVITY = "robustness.sensitivity"
 MISSING_UNSUPPORTED = "robustness.missing_unsupported"
@@ -101,11 +105,15 @@ def effect(
 
 
 def measure(
-    inputs: Inputs, frame: pd.DataFrame, features: list[str], spreads: pd.Series, rules: Rules
+    model: ScoringModel,
+    frame: pd.DataFrame,
+    base: pd.DataFrame,
+    features: list[str],
+    spreads: pd.Series,
+    rules: Rules,
 ) -> pd.DataFrame:
-    """One row per feature and perturbation: rows changed, flip rate, score change, scoring error."""
-    model = inputs.model
-    base = model.score(frame)
+    """One row per feature and perturbation against the unperturbed scores `base`: rows changed, flip
+    rate, score change, scoring error."""
     scale = (
         float(pd.to_numeric(base["prediction"], errors="coerce").std()) if model.task == "regression" else 0.0
     )
@@ -128,9 +136,7 @@ def measure(
                 moved = model.score(frame.assign(**{feature: after.to_numpy()}))
                 record["flip_rate"], record["score_change"] = effect(base, moved, rows, model.task, scale)
             except Exception as exc:  # noqa: BLE001 - a model that cannot score the perturbed rows is evidence
-                record["error"] = (
-                    f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
-                )
+                record["error"] = describe_error(exc)
             records.append(record)
     out = pd.DataFrame.from_records(records)
     out["judged"] = out["perturbation"].isin(list(rules.judged))
@@ -221,6 +227,13 @@ def report(rows: pd.DataFrame, role: str, sample_rows: int, rules: Rules) -> str
     return f"{head}{note}\n\n{table(shown)}"
 
 
+def spreads(inputs: Inputs, frame: pd.DataFrame, features: list[str]) -> pd.Series:
+    """Standard deviation of each numeric feature, from reference data when there is some."""
+    source = inputs.reference.frame if inputs.reference is not None and inputs.reference.ok else frame
+    numeric = [f for f in features if f in source.columns and not is_categorical(source[f])]
+    return pd.Series({f: float(source[f].std()) for f in numeric}, dtype=float)
+
+
 def run(inputs: Inputs) -> Section:
     """Flip rate and score change per feature under small perturbations."""
     section = Section("robustness", "Robustness")
@@ -229,22 +242,21 @@ def run(inputs: Inputs) -> Section:
     candidates = [d for d in (inputs.current, inputs.reference) if d is not None and d.ok]
     if not candidates:
         return section.skip("robustness needs reference or current data")
-    dataset = candidates[0]
-    features = feature_columns(inputs, dataset.frame)
-    if not features:
-        return section.skip(f"the model's features are not in the {dataset.role} data")
     rules = load_rules(Rules, inputs.policy, "robustness")
-    frame = sample(dataset.frame, rules.sample_rows, seed=5).reset_index(drop=True)
-    source = inputs.reference.frame if inputs.reference is not None and inputs.reference.ok else dataset.frame
-    spreads = pd.Series(
-        {f: float(source[f].std()) for f in features if not is_categorical(source[f])}, dtype=float
-    )
-    try:
-        rows = measure(inputs, frame, features, spreads, rules)
-    except Exception as exc:  # noqa: BLE001 - the unperturbed sample itself cannot be scored
-        return section.skip(
-            f"the model could not score the {dataset.role} sample: {type(exc).__name__}: {exc}"
-        )
+    for dataset in candidates:
+        features = feature_columns(inputs, dataset.frame)
+        if not features:
+            section.skip(f"the model's features are not in the {dataset.role} data")
+            continue
+        frame = sample(dataset.frame, rules.sample_rows, seed=5).reset_index(drop=True)
+        try:
+            base = inputs.model.score(frame)
+            break
+        except Exception as exc:  # noqa: BLE001 - the unperturbed sample itself cannot be scored
+            section.skip(f"the model could not score the {dataset.role} sample: {describe_error(exc)}")
+    else:
+        return section
+    rows = measure(inputs.model, frame, base, features, spreads(inputs, dataset.frame, features), rules)
     section.tables["robustness"] = rows
     section.findings = sensitivity_findings(
         rows, rules, inputs.policy.severity(SENSITIVITY, "medium"), dataset.role

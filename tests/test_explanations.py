@@ -163,3 +163,18 @@ def test_codec_round_trips_categories_missing_values_and_dtypes():
     back = codec.decode(codec.encode(frame))
     pd.testing.assert_frame_equal(back, frame, check_dtype=False)
     assert back["n"].dtype == frame["n"].dtype and back["b"].dtype == bool
+
+
+def test_current_rows_the_model_cannot_score_are_skipped_not_raised(model, reference, current):
+    pyfunc = ScoringModel(
+        predict=model.predict,
+        features=sv.FEATURES,
+        task="binary",
+        classes=[0, 1],
+        predict_proba=model.predict_proba,
+    )
+    gaps = current.assign(income=current["income"].where(current.index % 5 != 0))
+    section = explanations.run(sv.inputs(reference, gaps, pyfunc, policy=FAST))
+    assert any(s.startswith("current data could not be explained") and "NaN" in s for s in section.skipped)
+    assert section.tables["explanations"]["rank_reference"].notna().all()
+    assert "explanations_local" not in section.tables

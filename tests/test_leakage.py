@@ -100,14 +100,16 @@ def test_dominant_feature_without_perfect_proxy():
 
 
 def test_regression_proxy_by_correlation():
-    from sklearn.linear_model import LinearRegression
+    from sklearn.ensemble import GradientBoostingRegressor
 
     rng = np.random.default_rng(55)
     frame = pd.DataFrame({"x": rng.normal(size=3000), "w": rng.normal(size=3000)})
     frame["y"] = frame["x"] + rng.normal(scale=1.0, size=3000)
     frame["y_rounded"] = frame["y"].round(2)
     features = ["x", "w", "y_rounded"]
-    model = from_estimator(LinearRegression().fit(frame[features], frame["y"]), features)
+    model = from_estimator(
+        GradientBoostingRegressor(n_estimators=30).fit(frame[features], frame["y"]), features
+    )
     section = leakage.run(sv.inputs(frame, None, model, label="y"))
     table = section.tables["leakage"].set_index("feature")
     assert (table["strength_metric"] == "correlation").all()
@@ -135,3 +137,10 @@ def test_id_evidence_needs_distinct_values_and_a_hint():
     assert leakage.id_evidence(pd.Series(np.arange(n)), "row", 0.98)[1] == "monotonic"
     assert leakage.id_evidence(pd.Series(rng.normal(size=n)), "score_id", 0.98)[1] == ""
     assert leakage.id_evidence(pd.Series(rng.integers(0, 50, n)), "branch_id", 0.98)[1] == ""
+
+
+def test_timestamps_and_floats_are_not_identifiers():
+    n = 500
+    stamps = pd.Series(pd.Timestamp("2024-01-01") + pd.to_timedelta(np.arange(n), unit="min"))
+    assert leakage.id_evidence(stamps, "event_id", 0.98)[1] == ""
+    assert leakage.id_evidence(pd.Series([f"u{i}" for i in range(n)]), "note", 0.98)[1] == "distinct text"
