@@ -508,9 +508,13 @@ def run(inputs: Inputs) -> Section:
     except NotExplainable as exc:
         return section.skip(f"the model cannot be explained: {exc}")
     current = attributions["current"].values if "current" in attributions else None
-    previous = previous_importance(inputs, rules.previous_lookback) if inputs.store is not None else None
-    if previous is None:
-        section.skip("no explanations of an earlier version were found in the evidence store")
+    previous = None
+    try:
+        previous = previous_importance(inputs, rules.previous_lookback) if inputs.store is not None else None
+        if previous is None:
+            section.skip("no explanations of an earlier version were found in the evidence store")
+    except Exception as exc:  # noqa: BLE001 - unreadable earlier evidence only costs this comparison
+        section.skip(f"earlier explanations could not be read: {describe_error(exc)}")
     table_ = importance_table(
         attributions["reference"].mean_abs,
         current.drop(index=top.index, errors="ignore").abs().mean() if current is not None else None,

@@ -178,3 +178,13 @@ def test_current_rows_the_model_cannot_score_are_skipped_not_raised(model, refer
     assert any(s.startswith("current data could not be explained") and "NaN" in s for s in section.skipped)
     assert section.tables["explanations"]["rank_reference"].notna().all()
     assert "explanations_local" not in section.tables
+
+
+def test_unreadable_store_costs_only_the_previous_comparison(model, reference):
+    class Broken:
+        def latest_table(self, model: str, version: str, stem: str):
+            raise OSError("bucket unreachable")
+
+    section = explanations.run(sv.inputs(reference, None, model, store=Broken()))
+    assert any("bucket unreachable" in s for s in section.skipped)
+    assert "explanations" in section.tables
