@@ -6,7 +6,8 @@ product writes itself (or every run would trigger the next), and aliases. The se
 cursor, a short digest of each version's status, run and tags plus the aliases of each model, and
 compares every new snapshot against it:
 
-- a READY version it has not seen is new: add its partition and validate it;
+- a READY version it has not seen is new: add its partition and validate it (once it is a few seconds
+  old, so the tags its owner sets right after registering it are part of its first run);
 - a changed digest (tag, status, run) or an alias gained starts revalidation of that version;
 - a version that only lost an alias is not revalidated (moving an alias revalidates the version it
   moved to, once), but its state is updated;
@@ -38,8 +39,10 @@ DIGEST_HEX = 8
 FINGERPRINT_HEX = 16
 MAX_RUNS_ENV = "ASSURANCE_SENSOR_MAX_RUNS"
 INTERVAL_ENV = "ASSURANCE_SENSOR_INTERVAL"
+SETTLE_ENV = "ASSURANCE_SENSOR_SETTLE_SECONDS"
 DEFAULT_MAX_RUNS = 25
 DEFAULT_INTERVAL = 30
+DEFAULT_SETTLE = 15
 FAST_FAIL_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_TIMEOUT": "15"}
 
 
@@ -170,6 +173,7 @@ class TickPlan:
     state: State
     watched: int
     not_ready: int
+    settling: int = 0
 
     def summary(self) -> str:
         parts = [
@@ -182,6 +186,8 @@ class TickPlan:
             parts.append(
                 f"{len(self.retired)} versions retired (gone from the registry): {', '.join(self.retired[:10])}"
             )
+        if self.settling:
+            parts.append(f"{self.settling} new versions registered moments ago wait for their tags to settle")
         if self.not_ready:
             parts.append(f"{self.not_ready} versions not READY yet")
         return "; ".join(parts)
@@ -201,11 +207,18 @@ def detect(ref: VersionRef, before: Seen | None) -> Change | None:
     return Change(ref, "registry_change", "; ".join(reasons)) if reasons else None
 
 
-def plan_tick(snapshot: Iterable[VersionRef], previous: Mapping[str, Seen], budget: int) -> TickPlan:
+def plan_tick(
+    snapshot: Iterable[VersionRef],
+    previous: Mapping[str, Seen],
+    budget: int,
+    settled_before_ms: int | None = None,
+) -> TickPlan:
     """Compare a registry snapshot with the last state; request at most `budget` runs, new versions first.
 
-    Unrequested changes keep their previous state (or none, for new versions) so the next tick finds them
-    again; versions gone from the registry leave the state and are reported as retired.
+    A new version created after `settled_before_ms` waits: owners tag a version right after registering it,
+    and its first validation should see those tags. Unrequested changes keep their previous state (or none,
+    for new versions) so the next tick finds them again; versions gone from the registry leave the state
+    and are reported as retired.
     """
     refs = list(snapshot)
     present = {partition_key(r.name, r.version) for r in refs}
@@ -214,10 +227,13 @@ def plan_tick(snapshot: Iterable[VersionRef], previous: Mapping[str, Seen], budg
     )
     state: State = {k: v for k, v in previous.items() if k in present}
     changes = []
+    settling = 0
     for ref in ready:
         key = partition_key(ref.name, ref.version)
         change = detect(ref, previous.get(key))
-        if change is None:
+        if change is not None and change.trigger == "new_version" and _too_new(ref, settled_before_ms):
+            settling += 1
+        elif change is None:
             state[key] = seen(ref)  # aliases it lost, if any, are recorded without a run
         else:
             changes.append(change)
@@ -233,7 +249,12 @@ def plan_tick(snapshot: Iterable[VersionRef], previous: Mapping[str, Seen], budg
         state=state,
         watched=len(ready),
         not_ready=len(refs) - len(ready),
+        settling=settling,
     )
+
+
+def _too_new(ref: VersionRef, settled_before_ms: int | None) -> bool:
+    return settled_before_ms is not None and (ref.created_ms or 0) > settled_before_ms
 
 
 def _int(version: str) -> int:
@@ -262,6 +283,11 @@ def max_runs_per_tick() -> int:
 def sensor_interval() -> int:
     """Seconds between registry sensor ticks (ASSURANCE_SENSOR_INTERVAL, default 30)."""
     return env_int(INTERVAL_ENV, DEFAULT_INTERVAL, minimum=1)
+
+
+def settle_seconds() -> int:
+    """How long a new version waits after registration before its first validation (default 15 s)."""
+    return env_int(SETTLE_ENV, DEFAULT_SETTLE)
 
 
 @contextmanager

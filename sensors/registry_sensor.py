@@ -6,6 +6,8 @@ module turns them into Dagster run requests, partition additions and retirement 
 
 from __future__ import annotations
 
+import time
+
 import dagster as dg
 
 from assets.partitions import model_versions
@@ -17,6 +19,7 @@ from assurance.watch import (
     max_runs_per_tick,
     plan_tick,
     sensor_interval,
+    settle_seconds,
 )
 from resources import RegistryResource
 from sensors.validation_job import REASON_TAG, TRIGGER_TAG, assure_model_version, queued_runs, reason_tag
@@ -58,7 +61,8 @@ def _retirements(plan: TickPlan) -> list[dg.AssetObservation]:
     minimum_interval_seconds=sensor_interval(),
     default_status=dg.DefaultSensorStatus.RUNNING,
     description=(
-        "Watches the MLflow registry: a new READY version gets its partition and a full validation; a changed "
+        "Watches the MLflow registry: a new READY version gets its partition and a full validation (once "
+        "ASSURANCE_SENSOR_SETTLE_SECONDS, default 15, have passed since registration); a changed "
         "tag (other than assurance.result.*), status or an alias moved onto a version revalidates it. At most "
         "ASSURANCE_SENSOR_MAX_RUNS runs per tick (default 25), the rest next tick. An unreachable registry fails "
         "the tick and keeps the cursor, so no change is lost."
@@ -69,7 +73,8 @@ def registry_sensor(context: dg.SensorEvaluationContext, registry: RegistryResou
     with fail_fast_http():
         snapshot = registry.get().snapshot()
     cap = max_runs_per_tick()
-    plan = plan_tick(snapshot, previous, cap - min(cap, queued_runs(context.instance)))
+    settled_before_ms = int((time.time() - settle_seconds()) * 1000)
+    plan = plan_tick(snapshot, previous, cap - min(cap, queued_runs(context.instance)), settled_before_ms)
     context.log.info(plan.summary())
     cursor = encode_state(plan.state)
     observations = _retirements(plan)

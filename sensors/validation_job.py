@@ -19,6 +19,8 @@ assure_model_version = dg.define_asset_job(
     description="Full assurance of one model version: data, predictions, every analysis, findings, "
     "recommendation and published evidence.",
     tags={KIND_TAG: "validation"},
+    # one process per run: heavy libraries are imported once, and parallelism comes from concurrent runs
+    executor_def=dg.in_process_executor,
 )
 
 IN_FLIGHT = (

@@ -52,6 +52,12 @@ def registry(empty_registry_db, tmp_path, monkeypatch):
     return client, uri
 
 
+@pytest.fixture(autouse=True)
+def no_settle_period(monkeypatch):
+    """Versions here are seconds old; the settle period has its own test."""
+    monkeypatch.setenv("ASSURANCE_SENSOR_SETTLE_SECONDS", "0")
+
+
 @pytest.fixture
 def instance():
     with dg.instance_for_test() as inst:
@@ -109,6 +115,17 @@ def test_tag_and_alias_changes_revalidate_but_result_tags_do_not(registry, insta
     assert keys(moved) == [f"{MODEL}/2"]
     assert moved.run_requests[0].run_key != changed.run_requests[0].run_key  # same version, new state
     assert tick(instance, uri, moved.cursor).run_requests == []
+
+
+def test_versions_registered_moments_ago_wait_for_their_tags(registry, instance, monkeypatch):
+    client, uri = registry
+    monkeypatch.setenv("ASSURANCE_SENSOR_SETTLE_SECONDS", "3600")
+    result = tick(instance, uri)
+    assert (
+        result.run_requests == []
+        and "2 new versions registered moments ago" in result.skip_reason.skip_message
+    )
+    assert result.cursor == tick(instance, uri, result.cursor).cursor  # nothing marked seen
 
 
 def test_cap_carries_the_rest_to_the_next_tick(registry, instance, monkeypatch):

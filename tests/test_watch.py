@@ -112,6 +112,15 @@ def test_new_versions_go_before_changes_when_the_cap_bites():
     assert [c.partition for c in plan.deferred] == ["credit/1"]
 
 
+def test_new_versions_wait_until_settled_but_changes_do_not():
+    old, young = ref(version="1", created=1_000), ref(version="2", created=9_000)
+    plan = plan_tick([old, young], {}, 25, settled_before_ms=5_000)
+    assert [c.partition for c in plan.requested] == ["credit/1"] and plan.settling == 1
+    assert "credit/2" not in plan.state
+    changed = replace(young, tags={**young.tags, "owner": "new owner"})
+    assert len(plan_tick([changed], state_after(young), 25, settled_before_ms=5_000).requested) == 1
+
+
 def test_deleted_versions_are_retired_and_leave_the_state():
     v1, v2 = ref(version="1"), ref(version="2")
     plan = plan_tick([v2], state_after(v1, v2), 25)

@@ -1,0 +1,209 @@
+"""Registry sensor tick time against large registries, and registration-to-evidence latency under dagster dev.
+
+    python -m benchmarks.bench_sensor             # tick times at 1,250 / 2,500 / 5,000 versions
+    python -m benchmarks.bench_sensor --latency   # also: a demo-sized version through mlflow server + dagster dev
+
+The registries are sqlite MLflow registries of 25 versions per model with onboarding tags and a
+production alias, created through `MlflowClient` without logging models (the sensor never loads them);
+they are cached under benchmarks/.cache (building 5,000 versions takes a few minutes once). Each tick
+is the real sensor function against a persistent Dagster instance: one paginated snapshot, the diff
+against the cursor, the run requests and the new cursor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+CACHE = Path(__file__).resolve().parent / ".cache"
+VERSIONS_PER_MODEL = 25
+SIZES = (1_250, 2_500, 5_000)
+CHANGED = 50
+REPEATS = 3
+
+
+def registry_uri(path: Path) -> str:
+    return f"sqlite:///{path}"
+
+
+def build_registries() -> dict[int, Path]:
+    """Cached registries of each size, built once (each size extends the previous one)."""
+    from mlflow import MlflowClient
+
+    CACHE.mkdir(exist_ok=True)
+    wanted = {n: CACHE / f"registry_{n}.db" for n in SIZES}
+    if all(p.exists() for p in wanted.values()):
+        return wanted
+    work = CACHE / "building.db"
+    work.unlink(missing_ok=True)
+    uri = registry_uri(work)
+    os.environ["MLFLOW_TRACKING_URI"] = uri
+    client = MlflowClient(uri, uri)
+    started = time.perf_counter()
+    for m in range(max(SIZES) // VERSIONS_PER_MODEL):
+        name = f"bench_model_{m:04d}"
+        client.create_registered_model(
+            name, tags={"owner": f"team-{m % 17}", "use_case": "internal forecasting", "risk_tier": "medium"}
+        )
+        for v in range(1, VERSIONS_PER_MODEL + 1):
+            tags = {"assurance.current": f"s3://bench/{name}/{v}/current.parquet", "assurance.label": "y"}
+            client.create_model_version(name, source=f"s3://bench/{name}/{v}/model", tags=tags)
+        client.set_registered_model_alias(name, "production", str(VERSIONS_PER_MODEL))
+        count = (m + 1) * VERSIONS_PER_MODEL
+        if count in wanted:
+            shutil.copy(work, wanted[count])
+            print(f"  built {count:,} versions in {time.perf_counter() - started:.0f} s", flush=True)
+    work.unlink(missing_ok=True)
+    return wanted
+
+
+def timed_tick(instance, uri: str, cursor: str | None):
+    import dagster as dg
+
+    from resources import RegistryResource
+    from sensors.registry_sensor import registry_sensor
+
+    context = dg.build_sensor_context(
+        instance=instance, cursor=cursor, resources={"registry": RegistryResource(tracking_uri=uri)}
+    )
+    start = time.perf_counter()
+    result = registry_sensor(context)
+    return time.perf_counter() - start, result
+
+
+def measure(db: Path) -> dict[str, float]:
+    """Median tick seconds with nothing changed and with CHANGED versions re-tagged, plus the cursor size."""
+    import dagster as dg
+    from mlflow import MlflowClient
+
+    from assurance.registry import Registry
+    from assurance.watch import encode_state, plan_tick
+
+    with tempfile.TemporaryDirectory() as tmp, dg.instance_for_test() as instance:
+        copy = Path(tmp) / "mlflow.db"
+        shutil.copy(db, copy)
+        uri = registry_uri(copy)
+        os.environ["MLFLOW_TRACKING_URI"] = uri
+        registry = Registry(uri)
+        start = time.perf_counter()
+        snapshot = registry.snapshot()
+        snapshot_s = time.perf_counter() - start
+        cursor = encode_state(plan_tick(snapshot, {}, len(snapshot)).state)
+        timed_tick(instance, uri, cursor)  # warm the MLflow client and SQLAlchemy
+        unchanged = []
+        for _ in range(REPEATS):
+            seconds, result = timed_tick(instance, uri, cursor)
+            assert not result.run_requests and result.cursor == cursor
+            unchanged.append(seconds)
+        client = MlflowClient(uri, uri)
+        for ref in snapshot[:: len(snapshot) // CHANGED][:CHANGED]:
+            client.set_model_version_tag(
+                ref.name, ref.version, "assurance.current", "s3://bench/new-window.parquet"
+            )
+        changed = []
+        for _ in range(REPEATS):
+            seconds, result = timed_tick(instance, uri, cursor)
+            assert len(result.run_requests) == CHANGED, len(result.run_requests)
+            changed.append(seconds)
+        return {
+            "versions": len(snapshot),
+            "snapshot_s": snapshot_s,
+            "unchanged_s": statistics.median(unchanged),
+            "changed_s": statistics.median(changed),
+            "cursor_bytes": len(cursor),
+        }
+
+
+def demo_sized_latency() -> float:
+    """Seconds from registering a demo-sized version (8k reference, 10k current rows) over HTTP to its evidence."""
+    from assurance.demo import FEATURES, LABEL, generate
+    from assurance.evidence import EvidenceStore
+    from assurance.registry_builder import register_version
+    from tests.integration.servers import (
+        dagster_dev,
+        free_port,
+        mlflow_server,
+        wait_dagster,
+        wait_for,
+        wait_mlflow,
+    )
+
+    root = Path(tempfile.mkdtemp(prefix="bench-latency-"))
+    mlflow_port, dagster_port = free_port(), free_port()
+    mlflow = mlflow_server(root / "mlflow", mlflow_port).start()
+    env = {
+        "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{mlflow_port}",
+        "ASSURANCE_EVIDENCE_ROOT": str(root / "evidence"),
+        "ASSURANCE_SENSOR_INTERVAL": "5",
+    }
+    dagster = dagster_dev(root / "dagster_home", dagster_port, env).start()
+    try:
+        wait_mlflow(mlflow, mlflow_port)
+        wait_dagster(dagster, dagster_port)
+        train, reference, current = generate(15_000, 1), generate(8_000, 2), generate(10_000, 3)
+        model = demo_classifier().fit(train[FEATURES], train[LABEL])
+        registered = time.time()
+        register_version(
+            "bench_credit", model, reference, current, label=LABEL, features=FEATURES, data_dir=root / "data",
+            tracking_uri=env["MLFLOW_TRACKING_URI"], model_tags={"owner": "bench", "use_case": "credit"},
+        )  # fmt: skip
+        store = EvidenceStore(env["ASSURANCE_EVIDENCE_ROOT"])
+        wait_for(
+            "published evidence", lambda: store.latest_run_path("bench_credit", "1"), 1200, 2, alive=dagster
+        )
+        return time.time() - registered
+    finally:
+        dagster.stop()
+        mlflow.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def demo_classifier():
+    """A model like the demo's credit model: one-hot categoricals, gradient-boosted trees."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    from assurance.demo import CATEGORICAL
+
+    pre = ColumnTransformer(
+        [("categorical", OneHotEncoder(handle_unknown="ignore", sparse_output=False), CATEGORICAL)],
+        remainder="passthrough",
+    )
+    return Pipeline([("pre", pre), ("model", HistGradientBoostingClassifier(max_iter=200, random_state=0))])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--latency", action="store_true", help="also time registration -> evidence under dagster dev"
+    )
+    args = parser.parse_args()
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ["ASSURANCE_SENSOR_MAX_RUNS"] = str(CHANGED)  # so the changed tick requests all of them
+    os.environ["ASSURANCE_SENSOR_SETTLE_SECONDS"] = "0"
+    registries = build_registries()
+    print(
+        f"{'versions':>9} {'snapshot s':>11} {'tick, unchanged s':>18} {'tick, 50 changed s':>19} {'cursor bytes':>13}"
+    )
+    for size in SIZES:
+        row = measure(registries[size])
+        print(
+            f"{row['versions']:>9,} {row['snapshot_s']:>11.2f} {row['unchanged_s']:>18.2f} "
+            f"{row['changed_s']:>19.2f} {row['cursor_bytes']:>13,}",
+            flush=True,
+        )
+    if args.latency:
+        print(
+            f"registration -> published evidence (demo-sized version, dagster dev): {demo_sized_latency():.0f} s"
+        )
+
+
+if __name__ == "__main__":
+    main()
