@@ -1,6 +1,7 @@
 """Registry sensor tick time against large registries, and registration-to-evidence latency under dagster dev.
 
     python -m benchmarks.bench_sensor             # tick times at 1,250 / 2,500 / 5,000 versions
+    python -m benchmarks.bench_sensor --http      # also: the 5,000-version tick through `mlflow server`
     python -m benchmarks.bench_sensor --latency   # also: a demo-sized version through mlflow server + dagster dev
 
 The registries are sqlite MLflow registries of 25 versions per model with onboarding tags and a
@@ -78,16 +79,36 @@ def timed_tick(instance, uri: str, cursor: str | None):
 
 def measure(db: Path) -> dict[str, float]:
     """Median tick seconds with nothing changed and with CHANGED versions re-tagged, plus the cursor size."""
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / "mlflow.db"
+        shutil.copy(db, copy)
+        return measure_uri(registry_uri(copy))
+
+
+def measure_over_http(db: Path) -> dict[str, float]:
+    """The same ticks against `mlflow server` serving a copy of the registry over HTTP on loopback."""
+    from tests.integration.servers import free_port, mlflow_server, wait_mlflow
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        shutil.copy(db, root / "mlflow.db")
+        port = free_port()
+        server = mlflow_server(root, port).start()
+        try:
+            wait_mlflow(server, port)
+            return measure_uri(f"http://127.0.0.1:{port}")
+        finally:
+            server.stop()
+
+
+def measure_uri(uri: str) -> dict[str, float]:
     import dagster as dg
     from mlflow import MlflowClient
 
     from assurance.registry import Registry
     from assurance.watch import encode_state, plan_tick
 
-    with tempfile.TemporaryDirectory() as tmp, dg.instance_for_test() as instance:
-        copy = Path(tmp) / "mlflow.db"
-        shutil.copy(db, copy)
-        uri = registry_uri(copy)
+    with dg.instance_for_test() as instance:
         os.environ["MLFLOW_TRACKING_URI"] = uri
         registry = Registry(uri)
         start = time.perf_counter()
@@ -182,6 +203,9 @@ def demo_classifier():
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
+        "--http", action="store_true", help="also time the 5,000-version tick over mlflow server"
+    )
+    parser.add_argument(
         "--latency", action="store_true", help="also time registration -> evidence under dagster dev"
     )
     args = parser.parse_args()
@@ -197,6 +221,13 @@ def main() -> None:
         print(
             f"{row['versions']:>9,} {row['snapshot_s']:>11.2f} {row['unchanged_s']:>18.2f} "
             f"{row['changed_s']:>19.2f} {row['cursor_bytes']:>13,}",
+            flush=True,
+        )
+    if args.http:
+        row = measure_over_http(registries[max(SIZES)])
+        print(
+            f"over HTTP: {row['versions']:,} versions, snapshot {row['snapshot_s']:.2f} s, tick unchanged "
+            f"{row['unchanged_s']:.2f} s, 50 changed {row['changed_s']:.2f} s",
             flush=True,
         )
     if args.latency:
