@@ -75,6 +75,7 @@ def assurance_findings_alerts(
     store = evidence.get()
     alerts: list[dict] = []
     for record in result.records:
+        after = max(after, record.storage_id)
         mat = record.asset_materialization
         if mat is None or not mat.partition or "run_id" not in mat.metadata:
             continue
@@ -83,7 +84,6 @@ def assurance_findings_alerts(
         alerts += alerts_for_run(
             store, model, version, str(mat.metadata["run_id"].value), report.value if report else None
         )
-        after = max(after, record.storage_id)
     sent = deliver(alerts, webhook_url(), context.log)
     summary = (
         f"{len(result.records)} published runs read, {len(alerts)} new critical/high findings, {sent} posted"

@@ -158,6 +158,10 @@ def test_deleted_version_is_retired_with_its_partition_kept(registry, instance):
         isinstance(r, dg.DeleteDynamicPartitionsRequest) for r in result.dynamic_partitions_requests or []
     )
     assert "1 versions retired" in result.skip_reason.skip_message
+    instance.report_runless_asset_event(observation)  # what the daemon does with it
+    (record,) = instance.fetch_observations(dg.AssetKey("model_version"), limit=5).records
+    assert record.partition_key == f"{MODEL}/1"
+    assert instance.has_dynamic_partition("model_versions", f"{MODEL}/1")
 
 
 def test_unreachable_registry_fails_the_tick_quickly_and_clearly(instance, monkeypatch):
