@@ -4,7 +4,6 @@ Checks never block: the findings, the recommendation and the report always mater
 with ERROR when its findings reach the severities the policy holds on, with WARN otherwise.
 """
 
-
 import dagster as dg
 
 from assets.common import OWNERS, progress
@@ -100,7 +99,9 @@ def analysis_asset(analysis: Analysis) -> dg.AssetsDefinition:
         )
         progress(context, f"{analysis.title}: {len(section.findings)} findings")
         yield dg.Output(section, metadata=section_metadata(section))
-        yield from check_results(analysis, section, pol.get("recommendation.hold_if_any", ["critical", "high"]))
+        yield from check_results(
+            analysis, section, pol.get("recommendation.hold_if_any", ["critical", "high"])
+        )
 
     return _run
 

@@ -1,6 +1,5 @@
 """What every assurance asset shares: owners, the progress log, the partition's model and version."""
 
-
 import logging
 
 import dagster as dg

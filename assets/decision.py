@@ -1,6 +1,5 @@
 """Findings, the recommendation and the published evidence of one model version."""
 
-
 from datetime import UTC, datetime
 
 import dagster as dg
@@ -28,7 +27,11 @@ def _sections(inputs: dict) -> list:
     group_name=GROUP,
     owners=OWNERS,
     kinds={"pandas"},
-    ins={"model_version": dg.AssetIn("model_version"), "predictions": dg.AssetIn("predictions"), **SECTION_INS},
+    ins={
+        "model_version": dg.AssetIn("model_version"),
+        "predictions": dg.AssetIn("predictions"),
+        **SECTION_INS,
+    },
     description=(
         "Every finding of every analysis in one table (the DESIGN findings schema): a stable id per model, "
         "check and subject, severity from the policy, a plain message, observed value and threshold, due date."

@@ -1,6 +1,5 @@
 """The version record, its reference and current data, and the model's predictions on both."""
 
-
 import dagster as dg
 
 from assets.common import OWNERS, model_and_version, progress
@@ -24,7 +23,10 @@ GROUP = "inputs"
 def model_version(context: dg.AssetExecutionContext, registry: RegistryResource) -> dg.Output[VersionRecord]:
     name, version = model_and_version(context)
     record = registry.get().version_record(name, version)
-    progress(context, f"read {record.key} from the registry ({len(record.tags)} tags, aliases {record.aliases or 'none'})")
+    progress(
+        context,
+        f"read {record.key} from the registry ({len(record.tags)} tags, aliases {record.aliases or 'none'})",
+    )
     return dg.Output(
         record,
         metadata={
@@ -59,7 +61,12 @@ def _data_asset(role: str, description: str):
         from assurance.datasources import load_dataset
 
         dataset = load_dataset(model_version, role)
-        progress(context, f"{role} data: {dataset.rows} rows" if dataset.ok else f"{role} data unavailable: {dataset.error}")
+        progress(
+            context,
+            f"{role} data: {dataset.rows} rows"
+            if dataset.ok
+            else f"{role} data unavailable: {dataset.error}",
+        )
         yield dg.Output(
             dataset,
             metadata={

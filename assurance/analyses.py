@@ -27,10 +27,19 @@ class Analysis:
 
 
 def all_analyses() -> list[Analysis]:
-    from assurance import quality
-    from assurance import drift, performance, reproducibility
-    from assurance import change_control, documentation
-    from assurance import explanations, fairness, leakage, robustness, slices
+    from assurance import (
+        change_control,
+        documentation,
+        drift,
+        explanations,
+        fairness,
+        leakage,
+        performance,
+        quality,
+        reproducibility,
+        robustness,
+        slices,
+    )
 
     return [
         Analysis(

@@ -105,7 +105,9 @@ def _print_outcome(summary: dict, findings) -> None:
         print(f"  - {reason}")
     if len(summary["reasons"]) > 10:
         print(f"  ... and {len(summary['reasons']) - 10} more")
-    print(f"  findings: {0 if findings is None else len(findings)}; report: {summary['evidence_dir']}/report.html")
+    print(
+        f"  findings: {0 if findings is None else len(findings)}; report: {summary['evidence_dir']}/report.html"
+    )
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -148,7 +150,10 @@ def _print_posture() -> None:
     store = EvidenceResource().get()
     refs = RegistryResource().get().snapshot()
     print()
-    print(posture_text(build_portfolio([record_from_ref(r) for r in refs], store, PolicyResource().get())), end="")
+    print(
+        posture_text(build_portfolio([record_from_ref(r) for r in refs], store, PolicyResource().get())),
+        end="",
+    )
     print("\nReports:")
     latest = {(r.model, r.version): r for r in sorted(run_folders(store), key=lambda r: r.run_id)}
     for (model, version), run in sorted(latest.items()):
@@ -157,11 +162,15 @@ def _print_posture() -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="assurance", description="Continuous model assurance for MLflow model versions.")
+    parser = argparse.ArgumentParser(
+        prog="assurance", description="Continuous model assurance for MLflow model versions."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     demo = sub.add_parser("demo", help="build the embedded demo registry and assure every version in it")
-    demo.add_argument("--root", default=".demo", help="folder for the demo registry, data and Dagster home (default .demo)")
+    demo.add_argument(
+        "--root", default=".demo", help="folder for the demo registry, data and Dagster home (default .demo)"
+    )
     demo.add_argument("--evidence", help="evidence root (default ASSURANCE_EVIDENCE_ROOT or ./evidence)")
     demo.add_argument("--quiet", action="store_true", help="no progress lines")
     demo.set_defaults(func=cmd_demo)
@@ -172,10 +181,14 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--version", help="model version (default: the newest)")
     which.add_argument("--alias", help="assure the version behind this alias, e.g. production")
     run.add_argument("--tracking-uri", help="MLflow tracking URI (default MLFLOW_TRACKING_URI)")
-    run.add_argument("--evidence", help="evidence root folder or URI (default ASSURANCE_EVIDENCE_ROOT or ./evidence)")
+    run.add_argument(
+        "--evidence", help="evidence root folder or URI (default ASSURANCE_EVIDENCE_ROOT or ./evidence)"
+    )
     run.add_argument("--policy", help="policy YAML merged over the default (default ASSURANCE_POLICY)")
     run.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
-    run.add_argument("--fail-on", choices=sorted(FAIL_ON), help="exit 1 when the recommendation is this or worse")
+    run.add_argument(
+        "--fail-on", choices=sorted(FAIL_ON), help="exit 1 when the recommendation is this or worse"
+    )
     run.add_argument("--quiet", action="store_true", help="no progress lines")
     run.set_defaults(func=cmd_run)
 

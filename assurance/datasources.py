@@ -58,7 +58,9 @@ def read_table(uri: str) -> pd.DataFrame:
     if lower.endswith(CSV_SUFFIXES):
         with fs.open(path, "rb", compression="infer") as fh:
             return pd.read_csv(fh, sep="\t" if lower.endswith(".tsv") else ",", low_memory=False)
-    raise ValueError(f"{uri} is neither Parquet ({', '.join(PARQUET_SUFFIXES)}) nor CSV ({', '.join(CSV_SUFFIXES)})")
+    raise ValueError(
+        f"{uri} is neither Parquet ({', '.join(PARQUET_SUFFIXES)}) nor CSV ({', '.join(CSV_SUFFIXES)})"
+    )
 
 
 def data_uri(record: VersionRecord, role: str) -> tuple[str | None, str]:
@@ -83,7 +85,9 @@ def load_dataset(record: VersionRecord, role: str) -> Dataset:
     try:
         frame = read_table(uri)
     except Exception as exc:  # noqa: BLE001 - any reader failure is the same finding for the analyst
-        return Dataset(role, uri, error=f"{role} data at {uri} ({origin}) could not be read: {_reason(exc)}", label=label)
+        return Dataset(
+            role, uri, error=f"{role} data at {uri} ({origin}) could not be read: {_reason(exc)}", label=label
+        )
     if frame.empty:
         return Dataset(role, uri, error=f"{role} data at {uri} ({origin}) has no rows", label=label)
     try:

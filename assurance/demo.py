@@ -297,7 +297,11 @@ def _approve(demo: DemoRegistry, name: str, version: str, ticket: str, by: str) 
 
     client = MlflowClient(tracking_uri=demo.tracking_uri, registry_uri=demo.tracking_uri)
     at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    for key, value in {"approval.ticket": ticket, "approval.approved_by": by, "approval.approved_at": at}.items():
+    for key, value in {
+        "approval.ticket": ticket,
+        "approval.approved_by": by,
+        "approval.approved_at": at,
+    }.items():
         client.set_model_version_tag(name, version, key, value)
 
 

@@ -83,7 +83,9 @@ class EvidenceStore:
 
         self.root = str(root)
         self.fs, self.base = url_to_fs(self.root)
-        self.local = "file" in (self.fs.protocol if isinstance(self.fs.protocol, tuple) else (self.fs.protocol,))
+        self.local = "file" in (
+            self.fs.protocol if isinstance(self.fs.protocol, tuple) else (self.fs.protocol,)
+        )
 
     def _abs(self, rel: str) -> str:
         return f"{self.base.rstrip('/')}/{rel}" if rel else self.base
@@ -134,7 +136,9 @@ class EvidenceStore:
         with self.fs.open(f"{target}/{MANIFEST}", "wb") as fh:
             fh.write(manifest_body)
 
-    def publish_run(self, model: str, version: str, run_id: str, files: dict[str, bytes], manifest: dict) -> Published:
+    def publish_run(
+        self, model: str, version: str, run_id: str, files: dict[str, bytes], manifest: dict
+    ) -> Published:
         return self.publish(f"{self.version_path(model, version)}/{safe_segment(run_id)}", files, manifest)
 
     def runs(self, model: str, version: str) -> list[str]:
@@ -179,7 +183,9 @@ class EvidenceStore:
         present = {
             p[len(base) + 1 :] for p in self.fs.find(base) if not p.endswith(f"/{MANIFEST}") and p != base
         }
-        return verify_entries(manifest.get("files", []), present, lambda rel: self.read_bytes(f"{rel_dir}/{rel}"))
+        return verify_entries(
+            manifest.get("files", []), present, lambda rel: self.read_bytes(f"{rel_dir}/{rel}")
+        )
 
 
 def verify_entries(entries: list[dict], present: set[str], read) -> list[str]:

@@ -26,9 +26,14 @@ def prediction_findings(predictions: Predictions | None, policy: Policy) -> list
         scores = predictions.for_role(role)
         if scores.error and not scores.error.startswith("no "):
             out.append(
-                Finding("performance", "predictions.failed", role, severity,
-                        f"Predictions on {role} data failed, so checks that need them did not run: {scores.error}.",
-                        evidence="findings.parquet")
+                Finding(
+                    "performance",
+                    "predictions.failed",
+                    role,
+                    severity,
+                    f"Predictions on {role} data failed, so checks that need them did not run: {scores.error}.",
+                    evidence="findings.parquet",
+                )
             )
     return out
 
@@ -58,7 +63,8 @@ def provenance(
         "aliases": record.aliases,
         "model_loader": predictions.loader if predictions else None,
         "data": {
-            d.role: {"uri": d.uri, "rows": d.rows, "fingerprint": d.fingerprint, "error": d.error} for d in datasets
+            d.role: {"uri": d.uri, "rows": d.rows, "fingerprint": d.fingerprint, "error": d.error}
+            for d in datasets
         },
         "policy_source": policy.source,
         "policy_hash": policy.hash,

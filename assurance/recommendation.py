@@ -34,4 +34,6 @@ def recommend(findings: pd.DataFrame, policy: Policy) -> Recommendation:
         return Recommendation("hold", reasons_for(hold_on), counts)
     if any(counts[s] for s in cond_on if s in SEVERITIES):
         return Recommendation("approve_with_conditions", reasons_for(cond_on), counts)
-    return Recommendation("approve", ["no open finding at a severity the policy conditions or holds on"], counts)
+    return Recommendation(
+        "approve", ["no open finding at a severity the policy conditions or holds on"], counts
+    )

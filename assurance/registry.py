@@ -18,7 +18,13 @@ from assurance.core import VersionRecord
 RESULT_TAG_PREFIX = "assurance.result."
 DOC_SUFFIXES = (".md", ".markdown", ".txt")
 MAX_DOC_BYTES = 1 << 20
-_UNREACHABLE = ("Max retries exceeded", "Failed to establish", "Connection refused", "timed out", "Name or service")
+_UNREACHABLE = (
+    "Max retries exceeded",
+    "Failed to establish",
+    "Connection refused",
+    "timed out",
+    "Name or service",
+)
 
 
 class RegistryError(RuntimeError):
@@ -80,7 +86,9 @@ class Registry:
                     f"{what} failed: the registry at {self.tracking_uri} cannot be reached; "
                     "check the tracking URI and that the MLflow server is up"
                 ) from exc
-            raise RegistryError(f"{what} failed against {self.tracking_uri}: {str(exc).splitlines()[0]}") from exc
+            raise RegistryError(
+                f"{what} failed against {self.tracking_uri}: {str(exc).splitlines()[0]}"
+            ) from exc
         except Exception as exc:  # noqa: BLE001 - connection errors come in many types
             raise RegistryError(
                 f"{what} failed: the registry at {self.tracking_uri} cannot be reached ({type(exc).__name__}: {exc})"
@@ -89,9 +97,17 @@ class Registry:
     def resolve_version(self, name: str, version: str | None = None, alias: str | None = None) -> str:
         """The version number asked for: explicit, behind an alias, or the newest one."""
         if version:
-            return str(self._call(f"model version {name}/{version}", self.client.get_model_version, name, str(version)).version)
+            return str(
+                self._call(
+                    f"model version {name}/{version}", self.client.get_model_version, name, str(version)
+                ).version
+            )
         if alias:
-            return str(self._call(f"alias {alias!r} of {name}", self.client.get_model_version_by_alias, name, alias).version)
+            return str(
+                self._call(
+                    f"alias {alias!r} of {name}", self.client.get_model_version_by_alias, name, alias
+                ).version
+            )
         versions = list(self._search_versions(f"name = '{_quote(name)}'"))
         if not versions:
             raise RegistryError(f"model {name!r} has no versions in the registry at {self.tracking_uri}")
@@ -115,7 +131,12 @@ class Registry:
     def _registered_models(self) -> Iterator[Any]:
         token = None
         while True:
-            page = self._call("listing registered models", self.client.search_registered_models, max_results=1000, page_token=token)
+            page = self._call(
+                "listing registered models",
+                self.client.search_registered_models,
+                max_results=1000,
+                page_token=token,
+            )
             yield from page
             token = getattr(page, "token", None)
             if not token:
@@ -128,7 +149,11 @@ class Registry:
         for mv in self._search_versions():
             model = models.get(mv.name)
             model_tags = dict(getattr(model, "tags", {}) or {})
-            aliases = tuple(sorted(a for a, v in (getattr(model, "aliases", {}) or {}).items() if str(v) == str(mv.version)))
+            aliases = tuple(
+                sorted(
+                    a for a, v in (getattr(model, "aliases", {}) or {}).items() if str(v) == str(mv.version)
+                )
+            )
             refs.append(
                 VersionRef(
                     name=mv.name,
@@ -172,7 +197,9 @@ class Registry:
 
     def _add_run(self, record: VersionRecord) -> None:
         if not record.run_id:
-            record.notes.append("the version has no source run: logged metrics and documents cannot be checked")
+            record.notes.append(
+                "the version has no source run: logged metrics and documents cannot be checked"
+            )
             return
         try:
             run = self.client.get_run(record.run_id)
@@ -185,7 +212,12 @@ class Registry:
             ds = ds_input.dataset
             context = next((t.value for t in ds_input.tags or [] if t.key == "mlflow.data.context"), "")
             record.run_datasets.append(
-                {"name": ds.name, "source": _dataset_source(ds.source), "source_type": ds.source_type, "context": context}
+                {
+                    "name": ds.name,
+                    "source": _dataset_source(ds.source),
+                    "source_type": ds.source_type,
+                    "context": context,
+                }
             )
         try:
             artifacts = self.client.list_artifacts(record.run_id)
@@ -194,7 +226,11 @@ class Registry:
             return
         record.run_artifacts = sorted(a.path for a in artifacts)
         for art in artifacts:
-            if not art.is_dir and art.path.lower().endswith(DOC_SUFFIXES) and (art.file_size or 0) <= MAX_DOC_BYTES:
+            if (
+                not art.is_dir
+                and art.path.lower().endswith(DOC_SUFFIXES)
+                and (art.file_size or 0) <= MAX_DOC_BYTES
+            ):
                 text = self._artifact_text(record.run_id, art.path)
                 if text is not None:
                     record.documents[art.path] = text
@@ -224,7 +260,11 @@ class Registry:
         import mlflow.artifacts
 
         uri = self.model_download_uri(record)
-        return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(dst), tracking_uri=self.tracking_uri))
+        return Path(
+            mlflow.artifacts.download_artifacts(
+                artifact_uri=uri, dst_path=str(dst), tracking_uri=self.tracking_uri
+            )
+        )
 
     def _add_model_metadata(self, record: VersionRecord) -> None:
         import mlflow.artifacts
@@ -249,8 +289,12 @@ class Registry:
         """Write results back as `assurance.result.*` version tags, the only tags the product owns."""
         for key, value in tags.items():
             if not key.startswith(RESULT_TAG_PREFIX):
-                raise ValueError(f"refusing to write tag {key!r}: the product writes only {RESULT_TAG_PREFIX}* tags")
-            self._call(f"writing tag {key}", self.client.set_model_version_tag, name, str(version), key, str(value))
+                raise ValueError(
+                    f"refusing to write tag {key!r}: the product writes only {RESULT_TAG_PREFIX}* tags"
+                )
+            self._call(
+                f"writing tag {key}", self.client.set_model_version_tag, name, str(version), key, str(value)
+            )
 
 
 def _columns(spec: Any) -> list[dict[str, Any]] | None:

@@ -16,7 +16,17 @@ from assurance.recommendation import Recommendation
 DECISION_LABEL = {"approve": "Approve", "approve_with_conditions": "Approve with conditions", "hold": "Hold"}
 TOP_FINDINGS = 15
 ALL_FINDINGS_ROWS = 500
-FINDING_COLUMNS = ["severity", "category", "check", "subject", "message", "observed", "threshold", "status", "finding_id"]
+FINDING_COLUMNS = [
+    "severity",
+    "category",
+    "check",
+    "subject",
+    "message",
+    "observed",
+    "threshold",
+    "status",
+    "finding_id",
+]
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;max-width:1100px;margin:2rem auto;padding:0 1rem;color:#1f2328}
@@ -32,7 +42,9 @@ def _rows(frame: pd.DataFrame, limit: int) -> str:
     if frame is None or len(frame) == 0:
         return "(none)"
     text = table(frame.head(limit))
-    return text + (f"\n\n{len(frame) - limit} more rows are in the evidence table." if len(frame) > limit else "")
+    return text + (
+        f"\n\n{len(frame) - limit} more rows are in the evidence table." if len(frame) > limit else ""
+    )
 
 
 def _decision_md(record: VersionRecord, rec: Recommendation, findings: pd.DataFrame) -> str:
@@ -67,13 +79,20 @@ def _version_md(record: VersionRecord, provenance: dict[str, Any]) -> str:
         ("Model source", record.source),
         ("Flavors", ", ".join(record.flavors) or "(unknown)"),
         ("Model loaded as", provenance.get("model_loader") or "(not loaded)"),
-        ("Features in signature", str(len(record.feature_names)) if record.feature_names else "(no signature)"),
+        (
+            "Features in signature",
+            str(len(record.feature_names)) if record.feature_names else "(no signature)",
+        ),
     ]
     for role, data in provenance.get("data", {}).items():
         desc = f"{data.get('uri') or '(none)'} ({data.get('rows', 0)} rows)"
         rows.append((f"{role.title()} data", desc + (f"; {data['error']}" if data.get("error") else "")))
     notes = "".join(f"\n- {n}" for n in record.notes)
-    return "## Model version\n\n" + table(pd.DataFrame(rows, columns=["field", "value"])) + (f"\n\nNotes:\n{notes}" if notes else "")
+    return (
+        "## Model version\n\n"
+        + table(pd.DataFrame(rows, columns=["field", "value"]))
+        + (f"\n\nNotes:\n{notes}" if notes else "")
+    )
 
 
 def _section_md(section: Section) -> str:
@@ -96,7 +115,10 @@ def _provenance_md(provenance: dict[str, Any]) -> str:
         ("Started", provenance.get("started_at")),
         ("Finished", provenance.get("finished_at")),
     ]
-    rows += [(f"{role.title()} data sha256", str(d.get("fingerprint"))) for role, d in provenance.get("data", {}).items()]
+    rows += [
+        (f"{role.title()} data sha256", str(d.get("fingerprint")))
+        for role, d in provenance.get("data", {}).items()
+    ]
     return "## Provenance\n\n" + table(pd.DataFrame(rows, columns=["field", "value"]))
 
 
@@ -120,7 +142,9 @@ def render_markdown(
 
 def render_html(markdown_text: str, rec: Recommendation, plots: dict[str, bytes], title: str) -> str:
     """Self-contained HTML: plots inline as data URIs, every value escaped by the converter."""
-    images = {f"plots/{n}.png": "data:image/png;base64," + base64.b64encode(b).decode() for n, b in plots.items()}
+    images = {
+        f"plots/{n}.png": "data:image/png;base64," + base64.b64encode(b).decode() for n, b in plots.items()
+    }
     decision, _, rest = markdown_text.partition("\n## Model version")
     body = (
         f'<div class="decision {html.escape(rec.decision)}">{to_html(decision, images)}</div>'

@@ -19,7 +19,9 @@ _DOWNLOADS = Path(tempfile.mkdtemp(prefix="assurance-models-"))
 atexit.register(shutil.rmtree, _DOWNLOADS, ignore_errors=True)
 
 
-def load_version_model(registry: Registry, record: VersionRecord, reference: Dataset | None = None) -> ScoringModel:
+def load_version_model(
+    registry: Registry, record: VersionRecord, reference: Dataset | None = None
+) -> ScoringModel:
     """The version's model, loaded once per process: the analyses of one run share it."""
     key = (registry.tracking_uri, record.name, record.version)
     if key not in _CACHE:
@@ -39,10 +41,17 @@ def score_dataset(model: ScoringModel, dataset: Dataset | None) -> Scores:
     try:
         return Scores(frame=model.score(dataset.frame))
     except Exception as exc:  # noqa: BLE001 - a model that cannot score the data is a finding
-        return Scores(error=f"the model could not score the {dataset.role} data: {type(exc).__name__}: {str(exc)[:300]}")
+        return Scores(
+            error=f"the model could not score the {dataset.role} data: {type(exc).__name__}: {str(exc)[:300]}"
+        )
 
 
-def predict(model: ScoringModel | None, reference: Dataset | None, current: Dataset | None, load_error: str | None = None) -> Predictions:
+def predict(
+    model: ScoringModel | None,
+    reference: Dataset | None,
+    current: Dataset | None,
+    load_error: str | None = None,
+) -> Predictions:
     if model is None:
         reason = load_error or "the model could not be loaded"
         return Predictions("unknown", Scores(error=reason), Scores(error=reason), error=reason)

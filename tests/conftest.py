@@ -30,7 +30,12 @@ def make_frame(n: int, seed: int) -> pd.DataFrame:
             "customer_ref": [f"c{i}" for i in range(n)],
         }
     )
-    logit = -1.0 + 0.01 * (frame["amount"] - 100) - 0.02 * (frame["tenure"] - 60) + (frame["segment"] == "c") * 0.8
+    logit = (
+        -1.0
+        + 0.01 * (frame["amount"] - 100)
+        - 0.02 * (frame["tenure"] - 60)
+        + (frame["segment"] == "c") * 0.8
+    )
     frame[LABEL] = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
     return frame
 

@@ -11,13 +11,31 @@ from assurance.evidence import EvidenceStore
 def cli(*args, env_extra=None, timeout=300):
     env = {**os.environ, **(env_extra or {})}
     env.pop("DAGSTER_HOME", None)
-    return subprocess.run([sys.executable, "-m", "assurance.cli", *args], capture_output=True, text=True, env=env, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "assurance.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+    )
 
 
 def test_run_json_prints_findings_in_the_design_schema(small_registry, tmp_path):
     evidence = tmp_path / "ev"
-    proc = cli("run", "--tracking-uri", small_registry.tracking_uri, "--model", small_registry.model,
-               "--version", small_registry.broken, "--evidence", str(evidence), "--json", "--fail-on", "hold")
+    proc = cli(
+        "run",
+        "--tracking-uri",
+        small_registry.tracking_uri,
+        "--model",
+        small_registry.model,
+        "--version",
+        small_registry.broken,
+        "--evidence",
+        str(evidence),
+        "--json",
+        "--fail-on",
+        "hold",
+    )
     assert proc.returncode == 1, proc.stderr
     doc = json.loads(proc.stdout)
     assert doc["recommendation"] == "hold" and doc["version"] == small_registry.broken
@@ -33,14 +51,38 @@ def test_run_json_prints_findings_in_the_design_schema(small_registry, tmp_path)
 
 
 def test_run_by_alias_and_clear_errors(small_registry, tmp_path):
-    proc = cli("run", "--tracking-uri", small_registry.tracking_uri, "--model", "no_such_model", "--evidence", str(tmp_path))
+    proc = cli(
+        "run",
+        "--tracking-uri",
+        small_registry.tracking_uri,
+        "--model",
+        "no_such_model",
+        "--evidence",
+        str(tmp_path),
+    )
     assert proc.returncode == 2
     assert "no_such_model" in proc.stderr and "Traceback" not in proc.stderr
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    proc = cli("run", "--tracking-uri", small_registry.tracking_uri, "--model", small_registry.model,
-               "--evidence", str(blocker / "ev"))
+    proc = cli(
+        "run",
+        "--tracking-uri",
+        small_registry.tracking_uri,
+        "--model",
+        small_registry.model,
+        "--evidence",
+        str(blocker / "ev"),
+    )
     assert proc.returncode == 2 and "not writable" in proc.stderr and "Traceback" not in proc.stderr
-    proc = cli("run", "--tracking-uri", small_registry.tracking_uri, "--model", small_registry.model,
-               "--alias", "missing-alias", "--evidence", str(tmp_path / "ev"))
+    proc = cli(
+        "run",
+        "--tracking-uri",
+        small_registry.tracking_uri,
+        "--model",
+        small_registry.model,
+        "--alias",
+        "missing-alias",
+        "--evidence",
+        str(tmp_path / "ev"),
+    )
     assert proc.returncode == 2 and "missing-alias" in proc.stderr

@@ -55,6 +55,8 @@ def test_problems_become_dataset_errors(tmp_path, tags, needle):
 def test_reference_falls_back_to_logged_training_dataset(tmp_path, frame):
     frame.to_parquet(tmp_path / "train.parquet")
     record = rec(**{"assurance.label": "a"})
-    record.run_datasets = [{"name": "train", "source": str(tmp_path / "train.parquet"), "context": "training"}]
+    record.run_datasets = [
+        {"name": "train", "source": str(tmp_path / "train.parquet"), "context": "training"}
+    ]
     ds = load_dataset(record, "reference")
     assert ds.ok and ds.rows == 3 and ds.label == "a" and ds.has_label

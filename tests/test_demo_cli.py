@@ -12,14 +12,31 @@ from assurance.evidence import EvidenceStore
 def test_demo_assures_every_version_and_finds_the_planted_problems(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("DAGSTER_HOME", "MLFLOW_TRACKING_URI")}
     proc = subprocess.run(
-        [sys.executable, "-m", "assurance.cli", "demo", "--root", str(tmp_path / "demo"), "--evidence", str(tmp_path / "ev")],
-        capture_output=True, text=True, env=env, timeout=900,
+        [
+            sys.executable,
+            "-m",
+            "assurance.cli",
+            "demo",
+            "--root",
+            str(tmp_path / "demo"),
+            "--evidence",
+            str(tmp_path / "ev"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Model risk posture" in proc.stdout and "portfolio:" in proc.stdout
     store = EvidenceStore(str(tmp_path / "ev"))
     findings = {}
-    for model, version in [("credit_default", "1"), ("credit_default", "2"), ("loss_given_default", "1"), ("loss_given_default", "2")]:
+    for model, version in [
+        ("credit_default", "1"),
+        ("credit_default", "2"),
+        ("loss_given_default", "1"),
+        ("loss_given_default", "2"),
+    ]:
         rel = store.latest_run_path(model, version)
         assert rel is not None, f"no evidence for {model}/{version}"
         assert store.verify(rel) == []
@@ -27,10 +44,16 @@ def test_demo_assures_every_version_and_finds_the_planted_problems(tmp_path):
     healthy = findings["credit_default", "1"]
     assert not healthy["severity"].isin(["critical", "high", "medium"]).any(), healthy[["check", "subject"]]
     troubled = findings["credit_default", "2"]
-    assert set(troubled.loc[troubled["check"] == "drift.feature", "subject"]) == {"credit_utilization", "loan_amount"}
+    assert set(troubled.loc[troubled["check"] == "drift.feature", "subject"]) == {
+        "credit_utilization",
+        "loan_amount",
+    }
     assert "debt_to_income" in set(troubled.loc[troubled["check"] == "quality.missing_values", "subject"])
     assert "roc_auc" in set(troubled.loc[troubled["check"] == "reproducibility.metric_mismatch", "subject"])
-    assert any(s.startswith("region=south") for s in troubled.loc[troubled["check"] == "slices.underperforming", "subject"])
+    assert any(
+        s.startswith("region=south")
+        for s in troubled.loc[troubled["check"] == "slices.underperforming", "subject"]
+    )
     assert {"change_control", "documentation"} <= set(troubled["category"])
     assert "owner" in set(findings["loss_given_default", "1"]["subject"])
     assert (tmp_path / "ev" / "_portfolio" / "report.html").exists()

@@ -26,7 +26,9 @@ def test_publish_writes_whole_folder_with_manifest(tmp_path):
     manifest = json.loads((tmp_path / pub.path / "manifest.json").read_text())
     assert {f["path"] for f in manifest["files"]} == set(files)
     assert store.verify(pub.path) == []
-    assert not any(p.name.startswith(".staging") for p in (tmp_path / store.version_path("m/odd", "1")).iterdir())
+    assert not any(
+        p.name.startswith(".staging") for p in (tmp_path / store.version_path("m/odd", "1")).iterdir()
+    )
 
 
 def test_publish_never_overwrites(tmp_path):
@@ -65,8 +67,12 @@ def test_verify_reports_changed_missing_and_extra(tmp_path):
 
 def test_latest_table_reads_newest_published_run(tmp_path):
     store = EvidenceStore(str(tmp_path))
-    store.publish_run("m", "1", "20260101T000000Z-a", {"t.parquet": parquet_bytes(pd.DataFrame({"v": [1]}))}, {})
-    store.publish_run("m", "1", "20260102T000000Z-b", {"t.parquet": parquet_bytes(pd.DataFrame({"v": [2]}))}, {})
+    store.publish_run(
+        "m", "1", "20260101T000000Z-a", {"t.parquet": parquet_bytes(pd.DataFrame({"v": [1]}))}, {}
+    )
+    store.publish_run(
+        "m", "1", "20260102T000000Z-b", {"t.parquet": parquet_bytes(pd.DataFrame({"v": [2]}))}, {}
+    )
     assert store.latest_table("m", "1", "t")["v"].tolist() == [2]
     assert store.latest_table("m", "2", "t") is None
 

@@ -38,7 +38,12 @@ def test_frame_has_schema_owner_due_and_worst_first():
 
 @pytest.mark.parametrize(
     "severities,decision",
-    [([], "approve"), (["low"], "approve"), (["medium", "low"], "approve_with_conditions"), (["high", "medium"], "hold")],
+    [
+        ([], "approve"),
+        (["low"], "approve"),
+        (["medium", "low"], "approve_with_conditions"),
+        (["high", "medium"], "hold"),
+    ],
 )
 def test_recommendation_rule(severities, decision):
     fs = [Finding("drift", "drift.feature", f"c{i}", s, f"msg {i}") for i, s in enumerate(severities)]
@@ -55,4 +60,6 @@ def test_accepted_findings_do_not_count():
 
 
 def test_empty_frame_counts():
-    assert counts_by_severity(pd.DataFrame(columns=COLUMNS)) == dict.fromkeys(counts_by_severity(pd.DataFrame(columns=COLUMNS)), 0)
+    assert counts_by_severity(pd.DataFrame(columns=COLUMNS)) == dict.fromkeys(
+        counts_by_severity(pd.DataFrame(columns=COLUMNS)), 0
+    )

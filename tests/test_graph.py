@@ -23,8 +23,16 @@ def test_definitions_load_with_partitioned_assets_and_checks():
 
     graph = defs.resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
-    assert {"model_version", "reference_data", "current_data", "predictions", "data_quality", "findings",
-            "recommendation", "evidence_report"} <= keys
+    assert {
+        "model_version",
+        "reference_data",
+        "current_data",
+        "predictions",
+        "data_quality",
+        "findings",
+        "recommendation",
+        "evidence_report",
+    } <= keys
     checks = {c.name for c in graph.asset_check_keys}
     assert "quality_missing_values" in checks and "model_scores_data" in checks
     assert defs.resolve_job_def("assure_model_version").partitions_def.name == "model_versions"
@@ -45,7 +53,9 @@ def test_healthy_version_publishes_verifiable_evidence(env):
     assert manifest["policy_hash"] and manifest["data"]["reference"]["fingerprint"]
     assert manifest["source_run"] and manifest["model_uri"] == f"models:/{reg.model}/{reg.healthy}"
     findings = outcome.findings
-    assert not ((findings["category"] == "data_quality") & findings["severity"].isin(["high", "critical"])).any()
+    assert not (
+        (findings["category"] == "data_quality") & findings["severity"].isin(["high", "critical"])
+    ).any()
     assert instance.has_dynamic_partition("model_versions", f"{reg.model}/{reg.healthy}")
     report = (Path(store.base) / rel / "report.html").read_text()
     assert report.index("Recommendation") < report.index("Data quality")

@@ -15,7 +15,9 @@ def test_override_merges_key_by_key_and_changes_hash(tmp_path):
     path.write_text("thresholds:\n  quality:\n    duplicate_rate: 0.5\n")
     base, custom = Policy.load(), Policy.load(path)
     assert custom.threshold("quality.duplicate_rate") == 0.5
-    assert custom.threshold("quality.missing_rate_increase") == base.threshold("quality.missing_rate_increase")
+    assert custom.threshold("quality.missing_rate_increase") == base.threshold(
+        "quality.missing_rate_increase"
+    )
     assert custom.hash != base.hash
     assert custom.source == str(path)
 

@@ -1,4 +1,3 @@
-
 from assurance.core import Section, VersionRecord
 from assurance.findings import Finding, findings_frame
 from assurance.markup import to_html
@@ -10,8 +9,12 @@ EVIL = "<script>alert(1)</script>"
 
 
 def test_user_values_are_escaped_everywhere():
-    rec_ = VersionRecord(f"m{EVIL}", "1", {"owner": EVIL, "use_case": "a|b"}, {}, {}, [EVIL], "READY", "s", None, None, 0, 0)
-    findings = findings_frame([Finding("documentation", "doc.x", EVIL, "high", f"missing {EVIL}")], rec_, Policy.load())
+    rec_ = VersionRecord(
+        f"m{EVIL}", "1", {"owner": EVIL, "use_case": "a|b"}, {}, {}, [EVIL], "READY", "s", None, None, 0, 0
+    )
+    findings = findings_frame(
+        [Finding("documentation", "doc.x", EVIL, "high", f"missing {EVIL}")], rec_, Policy.load()
+    )
     rec = recommend(findings, Policy.load())
     section = Section("s", "Section", summary=f"| col | v |\n|---|---|\n| {EVIL} | 1 |\n\n- {EVIL}")
     md = render_markdown(rec_, rec, findings, [section], {"data": {}})
@@ -22,11 +25,17 @@ def test_user_values_are_escaped_everywhere():
 
 def test_decision_comes_first_and_plots_are_inline():
     rec_ = VersionRecord("m", "1", {}, {}, {}, [], "READY", "s", None, None, 0, 0)
-    findings = findings_frame([Finding("drift", "drift.feature", "x", "medium", "x drifted")], rec_, Policy.load())
+    findings = findings_frame(
+        [Finding("drift", "drift.feature", "x", "medium", "x drifted")], rec_, Policy.load()
+    )
     rec = recommend(findings, Policy.load())
     section = Section("drift", "Drift", summary="Drift summary.", plots={"bars": b"\x89PNGdata"})
     md = render_markdown(rec_, rec, findings, [section], {"data": {}})
-    assert md.index("Recommendation: Approve with conditions") < md.index("## Drift") < md.index("## All findings")
+    assert (
+        md.index("Recommendation: Approve with conditions")
+        < md.index("## Drift")
+        < md.index("## All findings")
+    )
     page = render_html(md, rec, section.plots, "t")
     assert "data:image/png;base64," in page
 
