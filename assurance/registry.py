@@ -113,34 +113,23 @@ class Registry:
             raise RegistryError(f"model {name!r} has no versions in the registry at {self.tracking_uri}")
         return str(max(int(v.version) for v in versions))
 
-    def _search_versions(self, filter_string: str | None = None) -> Iterator[Any]:
+    def _paged(self, what: str, search, **kwargs) -> Iterator[Any]:
+        """Every item of a paginated search; page tokens are None/bytes embedded and ''/str over HTTP."""
         token = None
         while True:
-            page = self._call(
-                "listing model versions",
-                self.client.search_model_versions,
-                filter_string=filter_string,
-                max_results=1000,
-                page_token=token,
-            )
+            page = self._call(what, search, max_results=1000, page_token=token, **kwargs)
             yield from page
             token = getattr(page, "token", None)
             if not token:
                 return
 
+    def _search_versions(self, filter_string: str | None = None) -> Iterator[Any]:
+        return self._paged(
+            "listing model versions", self.client.search_model_versions, filter_string=filter_string
+        )
+
     def _registered_models(self) -> Iterator[Any]:
-        token = None
-        while True:
-            page = self._call(
-                "listing registered models",
-                self.client.search_registered_models,
-                max_results=1000,
-                page_token=token,
-            )
-            yield from page
-            token = getattr(page, "token", None)
-            if not token:
-                return
+        return self._paged("listing registered models", self.client.search_registered_models)
 
     def snapshot(self) -> list[VersionRef]:
         """Every version with merged tags and aliases, from one paginated pass over the registry."""
