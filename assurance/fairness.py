@@ -24,10 +24,12 @@ from assurance.slices import Z95, slice_keys
 DEMOGRAPHIC_PARITY = "fairness.demographic_parity"
 EQUALIZED_ODDS = "fairness.equalized_odds"
 CALIBRATION = "fairness.calibration"
+TAG_COLUMN = "fairness.tag_column_missing"
 CHECKS = {
     DEMOGRAPHIC_PARITY: "The lowest group selection rate is below the policy's share of the highest (four-fifths rule).",
     EQUALIZED_ODDS: "True or false positive rates differ between groups by more than the policy allows.",
     CALIBRATION: "Scores over- or under-state the observed rate for some groups more than for others.",
+    TAG_COLUMN: "A protected attribute named in assurance.protected is missing from the data.",
 }
 EVIDENCE = "fairness.parquet"
 MAX_GROUPS = 50
@@ -264,9 +266,14 @@ def run(inputs: Inputs) -> Section:
         except Unavailable as exc:
             return section.skip(f"fairness needs scored data: {exc}")
         section.skip(f"TPR, FPR and calibration need labels ({labelled_reason}); selection rates only")
-    attributes, absent = present_columns(requested, data.frame, "assurance.protected")
-    for reason in absent:
-        section.skip(reason)
+    attributes = present_columns(
+        section,
+        requested,
+        data.frame,
+        "assurance.protected",
+        TAG_COLUMN,
+        inputs.policy.severity(TAG_COLUMN, "medium"),
+    )
     if not attributes:
         return section
     rules = load_rules(Rules, inputs.policy, "fairness")

@@ -13,6 +13,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from assurance.core import Section
+from assurance.findings import Finding
+
 if TYPE_CHECKING:
     from assurance.core import Inputs
 
@@ -124,13 +127,28 @@ def sample(frame: pd.DataFrame, rows: int, seed: int = 0) -> pd.DataFrame:
     return frame.sample(n=rows, random_state=seed) if len(frame) > rows else frame
 
 
-def present_columns(requested: list[str], frame: pd.DataFrame, tag: str) -> tuple[list[str], list[str]]:
-    """Split the columns a tag names into those in the data and reasons for each one that is not."""
-    found = [c for c in requested if c in frame.columns]
-    reasons = [
-        f"column {c!r} named in tag {tag} is not in the data" for c in requested if c not in frame.columns
-    ]
-    return found, reasons
+def present_columns(
+    section: Section, requested: list[str], frame: pd.DataFrame, tag: str, check: str, severity: str
+) -> list[str]:
+    """The columns a tag names that are in the data; each one that is not is a finding on the tag.
+
+    A slice or protected attribute the owner named but the data lacks means a review they asked for
+    silently did not happen, so it is reported, not just skipped.
+    """
+    for column in (c for c in requested if c not in frame.columns):
+        section.skip(f"column {column!r} named in tag {tag} is not in the data")
+        section.findings.append(
+            Finding(
+                "documentation",
+                check,
+                column,
+                severity,
+                f"Column {column!r} named in tag {tag} is not in the data, so it was not analysed: "
+                "add the column to the reference and current data or correct the tag.",
+                evidence="findings.parquet",
+            )
+        )
+    return [c for c in requested if c in frame.columns]
 
 
 def describe_error(exc: BaseException) -> str:

@@ -25,9 +25,11 @@ from assurance.outcomes import CLASSIFICATION, Outcomes, Unavailable, outcomes, 
 from assurance.rules import load_rules
 
 CHECK = "slices.underperforming"
+TAG_COLUMN = "slices.tag_column_missing"
 CHECKS = {
     CHECK: "A slice of the data (column=value, or a pair a=x&b=y) where the model performs materially "
     "and significantly worse than on the whole.",
+    TAG_COLUMN: "A column named in assurance.slices is missing from the data.",
 }
 EVIDENCE = "slices.parquet"
 MISSING = "(missing)"
@@ -331,15 +333,20 @@ def run(inputs: Inputs) -> Section:
         data = outcomes(inputs, labelled=True)
     except Unavailable as exc:
         return section.skip(f"slice performance needs labelled, scored data: {exc}")
-    columns, absent = present_columns(requested, data.frame, "assurance.slices")
-    for reason in absent:
-        section.skip(reason)
+    columns = present_columns(
+        section,
+        requested,
+        data.frame,
+        "assurance.slices",
+        TAG_COLUMN,
+        inputs.policy.severity(TAG_COLUMN, "low"),
+    )
     if not columns:
         return section
     rules = load_rules(Rules, inputs.policy, "slices")
     frame = slice_table(data, columns, rules)
     section.tables["slices"] = frame
-    section.findings = findings(frame, rules, inputs.policy.severity(CHECK, "medium"))
+    section.findings += findings(frame, rules, inputs.policy.severity(CHECK, "medium"))
     section.summary = summary(frame, data, rules)
     section.metrics = {
         "slices_tested": int(frame["tested"].sum()),

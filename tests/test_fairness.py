@@ -104,6 +104,9 @@ def test_absent_attribute_and_regressor_are_skipped(fair_model, current):
     assert any("ethnicity" in s for s in section.skipped) and list(
         section.tables["fairness"]["attribute"].unique()
     ) == ["gender"]
+    assert [(f.category, f.check, f.subject, f.severity) for f in section.findings] == [
+        ("documentation", "fairness.tag_column_missing", "ethnicity", "medium")
+    ]
 
     from sklearn.linear_model import LinearRegression
 

@@ -57,6 +57,9 @@ def test_unlabelled_current_falls_back_to_reference(model, reference):
 def test_absent_column_and_missing_tag_are_skipped_with_reasons(model, reference):
     section = slices.run(sv.inputs(reference, None, model, tags={"assurance.slices": "region,branch_code"}))
     assert any("branch_code" in s for s in section.skipped)
+    assert [(f.check, f.subject, f.severity) for f in section.findings] == [
+        ("slices.tag_column_missing", "branch_code", "low")
+    ]
     assert "slices" in section.tables
     untagged = slices.run(sv.inputs(reference, None, model, tags={"assurance.slices": ""}))
     assert untagged.tables == {} and "assurance.slices" in untagged.skipped[0]
