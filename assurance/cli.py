@@ -119,7 +119,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     home.mkdir(parents=True, exist_ok=True)
     shipped = Path(__file__).resolve().parents[1] / "dagster.yaml"
     if not (home / "dagster.yaml").exists():
-        (home / "dagster.yaml").write_text(shipped.read_text() if shipped.exists() else "telemetry:\n  enabled: false\n")
+        (home / "dagster.yaml").write_text(
+            shipped.read_text() if shipped.exists() else "telemetry:\n  enabled: false\n"
+        )
     print(f"Building the demo registry under {root} ...", file=sys.stderr)
     demo = build_demo(root, progress=lambda m: print(f"  {m}", file=sys.stderr))
     os.environ["MLFLOW_TRACKING_URI"] = demo.tracking_uri

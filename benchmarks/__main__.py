@@ -1,7 +1,7 @@
 """Every benchmark in one command, each in its own process so figures do not bleed into each other.
 
-    python -m benchmarks            # full sizes (several minutes on 2 cores)
-    python -m benchmarks --quick    # small sizes: checks the harness runs and shows the shape of the figures
+python -m benchmarks            # full sizes (several minutes on 2 cores)
+python -m benchmarks --quick    # small sizes: checks the harness runs and shows the shape of the figures
 """
 
 from __future__ import annotations
