@@ -130,6 +130,11 @@ def predictions(
     result: Predictions = predict(model, reference_data, current_data, load_error)
     progress(context, f"scored with {result.loader or 'no model'} ({result.task})")
     errors = [s.error for s in (result.reference, result.current) if s.error]
+    partial = [
+        f"{role}: {s.unscored} rows with missing feature values not scored"
+        for role, s in (("reference", result.reference), ("current", result.current))
+        if s.unscored
+    ]
     yield dg.Output(
         result,
         metadata={
@@ -141,7 +146,7 @@ def predictions(
     )
     yield dg.AssetCheckResult(
         check_name="model_scores_data",
-        passed=not errors,
-        severity=dg.AssetCheckSeverity.ERROR,
-        metadata={"problems": "; ".join(errors) or "none"},
+        passed=not errors and not partial,
+        severity=dg.AssetCheckSeverity.ERROR if errors else dg.AssetCheckSeverity.WARN,
+        metadata={"problems": "; ".join(errors + partial) or "none"},
     )

@@ -106,11 +106,14 @@ class Scores:
     """Model outputs for one dataset, aligned with its rows.
 
     `prediction` holds the predicted label (classifiers) or value (regressors); `score` holds the
-    probability of `positive` for binary classifiers and is absent otherwise.
+    probability of `positive` for binary classifiers and is absent otherwise. Rows the model could
+    not score (`unscored` of them, e.g. missing values it cannot take) hold NaN in both.
     """
 
     frame: pd.DataFrame | None = None
     error: str | None = None
+    unscored: int = 0
+    unscored_reason: str | None = None
 
     @property
     def ok(self) -> bool:

@@ -82,7 +82,9 @@ def _aligned(
 ) -> Outcomes:
     frame = frame.reset_index(drop=True)
     scores = scores.reset_index(drop=True)
-    keep = frame[label].notna() if label else pd.Series(True, index=frame.index)
+    keep = scores["prediction"].notna()
+    if label:
+        keep &= frame[label].notna()
     frame, scores = frame[keep].reset_index(drop=True), scores[keep].reset_index(drop=True)
     task = inputs.predictions.task
     return Outcomes(

@@ -24,6 +24,21 @@ def prediction_findings(predictions: Predictions | None, policy: Policy) -> list
     out = []
     for role in ("reference", "current"):
         scores = predictions.for_role(role)
+        if scores.unscored:
+            share = scores.unscored / len(scores.frame)
+            out.append(
+                Finding(
+                    "performance",
+                    "predictions.partial",
+                    role,
+                    policy.severity("predictions.partial", "medium"),
+                    f"The model could not score {scores.unscored} of {len(scores.frame)} {role} rows ({share:.1%}), "
+                    f"those with missing feature values ({scores.unscored_reason}); checks used the other rows: "
+                    "fix the data feed or make the model handle missing values.",
+                    observed=share,
+                    evidence="findings.parquet",
+                )
+            )
         if scores.error and not scores.error.startswith("no "):
             out.append(
                 Finding(

@@ -35,15 +35,39 @@ def load_version_model(
 
 
 def score_dataset(model: ScoringModel, dataset: Dataset | None) -> Scores:
-    """Scores for one dataset, or the reason there are none."""
+    """Scores for one dataset, or the reason there are none.
+
+    A model that rejects missing values still scores the complete rows: the checks run on those, and
+    the rows left out are reported instead of losing every check that needs predictions.
+    """
     if dataset is None or not dataset.ok:
         return Scores(error=f"no {dataset.role if dataset else 'such'} data to score")
     try:
         return Scores(frame=model.score(dataset.frame))
     except Exception as exc:  # noqa: BLE001 - a model that cannot score the data is a finding
+        failure = f"the model could not score the {dataset.role} data: {type(exc).__name__}: {str(exc)[:300]}"
+        partial = _score_complete_rows(model, dataset.frame)
+        if partial is None:
+            return Scores(error=failure)
+        unscored = int(partial["prediction"].isna().sum())
         return Scores(
-            error=f"the model could not score the {dataset.role} data: {type(exc).__name__}: {str(exc)[:300]}"
+            frame=partial, unscored=unscored, unscored_reason=f"{type(exc).__name__}: {str(exc)[:200]}"
         )
+
+
+def _score_complete_rows(model: ScoringModel, frame):
+    """Outputs for the rows with every feature present (NaN elsewhere), or None when that does not help."""
+    features = [c for c in model.features if c in frame.columns]
+    if not features or len(features) < len(model.features):
+        return None
+    complete = frame[features].notna().all(axis=1)
+    if complete.all() or not complete.any():
+        return None
+    try:
+        scored = model.score(frame[complete])
+    except Exception:  # noqa: BLE001 - missing values were not the (only) problem
+        return None
+    return scored.reindex(frame.index)
 
 
 def predict(
