@@ -19,9 +19,13 @@ CSV_SUFFIXES = (".csv", ".csv.gz", ".csv.bz2", ".csv.zip", ".tsv")
 
 
 def _fs(uri: str):
+    """The file system and path behind a URI, with cached listings dropped: object-store clients keep them
+    for the life of the process, and data uploaded since must not look missing or half there."""
     from fsspec.core import url_to_fs
 
-    return url_to_fs(uri)
+    fs, path = url_to_fs(uri)
+    fs.invalidate_cache()
+    return fs, path
 
 
 def _files(fs, path: str) -> list[str]:

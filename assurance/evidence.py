@@ -3,7 +3,8 @@
 Layout: `<root>/<model>/<version>/<run_id>/` holding the tables, report and `manifest.json`, and
 `<root>/_portfolio/` for portfolio tables. Model names are percent-encoded into one safe path segment.
 A run folder counts only once its manifest exists: on local disk the folder is staged aside and
-renamed into place; on object stores the files go first and the manifest last.
+renamed into place; elsewhere (object stores have no rename) the files go first and the manifest last,
+written create-only so a published run is never replaced.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ if TYPE_CHECKING:
 
 MANIFEST = "manifest.json"
 PORTFOLIO = "_portfolio"
+# fsspec protocols without real folders, where "making a folder" would create a missing bucket instead
+OBJECT_STORES = frozenset({"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss"})
 _SAFE = re.compile(r"[A-Za-z0-9_\-]")
 
 
@@ -76,16 +79,30 @@ class Published:
 
 
 class EvidenceStore:
-    """An fsspec-backed store rooted at a local path or any URI such as `s3://bucket/prefix`."""
+    """An fsspec-backed store rooted at a local path or any URI such as `s3://bucket/prefix`.
+
+    Credentials and endpoints come from the file system's own configuration (for S3 the AWS
+    variables, e.g. `AWS_ENDPOINT_URL_S3` for an S3-compatible service), never from the root.
+    """
 
     def __init__(self, root: str):
         from fsspec.core import url_to_fs
 
         self.root = str(root)
         self.fs, self.base = url_to_fs(self.root)
-        self.local = "file" in (
-            self.fs.protocol if isinstance(self.fs.protocol, tuple) else (self.fs.protocol,)
-        )
+        protocols = set(self.fs.protocol if isinstance(self.fs.protocol, tuple) else (self.fs.protocol,))
+        self.local = "file" in protocols
+        self.object_store = bool(protocols & OBJECT_STORES)
+
+    def makedirs(self, path: str) -> None:
+        """Make a folder where folders exist; on object stores they do not, and s3fs would create a missing bucket."""
+        if not self.object_store:
+            self.fs.makedirs(path, exist_ok=True)
+
+    def refresh(self) -> None:
+        """Forget cached listings: object-store clients keep them for the life of the process, and a reader
+        must see the runs other processes published since (and the objects they changed)."""
+        self.fs.invalidate_cache()
 
     def _abs(self, rel: str) -> str:
         return f"{self.base.rstrip('/')}/{rel}" if rel else self.base
@@ -97,7 +114,7 @@ class EvidenceStore:
         """Fail early and clearly when the root cannot take evidence; a run must not lose its work late."""
         probe = self._abs(f".write-probe-{uuid.uuid4().hex[:8]}")
         try:
-            self.fs.makedirs(self.base, exist_ok=True)
+            self.makedirs(self.base)
             with self.fs.open(probe, "wb") as fh:
                 fh.write(b"ok")
             self.fs.rm(probe)
@@ -110,6 +127,7 @@ class EvidenceStore:
     def publish(self, rel_dir: str, files: dict[str, bytes], manifest: dict[str, Any]) -> Published:
         """Write `files` plus `manifest.json` under `rel_dir`, whole or not at all, never overwriting."""
         final = self._abs(rel_dir)
+        self.refresh()
         if self.fs.exists(final):
             raise EvidenceError(f"evidence folder {rel_dir} already exists; evidence is never overwritten")
         manifest = {**manifest, "files": manifest_entries(files)}
@@ -129,11 +147,11 @@ class EvidenceStore:
     def _write_all(self, target: str, files: dict[str, bytes], manifest_body: bytes) -> None:
         for rel, data in files.items():
             path = f"{target}/{rel}"
-            self.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+            self.makedirs(path.rsplit("/", 1)[0])
             with self.fs.open(path, "wb") as fh:
                 fh.write(data)
-        self.fs.makedirs(target, exist_ok=True)
-        with self.fs.open(f"{target}/{MANIFEST}", "wb") as fh:
+        self.makedirs(target)
+        with self.fs.open(f"{target}/{MANIFEST}", "xb") as fh:
             fh.write(manifest_body)
 
     def publish_run(
@@ -144,6 +162,7 @@ class EvidenceStore:
     def runs(self, model: str, version: str) -> list[str]:
         """Published run ids of a version, oldest first; staged or half-written folders do not count."""
         base = self._abs(self.version_path(model, version))
+        self.refresh()
         if not self.fs.exists(base):
             return []
         out = []
@@ -158,8 +177,8 @@ class EvidenceStore:
         return f"{self.version_path(model, version)}/{runs[-1]}" if runs else None
 
     def read_bytes(self, rel: str) -> bytes:
-        with self.fs.open(self._abs(rel), "rb") as fh:
-            return fh.read()
+        """One object whole; `cat_file` fetches it without trusting cached listings (sizes, ETags)."""
+        return self.fs.cat_file(self._abs(rel))
 
     def read_manifest(self, rel_dir: str) -> dict[str, Any]:
         return json.loads(self.read_bytes(f"{rel_dir}/{MANIFEST}"))
@@ -175,6 +194,7 @@ class EvidenceStore:
 
     def verify(self, rel_dir: str) -> list[str]:
         """Problems with a run folder against its manifest: changed, missing or extra files."""
+        self.refresh()
         try:
             manifest = self.read_manifest(rel_dir)
         except FileNotFoundError:

@@ -63,6 +63,7 @@ def run_folders(
             if version is not None
             else f"{base}/{safe_segment(model)}"
         )
+    store.refresh()
     if not store.fs.exists(scope):
         return []
     out = []

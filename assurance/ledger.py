@@ -285,7 +285,7 @@ def accept(
 def _append_lines(store: EvidenceStore, rel: str, lines: list[str]) -> None:
     """One append of whole lines: concurrent writers interleave lines, never bytes within a line."""
     path = f"{store.base.rstrip('/')}/{rel}"
-    store.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+    store.makedirs(path.rsplit("/", 1)[0])
     with store.fs.open(path, "ab") as fh:
         fh.write(("\n".join(lines) + "\n").encode())
 

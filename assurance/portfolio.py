@@ -338,7 +338,7 @@ def publish_portfolio(store: EvidenceStore, portfolio: Portfolio) -> list[str]:
     blobs = {name: parquet_bytes(getattr(portfolio, attr)) for attr, name in FILES.items()}
     blobs[REPORT] = report_html(portfolio).encode()
     base = f"{store.base.rstrip('/')}/{PORTFOLIO}"
-    store.fs.makedirs(base, exist_ok=True)
+    store.makedirs(base)
     for name, data in blobs.items():
         target = f"{base}/{name}"
         staging = f"{base}/.{name}.staging" if store.local else target

@@ -1,0 +1,229 @@
+"""The evidence store and its readers on an object store: moto's S3 server on loopback, reached through s3fs.
+
+The endpoint comes from `AWS_ENDPOINT_URL_S3`, the variable every AWS SDK honours, so
+`EvidenceStore("s3://bucket/prefix")` runs unchanged, as a platform team would configure it. "Another
+process" is a plain boto3 client writing objects, which is what a second Dagster run does to this one.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pandas as pd
+import pytest
+
+from assurance.evidence import MANIFEST, EvidenceError, EvidenceStore, manifest_entries, parquet_bytes
+
+pytestmark = pytest.mark.integration
+
+MODEL = "churn/odd name"
+FRAME = pd.DataFrame({"x": [1, 2, 3], "y": ["a", "b", "c"]})
+
+
+@dataclass(frozen=True)
+class S3:
+    endpoint: str
+    client: object
+
+    def bucket(self) -> str:
+        """A fresh bucket, so tests never see each other's objects."""
+        name = f"evidence-{uuid.uuid4().hex[:12]}"
+        self.client.create_bucket(Bucket=name)
+        return name
+
+    def put(self, bucket: str, key: str, body: bytes) -> None:
+        self.client.put_object(Bucket=bucket, Key=key, Body=body)
+
+
+@pytest.fixture(scope="module")
+def s3() -> Iterator[S3]:
+    import boto3
+    import s3fs
+    from moto.server import ThreadedMotoServer
+
+    from tests.integration.servers import free_port
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    with pytest.MonkeyPatch.context() as env:
+        for name, value in {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_ENDPOINT_URL_S3": endpoint,
+        }.items():
+            env.setenv(name, value)
+        env.delenv("AWS_PROFILE", raising=False)
+        s3fs.S3FileSystem.clear_instance_cache()
+        try:
+            yield S3(endpoint, boto3.client("s3"))
+        finally:
+            s3fs.S3FileSystem.clear_instance_cache()
+            server.stop()
+
+
+@pytest.fixture
+def root(s3) -> str:
+    return f"s3://{s3.bucket()}/assurance/evidence"
+
+
+def publish_elsewhere(s3: S3, store: EvidenceStore, run_id: str, files: dict[str, bytes]) -> str:
+    """Publish a run as another process would (files first, manifest last), bypassing this process's client."""
+    bucket, _, prefix = store.base.partition("/")
+    rel = f"{store.version_path(MODEL, '1')}/{run_id}"
+    for name, body in files.items():
+        s3.put(bucket, f"{prefix}/{rel}/{name}", body)
+    manifest = {"model": MODEL, "files": manifest_entries(files)}
+    s3.put(bucket, f"{prefix}/{rel}/{MANIFEST}", json.dumps(manifest).encode())
+    return rel
+
+
+def test_published_run_is_listed_verified_and_read(root):
+    store = EvidenceStore(root)
+    store.check_writable()
+    files = {"quality.parquet": parquet_bytes(FRAME), "plots/a.png": b"\x89PNG"}
+    pub = store.publish_run(MODEL, "1", "20260101T000000Z-aaaa", files, {"model": MODEL})
+    assert pub.url == f"{root}/{pub.path}"
+    reader = EvidenceStore(root + "/")
+    assert reader.runs(MODEL, "1") == ["20260101T000000Z-aaaa"]
+    assert reader.verify(pub.path) == []
+    assert reader.read_manifest(pub.path)["model"] == MODEL
+    pd.testing.assert_frame_equal(reader.latest_table(MODEL, "1", "quality"), FRAME)
+    assert reader.latest_table(MODEL, "1", "drift") is None
+    assert not [p for p in store.fs.find(store.base) if ".write-probe" in p]
+
+
+def test_reader_sees_runs_published_by_another_process(s3, root):
+    from assurance.history import run_folders
+
+    store = EvidenceStore(root)
+    first = store.publish_run(MODEL, "1", "20260101T000000Z-aaaa", {"quality.parquet": b"1"}, {})
+    assert store.runs(MODEL, "1") == [first.run_id]
+    assert store.latest_table(MODEL, "1", "drift") is None
+    newer = parquet_bytes(FRAME.head(1))
+    rel = publish_elsewhere(s3, store, "20260102T000000Z-bbbb", {"drift.parquet": newer})
+    assert store.runs(MODEL, "1") == [first.run_id, "20260102T000000Z-bbbb"]
+    assert store.latest_run_path(MODEL, "1") == rel
+    pd.testing.assert_frame_equal(store.latest_table(MODEL, "1", "drift"), FRAME.head(1))
+    assert [r.run_id for r in run_folders(store, MODEL)] == [first.run_id, "20260102T000000Z-bbbb"]
+
+
+def test_run_without_manifest_is_not_listed(s3, root):
+    """A crash between the files and the manifest leaves objects that no reader may trust."""
+    from assurance.history import run_folders
+
+    store = EvidenceStore(root)
+    good = store.publish_run(MODEL, "1", "20260101T000000Z-aaaa", {"quality.parquet": b"1"}, {})
+    assert store.runs(MODEL, "1") == [good.run_id]
+    bucket, _, prefix = store.base.partition("/")
+    crashed = f"{store.version_path(MODEL, '1')}/20260102T000000Z-crash"
+    s3.put(bucket, f"{prefix}/{crashed}/quality.parquet", parquet_bytes(FRAME))
+    assert store.runs(MODEL, "1") == [good.run_id]
+    assert store.latest_run_path(MODEL, "1") == good.path
+    assert [r.run_id for r in run_folders(store)] == [good.run_id]
+    assert store.verify(crashed) == [f"{crashed}: no {MANIFEST}"]
+
+
+def test_same_run_id_is_refused(root):
+    store = EvidenceStore(root)
+    pub = store.publish_run(MODEL, "1", "r1", {"a.txt": b"1"}, {})
+    with pytest.raises(EvidenceError, match="never overwritten"):
+        store.publish_run(MODEL, "1", "r1", {"a.txt": b"2"}, {})
+    assert store.read_bytes(f"{pub.path}/a.txt") == b"1"
+    assert store.verify(pub.path) == []
+
+
+def test_manifest_is_create_only_when_a_publisher_races_past_the_check(root, monkeypatch):
+    """Object stores have no rename: the manifest write itself must refuse to replace a published one."""
+    store = EvidenceStore(root)
+    pub = store.publish_run(MODEL, "1", "r1", {"a.txt": b"1"}, {"writer": "first"})
+    monkeypatch.setattr(store.fs, "exists", lambda path, **kw: False)
+    with pytest.raises(EvidenceError, match="could not publish"):
+        store.publish_run(MODEL, "1", "r1", {"b.txt": b"2"}, {"writer": "second"})
+    monkeypatch.undo()
+    assert store.read_manifest(pub.path)["writer"] == "first"
+
+
+def test_verify_reports_changed_missing_and_extra_objects(s3, root):
+    store = EvidenceStore(root)
+    pub = store.publish_run(MODEL, "1", "r1", {"a.txt": b"1", "b.txt": b"2"}, {})
+    assert store.verify(pub.path) == []
+    bucket, _, prefix = store.base.partition("/")
+    s3.put(bucket, f"{prefix}/{pub.path}/a.txt", b"tampered")
+    s3.client.delete_object(Bucket=bucket, Key=f"{prefix}/{pub.path}/b.txt")
+    s3.put(bucket, f"{prefix}/{pub.path}/c.txt", b"3")
+    assert sorted(store.verify(pub.path)) == [
+        "changed file: a.txt (sha256 does not match the manifest)",
+        "extra file not in the manifest: c.txt",
+        "missing file: b.txt",
+    ]
+
+
+def test_bundle_exported_from_s3_verifies_offline(root, tmp_path):
+    from assurance import bundle
+
+    store = EvidenceStore(root)
+    store.publish_run(MODEL, "3", "r1", {"quality.parquet": parquet_bytes(FRAME), "plots/a.png": b"p"}, {})
+    path = bundle.export(store, MODEL, "3", tmp_path)
+    assert path.parent == tmp_path and bundle.verify(path) == []
+
+
+def test_missing_bucket_is_a_clear_error_and_is_not_created(s3):
+    bucket = f"missing-{uuid.uuid4().hex[:12]}"
+    with pytest.raises(EvidenceError, match=rf"s3://{bucket}/evidence.* is not writable"):
+        EvidenceStore(f"s3://{bucket}/evidence").check_writable()
+    existing = {b["Name"] for b in s3.client.list_buckets()["Buckets"]}
+    assert bucket not in existing
+
+
+def test_datasources_read_parquet_and_csv_from_s3(s3):
+    from assurance.datasources import fingerprint, read_table
+
+    bucket = s3.bucket()
+    s3.put(bucket, "data/ref.parquet", parquet_bytes(FRAME))
+    s3.put(bucket, "data/cur.csv", FRAME.to_csv(index=False).encode())
+    s3.put(bucket, "data/parts/part-0.parquet", parquet_bytes(FRAME.head(2)))
+    s3.put(bucket, "data/parts/part-1.parquet", parquet_bytes(FRAME.tail(1)))
+    s3.put(bucket, "data/parts/_SUCCESS", b"")
+    pd.testing.assert_frame_equal(read_table(f"s3://{bucket}/data/ref.parquet"), FRAME)
+    pd.testing.assert_frame_equal(read_table(f"s3://{bucket}/data/cur.csv"), FRAME)
+    parts = read_table(f"s3://{bucket}/data/parts")
+    assert sorted(parts["x"]) == [1, 2, 3]
+    s3.put(bucket, "data/parts/part-2.parquet", parquet_bytes(FRAME.head(1)))
+    assert sorted(read_table(f"s3://{bucket}/data/parts")["x"]) == [1, 1, 2, 3]
+    assert fingerprint(f"s3://{bucket}/data/ref.parquet") != fingerprint(f"s3://{bucket}/data/parts")
+    with pytest.raises(ValueError, match="nothing exists"):
+        read_table(f"s3://{bucket}/data/absent.parquet")
+
+
+def test_dagster_graph_publishes_a_versions_evidence_to_s3(s3, root, small_registry, monkeypatch):
+    import dagster as dg
+
+    from assurance.history import run_folders
+    from assurance.launcher import run_portfolio, run_version
+    from assurance.sql import connect
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", small_registry.tracking_uri)
+    monkeypatch.setenv("ASSURANCE_EVIDENCE_ROOT", root)
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    instance = dg.DagsterInstance.ephemeral()
+    outcome = run_version(small_registry.model, small_registry.healthy, instance)
+    assert outcome.success, outcome.error
+    store = EvidenceStore(root)
+    rel = store.latest_run_path(small_registry.model, small_registry.healthy)
+    assert rel and store.verify(rel) == []
+    names = {f["path"] for f in store.read_manifest(rel)["files"]}
+    assert {"findings.parquet", "quality.parquet", "report.html"} <= names
+    saved = store.latest_table(small_registry.model, small_registry.healthy, "findings")
+    assert set(saved["finding_id"]) == set(outcome.findings["finding_id"])
+    assert [r.path for r in run_folders(store)] == [rel]
+    assert run_portfolio(instance).success
+    con = connect(root)
+    assert con.execute("SELECT count(*) FROM findings").fetchone()[0] == len(outcome.findings)
+    last_run = con.execute("SELECT last_run FROM inventory WHERE version = ?", [small_registry.healthy])
+    assert last_run.fetchall() == [(rel,)]
