@@ -5,7 +5,7 @@ import dagster as dg
 from assets.common import OWNERS, model_and_version, progress
 from assets.partitions import model_versions
 from assurance.core import Dataset, Predictions, VersionRecord
-from resources import RegistryResource
+from resources import DATA_IO_MANAGER, RegistryResource
 
 GROUP = "inputs"
 
@@ -49,6 +49,7 @@ def _data_asset(role: str, description: str):
         owners=OWNERS,
         kinds={"pandas", "parquet"},
         description=description,
+        io_manager_key=DATA_IO_MANAGER,
         check_specs=[
             dg.AssetCheckSpec(
                 f"{role}_data_readable",

@@ -104,3 +104,35 @@ def load_dataset(record: VersionRecord, role: str) -> Dataset:
 def _reason(exc: Exception) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     return f"{type(exc).__name__}: {text[:300]}" if text else type(exc).__name__
+
+
+def reference_of(dataset: Dataset) -> dict[str, str | None]:
+    """What identifies a loaded dataset without its rows: enough to read the same data again."""
+    return {
+        "role": dataset.role,
+        "uri": dataset.uri,
+        "error": dataset.error,
+        "fingerprint": dataset.fingerprint,
+        "label": dataset.label,
+    }
+
+
+def reload(ref: dict[str, str | None]) -> Dataset:
+    """Read a dataset again from its reference, refusing data that changed since it was first loaded."""
+    role, uri, label = ref["role"], ref["uri"], ref["label"]
+    if ref["error"] or not uri:
+        return Dataset(role, uri, error=ref["error"], label=label)
+    try:
+        frame, fp = read_table(uri), fingerprint(uri)
+    except Exception as exc:  # noqa: BLE001
+        return Dataset(
+            role, uri, error=f"{role} data at {uri} could not be read again: {_reason(exc)}", label=label
+        )
+    if ref["fingerprint"] and fp != ref["fingerprint"]:
+        return Dataset(
+            role,
+            uri,
+            error=f"{role} data at {uri} changed since it was loaded: materialize {role}_data again",
+            label=label,
+        )
+    return Dataset(role, uri, frame=frame, fingerprint=fp, label=label)

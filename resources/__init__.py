@@ -47,5 +47,59 @@ class PolicyResource(dg.ConfigurableResource):
         return Policy.load(self.path or os.environ.get(POLICY_ENV) or None)
 
 
-def default_resources() -> dict[str, dg.ConfigurableResource]:
-    return {"registry": RegistryResource(), "evidence": EvidenceResource(), "policy": PolicyResource()}
+DATA_IO_MANAGER = "data_io_manager"
+
+
+def default_resources() -> dict:
+    return {
+        "registry": RegistryResource(),
+        "evidence": EvidenceResource(),
+        "policy": PolicyResource(),
+        DATA_IO_MANAGER: DataIOManager(),
+    }
+
+
+_LOADED: dict[str, tuple[str, object]] = {}
+
+
+class _DataByReference(dg.UPathIOManager):
+    """Stores a dataset's URI and fingerprint, not its rows; the rows stay in memory for the rest of the run.
+
+    Pickling reference and current frames for every version would copy all model data into Dagster's
+    storage. Steps of one run share the process (in-process executor), so they get the frame from
+    memory; a later run that needs the asset alone reads the data again and refuses it if it changed.
+    """
+
+    extension = ".json"
+
+    def dump_to_path(self, context: dg.OutputContext, obj, path) -> None:
+        import json
+
+        from assurance.datasources import reference_of
+
+        partition = context.asset_partition_key
+        for key in [k for k, (p, _) in _LOADED.items() if p != partition]:
+            del _LOADED[key]  # one version's data at a time: a loop over versions must not pile up frames
+        _LOADED[str(path)] = (partition, obj)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(reference_of(obj)))
+
+    def load_from_path(self, context: dg.InputContext, path):
+        import json
+
+        from assurance.datasources import reload
+
+        if str(path) in _LOADED:
+            return _LOADED[str(path)][1]
+        return reload(json.loads(path.read_text()))
+
+
+class DataIOManager(dg.ConfigurableIOManagerFactory):
+    """IO manager for reference and current data: by reference, in the instance's storage folder."""
+
+    base_dir: str | None = None
+
+    def create_io_manager(self, context: dg.InitResourceContext) -> _DataByReference:
+        from upath import UPath
+
+        return _DataByReference(base_path=UPath(self.base_dir or context.instance.storage_directory()))

@@ -90,3 +90,48 @@ def test_unreachable_registry_fails_the_run_clearly(env, monkeypatch, tmp_path):
     outcome = run_version("nope", "1", dg.DagsterInstance.ephemeral())
     assert not outcome.success
     assert "model_version" in outcome.error and "cannot be reached" in outcome.error
+
+
+def test_data_travels_by_reference_and_a_lone_rerun_reads_it_again(env, tmp_path):
+    """Dagster storage keeps only the data's URI and fingerprint; a later run re-reads, and refuses changed data."""
+    import shutil
+
+    import resources
+    from assets.analyses import analysis_assets
+    from assets.version import current_data, model_version, predictions, reference_data
+    from assurance.launcher import run_version
+    from assurance.registry import Registry
+
+    reg, _ = env
+    instance = dg.DagsterInstance.ephemeral()
+    assert run_version(reg.model, reg.healthy, instance).success
+    key = f"{reg.model}/{reg.healthy}"
+    stored = list(Path(instance.storage_directory()).rglob("*.json"))
+    assert stored and all(p.stat().st_size < 2000 for p in stored)
+    assets = [model_version, reference_data, current_data, predictions, *analysis_assets()]
+
+    def quality_alone():
+        resources._LOADED.clear()  # a new run process starts with nothing in memory
+        result = dg.materialize(
+            assets,
+            selection=["data_quality"],
+            partition_key=key,
+            instance=instance,
+            resources=resources.default_resources(),
+        )
+        assert result.success
+        return result.output_for_node("data_quality")
+
+    assert not any(f.check == "data.unavailable" for f in quality_alone().findings)
+    current_uri = Registry(reg.tracking_uri).version_record(reg.model, reg.healthy).tags["assurance.current"]
+    current_path = Path(current_uri.removeprefix("file://"))
+    backup = tmp_path / "current.parquet"
+    shutil.copy(current_path, backup)
+    try:
+        pd.read_parquet(current_path).head(10).to_parquet(current_path)
+        changed = [f for f in quality_alone().findings if f.check == "data.unavailable"]
+        assert [f.subject for f in changed] == ["current"] and "changed since it was loaded" in changed[
+            0
+        ].message
+    finally:
+        shutil.copy(backup, current_path)
