@@ -44,7 +44,9 @@ def test_partial_scoring_is_a_finding_and_performance_uses_the_scored_rows(stric
     cur = Dataset("current", "memory://c", frame=holed, label="y")
     preds = predict(model, ref, cur)
     findings = prediction_findings(preds, Policy.load())
-    assert [(f.check, f.subject, f.severity) for f in findings] == [("predictions.partial", "current", "medium")]
+    assert [(f.check, f.subject, f.severity) for f in findings] == [
+        ("predictions.partial", "current", "medium")
+    ]
     assert "100 of 2000" in findings[0].message
     record = make_record(name="m", version="1", version_tags={"assurance.label": "y"})
     section = performance.run(Inputs(record, Policy.load(), ref, cur, preds, model))
@@ -55,5 +57,7 @@ def test_partial_scoring_is_a_finding_and_performance_uses_the_scored_rows(stric
 
 def test_missing_feature_columns_are_still_a_failure(strict_model):
     model, frame = strict_model
-    scores = score_dataset(model, Dataset("current", "memory://c", frame=frame.drop(columns=["b"]), label="y"))
+    scores = score_dataset(
+        model, Dataset("current", "memory://c", frame=frame.drop(columns=["b"]), label="y")
+    )
     assert not scores.ok and "b" in scores.error
