@@ -19,6 +19,15 @@ class Recommendation:
     open_by_severity: dict[str, int] = field(default_factory=dict)
 
 
+def _reason(group: pd.DataFrame) -> str:
+    """One reason per kind of problem: a metric that dropped on nine measures is one cause, not nine."""
+    first = group.iloc[0]
+    if len(group) == 1:
+        return f"{first.severity}: {first.message}"
+    subjects = ", ".join(group["subject"].astype(str).head(6)) + (", ..." if len(group) > 6 else "")
+    return f"{first.severity}: {len(group)} {first.check} findings ({subjects}); for example: {first.message}"
+
+
 def recommend(findings: pd.DataFrame, policy: Policy) -> Recommendation:
     """People decide; this recommends, naming the findings that drove it."""
     counts = counts_by_severity(findings)
@@ -28,7 +37,11 @@ def recommend(findings: pd.DataFrame, policy: Policy) -> Recommendation:
 
     def reasons_for(severities: list[str]) -> list[str]:
         rows = open_[open_["severity"].isin(severities)] if len(open_) else open_
-        return [f"{r.severity}: {r.message}" for r in rows.itertuples()]
+        return (
+            [_reason(group) for _, group in rows.groupby(["severity", "check"], sort=False)]
+            if len(rows)
+            else []
+        )
 
     if any(counts[s] for s in hold_on if s in SEVERITIES):
         return Recommendation("hold", reasons_for(hold_on), counts)

@@ -63,3 +63,18 @@ def test_empty_frame_counts():
     assert counts_by_severity(pd.DataFrame(columns=COLUMNS)) == dict.fromkeys(
         counts_by_severity(pd.DataFrame(columns=COLUMNS)), 0
     )
+
+
+def test_reasons_group_one_kind_of_problem():
+    fs = [
+        Finding("performance", "performance.degradation", m, "high", f"{m} dropped")
+        for m in ("auc", "f1", "brier")
+    ]
+    fs.append(Finding("schema", "schema.missing_column", "x", "high", "x is gone"))
+    rec = recommend(findings_frame(fs, record(), Policy.load()), Policy.load())
+    assert rec.decision == "hold" and len(rec.reasons) == 2
+    grouped = next(r for r in rec.reasons if "performance.degradation" in r)
+    assert grouped.startswith("high: 3 performance.degradation findings") and all(
+        m in grouped for m in ("auc", "f1", "brier")
+    )
+    assert "high: x is gone" in rec.reasons
