@@ -140,23 +140,24 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _print_posture() -> None:
-    """The portfolio job materializes the portfolio assets; the posture and report paths come from it."""
+    """The posture printed from the tables the portfolio job just materialized, not computed twice."""
+    from datetime import UTC, datetime
+
+    import pandas as pd
+
     from assurance.evidence import PORTFOLIO
     from assurance.history import run_folders
     from assurance.launcher import run_portfolio
-    from assurance.portfolio import build_portfolio, posture_text, record_from_ref
-    from resources import EvidenceResource, PolicyResource, RegistryResource
+    from assurance.portfolio import Portfolio, posture_text
+    from resources import EvidenceResource
 
     outcome = run_portfolio()
     if not outcome.success:
         raise CliError(f"the portfolio could not be refreshed: {outcome.error}")
     store = EvidenceResource().get()
-    refs = RegistryResource().get().snapshot()
+    portfolio = Portfolio(**outcome.summary, alias_history=pd.DataFrame(), generated_at=datetime.now(UTC))
     print()
-    print(
-        posture_text(build_portfolio([record_from_ref(r) for r in refs], store, PolicyResource().get())),
-        end="",
-    )
+    print(posture_text(portfolio), end="")
     print("\nReports:")
     latest = {(r.model, r.version): r for r in sorted(run_folders(store), key=lambda r: r.run_id)}
     for (model, version), run in sorted(latest.items()):

@@ -69,11 +69,15 @@ def run_version(name: str, version: str, dagster_instance=None) -> RunOutcome:
     return RunOutcome(True, result.output_for_node("evidence_report"), result.output_for_node("findings"))
 
 
+PORTFOLIO_TABLES = {"inventory": "model_inventory", "ledger": "findings_ledger", "kpis": "portfolio_kpis"}
+
+
 def run_portfolio(dagster_instance=None) -> RunOutcome:
-    """Materialize the portfolio assets (inventory, ledger, KPIs, report) as the UI and schedule do."""
+    """Materialize the portfolio assets as the UI and schedule do; the summary holds their tables."""
     from assets.portfolio import PORTFOLIO_JOB
 
     result = _execute(PORTFOLIO_JOB, dagster_instance or instance())
     if not result.success:
         return RunOutcome(False, {}, None, _first_failure(result))
-    return RunOutcome(True, {}, None)
+    tables = {name: result.output_for_node(node) for name, node in PORTFOLIO_TABLES.items()}
+    return RunOutcome(True, tables, tables["ledger"])

@@ -29,6 +29,7 @@ def test_demo_assures_every_version_and_finds_the_planted_problems(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Model risk posture" in proc.stdout and "portfolio:" in proc.stdout
+    assert "Versions:" in proc.stdout and "inventory_coverage" in proc.stdout
     store = EvidenceStore(str(tmp_path / "ev"))
     findings = {}
     for model, version in [
