@@ -8,8 +8,8 @@ import dagster as dg
 
 from assets.common import OWNERS, progress
 from assets.partitions import model_versions
-from assurance.analyses import Analysis, all_analyses, check_name
-from assurance.core import Inputs, Section
+from assurance.checks.catalog import Analysis, all_analyses, check_name
+from assurance.domain.values import Inputs, Section
 from resources import EvidenceResource, PolicyResource, RegistryResource
 
 GROUP = "analyses"
@@ -107,7 +107,7 @@ def analysis_asset(analysis: Analysis) -> dg.AssetsDefinition:
 
 
 def _model_or_none(registry: RegistryResource, record, reference):
-    from assurance.scoring import load_version_model
+    from assurance.scoring.predict import load_version_model
 
     try:
         return load_version_model(registry.get(), record, reference)

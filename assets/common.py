@@ -4,7 +4,7 @@ import logging
 
 import dagster as dg
 
-from assurance.core import split_partition_key
+from assurance.domain.values import split_partition_key
 
 OWNERS = ["team:model-risk"]
 progress_log = logging.getLogger("assurance.progress")

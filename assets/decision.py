@@ -7,10 +7,10 @@ import pandas as pd
 
 from assets.common import OWNERS, progress
 from assets.partitions import model_versions
-from assurance.analyses import all_analyses
-from assurance.core import Dataset, Predictions, VersionRecord
-from assurance.markdown import table
-from assurance.recommendation import Recommendation
+from assurance.checks.catalog import all_analyses
+from assurance.domain.values import Dataset, Predictions, VersionRecord
+from assurance.policy.recommendation import Recommendation
+from assurance.reporting.markdown import table
 from resources import EvidenceResource, PolicyResource, RegistryResource
 
 GROUP = "decision"
@@ -40,8 +40,8 @@ def _sections(inputs: dict) -> list:
 def findings(
     context: dg.AssetExecutionContext, policy: PolicyResource, evidence: EvidenceResource, **inputs
 ) -> dg.Output[pd.DataFrame]:
-    from assurance.ledger import apply_ledger, build_ledger
-    from assurance.publication import collect_findings
+    from assurance.evidence.publication import collect_findings
+    from assurance.governance.ledger import apply_ledger, build_ledger
 
     pol, record = policy.get(), inputs["model_version"]
     frame = collect_findings(record, pol, _sections(inputs), inputs["predictions"])
@@ -73,7 +73,7 @@ def findings(
 def recommendation(
     context: dg.AssetExecutionContext, policy: PolicyResource, findings: pd.DataFrame
 ) -> dg.Output[Recommendation]:
-    from assurance.recommendation import recommend
+    from assurance.policy.recommendation import recommend
 
     rec = recommend(findings, policy.get())
     progress(context, f"recommendation: {rec.decision}")
@@ -115,8 +115,8 @@ def evidence_report(
     policy: PolicyResource,
     **inputs,
 ) -> dg.Output[dict]:
-    from assurance.evidence import new_run_id
-    from assurance.publication import evidence_files, manifest, provenance
+    from assurance.evidence.publication import evidence_files, manifest, provenance
+    from assurance.evidence.store import new_run_id
 
     record: VersionRecord = inputs["model_version"]
     rec: Recommendation = inputs["recommendation"]

@@ -11,8 +11,8 @@ import dagster as dg
 import pandas as pd
 
 from assets.common import OWNERS
-from assurance.findings import SEVERITIES
-from assurance.markdown import table
+from assurance.domain.findings import SEVERITIES
+from assurance.reporting.markdown import table
 from resources import EvidenceResource, PolicyResource, RegistryResource
 
 GROUP = "portfolio"
@@ -20,7 +20,7 @@ PORTFOLIO_JOB = "assure_portfolio"
 
 
 def _kpi_markdown(kpis: pd.DataFrame) -> str:
-    from assurance.portfolio import kpi_value
+    from assurance.governance.portfolio import kpi_value
 
     rows = pd.DataFrame({"kpi": kpis["kpi"], "value": [kpi_value(r) for r in kpis.itertuples()]})
     return table(rows)
@@ -38,8 +38,8 @@ def _kpi_markdown(kpis: pd.DataFrame) -> str:
     ),
 )
 def findings_ledger(evidence: EvidenceResource, policy: PolicyResource) -> dg.Output[pd.DataFrame]:
-    from assurance.ledger import build_ledger
-    from assurance.portfolio import open_findings
+    from assurance.governance.ledger import build_ledger
+    from assurance.governance.portfolio import open_findings
 
     ledger = build_ledger(evidence.get(), policy.get())
     status = ledger["status"].value_counts().to_dict() if len(ledger) else {}
@@ -76,8 +76,8 @@ def model_inventory(
     policy: PolicyResource,
     findings_ledger: pd.DataFrame,
 ) -> dg.Output[pd.DataFrame]:
-    from assurance.history import run_folders
-    from assurance.portfolio import inventory, record_from_ref
+    from assurance.evidence.history import run_folders
+    from assurance.governance.portfolio import inventory, record_from_ref
 
     store = evidence.get()
     records = [record_from_ref(ref) for ref in registry.get().snapshot()]
@@ -105,7 +105,7 @@ def model_inventory(
     ),
 )
 def portfolio_kpis(model_inventory: pd.DataFrame, findings_ledger: pd.DataFrame) -> dg.Output[pd.DataFrame]:
-    from assurance.portfolio import kpis
+    from assurance.governance.portfolio import kpis
 
     frame = kpis(model_inventory, findings_ledger)
     values = frame.set_index("kpi")["value"]
@@ -134,9 +134,9 @@ def portfolio_report(
     findings_ledger: pd.DataFrame,
     portfolio_kpis: pd.DataFrame,
 ) -> dg.Output[dict]:
-    from assurance.evidence import PORTFOLIO
-    from assurance.history import run_folders
-    from assurance.portfolio import REPORT, Portfolio, production_history, publish_portfolio
+    from assurance.evidence.history import run_folders
+    from assurance.evidence.store import PORTFOLIO
+    from assurance.governance.portfolio import REPORT, Portfolio, production_history, publish_portfolio
 
     store = evidence.get()
     history = production_history(store, run_folders(store), policy.get())

@@ -4,7 +4,7 @@ import dagster as dg
 
 from assets.common import OWNERS, model_and_version, progress
 from assets.partitions import model_versions
-from assurance.core import Dataset, Predictions, VersionRecord
+from assurance.domain.values import Dataset, Predictions, VersionRecord
 from resources import DATA_IO_MANAGER, RegistryResource
 
 GROUP = "inputs"
@@ -59,7 +59,7 @@ def _data_asset(role: str, description: str):
         ],
     )
     def _load(context: dg.AssetExecutionContext, model_version: VersionRecord):
-        from assurance.datasources import load_dataset
+        from assurance.data.sources import load_dataset
 
         dataset = load_dataset(model_version, role)
         progress(
@@ -121,7 +121,7 @@ def predictions(
     reference_data: Dataset,
     current_data: Dataset,
 ):
-    from assurance.scoring import load_version_model, predict
+    from assurance.scoring.predict import load_version_model, predict
 
     load_error = None
     try:

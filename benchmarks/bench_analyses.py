@@ -17,11 +17,12 @@ import resource
 import time
 from collections.abc import Callable
 
-from assurance import demo, explanations, fairness, leakage, robustness, slices
-from assurance.core import Dataset, Inputs, Section, VersionRecord
-from assurance.models import from_estimator
-from assurance.policy import Policy
-from assurance.scoring import predict
+from assurance.checks import explanations, fairness, leakage, robustness, slices
+from assurance.demo import generator as demo
+from assurance.domain.values import Dataset, Inputs, Section, VersionRecord
+from assurance.policy.model import Policy
+from assurance.scoring.models import from_estimator
+from assurance.scoring.predict import predict
 
 PLANTED_REGION = "south"
 TAGS = {

@@ -117,9 +117,9 @@ def run_ours(
     cur_scores: pd.DataFrame,
     features: list[str],
 ) -> dict:
-    from assurance import drift, performance
-    from assurance.core import Dataset, Inputs, Predictions, Scores, VersionRecord
-    from assurance.policy import Policy
+    from assurance.checks import drift, performance
+    from assurance.domain.values import Dataset, Inputs, Predictions, Scores, VersionRecord
+    from assurance.policy.model import Policy
 
     record = VersionRecord(
         name="bench", version="1", tags={}, model_tags={}, version_tags={}, aliases=[], status="READY",
@@ -192,8 +192,8 @@ def preload(variant: str) -> None:
         import scipy.spatial  # noqa: F401
         import sklearn.isotonic  # noqa: F401
 
-        import assurance.drift  # noqa: F401
-        import assurance.performance  # noqa: F401
+        import assurance.checks.drift  # noqa: F401
+        import assurance.checks.performance  # noqa: F401
 
 
 def release_freed_memory() -> None:

@@ -105,8 +105,8 @@ def measure_uri(uri: str) -> dict[str, float]:
     import dagster as dg
     from mlflow import MlflowClient
 
-    from assurance.registry import Registry
-    from assurance.watch import encode_state, plan_tick
+    from assurance.registry.client import Registry
+    from assurance.registry.watch import encode_state, plan_tick
 
     with dg.instance_for_test() as instance:
         os.environ["MLFLOW_TRACKING_URI"] = uri
@@ -142,9 +142,9 @@ def measure_uri(uri: str) -> dict[str, float]:
 
 def demo_sized_latency() -> float:
     """Seconds from registering a demo-sized version (8k reference, 10k current rows) over HTTP to its evidence."""
-    from assurance.demo import FEATURES, LABEL, generate
-    from assurance.evidence import EvidenceStore
-    from assurance.registry_builder import register_version
+    from assurance.demo.generator import FEATURES, LABEL, generate
+    from assurance.demo.registry_builder import register_version
+    from assurance.evidence.store import EvidenceStore
     from tests.integration.servers import (
         dagster_dev,
         free_port,
@@ -191,7 +191,7 @@ def demo_classifier():
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import OneHotEncoder
 
-    from assurance.demo import CATEGORICAL
+    from assurance.demo.generator import CATEGORICAL
 
     pre = ColumnTransformer(
         [("categorical", OneHotEncoder(handle_unknown="ignore", sparse_output=False), CATEGORICAL)],

@@ -10,9 +10,9 @@ import os
 
 import dagster as dg
 
-from assurance.evidence import EvidenceStore
-from assurance.policy import Policy
-from assurance.registry import Registry
+from assurance.evidence.store import EvidenceStore
+from assurance.policy.model import Policy
+from assurance.registry.client import Registry
 
 EVIDENCE_ENV = "ASSURANCE_EVIDENCE_ROOT"
 POLICY_ENV = "ASSURANCE_POLICY"
@@ -75,7 +75,7 @@ class _DataByReference(dg.UPathIOManager):
     def dump_to_path(self, context: dg.OutputContext, obj, path) -> None:
         import json
 
-        from assurance.datasources import reference_of
+        from assurance.data.sources import reference_of
 
         partition = context.asset_partition_key
         for key in [k for k, (p, _) in _LOADED.items() if p != partition]:
@@ -87,7 +87,7 @@ class _DataByReference(dg.UPathIOManager):
     def load_from_path(self, context: dg.InputContext, path):
         import json
 
-        from assurance.datasources import reload
+        from assurance.data.sources import reload
 
         if str(path) in _LOADED:
             return _LOADED[str(path)][1]

@@ -8,9 +8,15 @@ from __future__ import annotations
 
 import dagster as dg
 
-from assurance.alerts import alerts_for_run, dagster_run_link, deliver, run_failure_alert, webhook_url
-from assurance.core import split_partition_key
-from assurance.watch import sensor_interval
+from assurance.domain.values import split_partition_key
+from assurance.governance.alerts import (
+    alerts_for_run,
+    dagster_run_link,
+    deliver,
+    run_failure_alert,
+    webhook_url,
+)
+from assurance.registry.watch import sensor_interval
 from resources import EvidenceResource
 from sensors.validation_job import assure_model_version
 

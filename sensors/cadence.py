@@ -13,8 +13,8 @@ from datetime import UTC, datetime
 import dagster as dg
 
 from assets.partitions import MODEL_VERSIONS
-from assurance.cadence import Due, production_versions, revalidation_due
-from assurance.watch import fail_fast_http
+from assurance.governance.cadence import Due, production_versions, revalidation_due
+from assurance.registry.watch import fail_fast_http
 from resources import EvidenceResource, PolicyResource, RegistryResource
 from sensors.validation_job import (
     KIND_TAG,

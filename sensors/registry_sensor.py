@@ -11,7 +11,7 @@ import time
 import dagster as dg
 
 from assets.partitions import model_versions
-from assurance.watch import (
+from assurance.registry.watch import (
     TickPlan,
     decode_state,
     encode_state,

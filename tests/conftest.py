@@ -65,7 +65,7 @@ class SmallRegistry:
 @pytest.fixture(scope="session")
 def small_registry(tmp_path_factory) -> SmallRegistry:
     """Model `churn_check` with a healthy version 1 and a version 2 whose current data lost a column and values."""
-    from assurance.registry_builder import embedded_tracking_uri, register_version
+    from assurance.demo.registry_builder import embedded_tracking_uri, register_version
 
     root = tmp_path_factory.mktemp("registry")
     uri = embedded_tracking_uri(root)

@@ -14,10 +14,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from assurance.core import Dataset, Inputs, VersionRecord
-from assurance.models import ScoringModel, from_estimator
-from assurance.policy import Policy
-from assurance.scoring import predict
+from assurance.domain.values import Dataset, Inputs, VersionRecord
+from assurance.policy.model import Policy
+from assurance.scoring.models import ScoringModel, from_estimator
+from assurance.scoring.predict import predict
 from tests.version_records import make_record
 
 LABEL = "target"

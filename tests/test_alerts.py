@@ -9,7 +9,8 @@ import time
 import pandas as pd
 import pytest
 
-from assurance.alerts import (
+from assurance.evidence.store import EvidenceStore, new_run_id, parquet_bytes
+from assurance.governance.alerts import (
     AlertDeliveryError,
     alerts_for_run,
     dagster_run_link,
@@ -19,7 +20,6 @@ from assurance.alerts import (
     post_json,
     run_failure_alert,
 )
-from assurance.evidence import EvidenceStore, new_run_id, parquet_bytes
 from tests.webhook import webhook_receiver
 
 
@@ -97,7 +97,7 @@ def test_deliver_posts_json_to_the_webhook():
 
 def test_a_failing_webhook_is_logged_not_raised_and_not_retried_per_alert(caplog):
     payloads = [finding_alert("m", "1", "r", row, None) for row in CURRENT.to_dict("records")]
-    with webhook_receiver(status=500) as hook, caplog.at_level(logging.INFO, logger="assurance.alerts"):
+    with webhook_receiver(status=500) as hook, caplog.at_level(logging.INFO, logger="assurance.governance.alerts"):
         assert deliver(payloads, hook.url) == 0
     assert len(hook.received) == 1
     assert "HTTP Error 500" in caplog.text and caplog.text.count("assurance alert:") == len(payloads)
@@ -114,6 +114,6 @@ def test_an_unreachable_webhook_fails_fast():
 
 
 def test_without_a_webhook_alerts_are_logged(caplog):
-    with caplog.at_level(logging.INFO, logger="assurance.alerts"):
+    with caplog.at_level(logging.INFO, logger="assurance.governance.alerts"):
         assert deliver([finding_alert("m", "1", "r", CURRENT.iloc[0].to_dict(), None)], None) == 0
     assert "[HIGH] m version 1: Amount drifted." in caplog.text

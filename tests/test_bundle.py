@@ -5,8 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from assurance.bundle import archive_bytes, export, verify
-from assurance.evidence import EvidenceError, EvidenceStore, parquet_bytes
+from assurance.evidence.bundle import archive_bytes, export, verify
+from assurance.evidence.store import EvidenceError, EvidenceStore, parquet_bytes
 
 
 @pytest.fixture

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from assurance.cadence import last_assured, production_versions, revalidation_due
-from assurance.evidence import EvidenceStore, new_run_id
-from assurance.policy import Policy
-from assurance.registry import VersionRef
+from assurance.evidence.store import EvidenceStore, new_run_id
+from assurance.governance.cadence import last_assured, production_versions, revalidation_due
+from assurance.policy.model import Policy
+from assurance.registry.client import VersionRef
 
 NOW = datetime(2025, 6, 1, tzinfo=UTC)
 

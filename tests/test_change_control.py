@@ -3,13 +3,13 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import pytest
 
-from assurance import documentation
-from assurance.change_control import alias_history, alias_table, assess, parse_approval_time, run
-from assurance.core import Inputs
-from assurance.evidence import EvidenceStore, parquet_bytes
-from assurance.findings import findings_frame
-from assurance.policy import Policy
-from assurance.recommendation import recommend
+from assurance.checks import documentation
+from assurance.checks.change_control import alias_history, alias_table, assess, parse_approval_time, run
+from assurance.domain.findings import findings_frame
+from assurance.domain.values import Inputs
+from assurance.evidence.store import EvidenceStore, parquet_bytes
+from assurance.policy.model import Policy
+from assurance.policy.recommendation import recommend
 from tests.version_records import make_record
 
 CREATED = datetime(2024, 3, 1, 12, tzinfo=UTC)

@@ -5,7 +5,7 @@ import os
 import subprocess
 import sys
 
-from assurance.evidence import EvidenceStore
+from assurance.evidence.store import EvidenceStore
 
 
 def cli(*args, env_extra=None, timeout=300):

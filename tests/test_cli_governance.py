@@ -6,9 +6,9 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from assurance.cli import main
-from assurance.evidence import EvidenceStore
-from assurance.ledger import build_ledger
+from assurance.cli.main import main
+from assurance.evidence.store import EvidenceStore
+from assurance.governance.ledger import build_ledger
 from tests.synthetic_version import FEATURES, LABEL, classifier, make_frame
 from tests.version_records import GOOD_CARD
 
@@ -21,8 +21,8 @@ def governed(tmp_path_factory):
     """Version 1 documented and approved behind `champion`; version 2 behind `production` with neither."""
     import os
 
-    from assurance.launcher import run_version
-    from assurance.registry_builder import embedded_tracking_uri, register_version
+    from assurance.cli.launcher import run_version
+    from assurance.demo.registry_builder import embedded_tracking_uri, register_version
 
     root = tmp_path_factory.mktemp("governance")
     uri = embedded_tracking_uri(root)
@@ -96,7 +96,7 @@ def test_documented_approved_healthy_version_approves(env):
 
 
 def test_accepted_finding_stops_holding_and_ids_stay_stable(env, capsys):
-    from assurance.launcher import run_version
+    from assurance.cli.launcher import run_version
 
     first = env["outcomes"][env["bare"]].findings
     critical = first[first["category"] == "change_control"]["finding_id"].item()

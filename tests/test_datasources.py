@@ -1,8 +1,8 @@
 import pandas as pd
 import pytest
 
-from assurance.core import VersionRecord
-from assurance.datasources import fingerprint, load_dataset, read_table
+from assurance.data.sources import fingerprint, load_dataset, read_table
+from assurance.domain.values import VersionRecord
 
 
 def rec(**tags) -> VersionRecord:

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from assurance.demo import (
+from assurance.demo.generator import (
     CATEGORICAL,
     FEATURES,
     LABEL,
@@ -21,7 +21,7 @@ from assurance.demo import (
     inject_missing,
     scramble_labels,
 )
-from assurance.registry_builder import (
+from assurance.demo.registry_builder import (
     embedded_tracking_uri,
     pip_requirements,
     register_version,

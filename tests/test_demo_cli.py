@@ -6,7 +6,7 @@ import sys
 
 import pandas as pd
 
-from assurance.evidence import EvidenceStore
+from assurance.evidence.store import EvidenceStore
 
 
 def test_demo_assures_every_version_and_finds_the_planted_problems(tmp_path):

@@ -1,14 +1,14 @@
 import pytest
 
-from assurance.core import Inputs
-from assurance.documentation import (
+from assurance.checks.documentation import (
     document_problems,
     empty_sections,
     placeholder_markers,
     run,
     tag_problem,
 )
-from assurance.policy import Policy
+from assurance.domain.values import Inputs
+from assurance.policy.model import Policy
 from tests.version_records import GOOD_CARD, make_record
 
 HIGH_TAGS = {

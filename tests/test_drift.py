@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from assurance import distances, drift
-from assurance.core import Dataset, Inputs
-from assurance.policy import Policy
+from assurance.checks import distances, drift
+from assurance.domain.values import Dataset, Inputs
+from assurance.policy.model import Policy
 from tests import synthetic_version as sv
 from tests.version_records import make_record
 

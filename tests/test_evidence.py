@@ -3,7 +3,7 @@ import json
 import pandas as pd
 import pytest
 
-from assurance.evidence import EvidenceError, EvidenceStore, parquet_bytes, safe_segment
+from assurance.evidence.store import EvidenceError, EvidenceStore, parquet_bytes, safe_segment
 
 
 @pytest.mark.parametrize("name", ["..", "a/b", "a\\b", "x\ny", "../../etc", "mod%2Fel", "名前", "a b;rm -rf"])

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from assurance import explanations
-from assurance.models import ScoringModel, from_estimator
+from assurance.checks import explanations
+from assurance.scoring.models import ScoringModel, from_estimator
 from tests import synthetic_version as sv
 
 FAST = sv.policy_with({"explanations.time_budget_seconds": 2, "explanations.sample_rows": 400})

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from assurance import fairness
-from assurance.findings import severity_rank
+from assurance.checks import fairness
+from assurance.domain.findings import severity_rank
 from tests import synthetic_version as sv
 
 
@@ -110,7 +110,7 @@ def test_absent_attribute_and_regressor_are_skipped(fair_model, current):
 
     from sklearn.linear_model import LinearRegression
 
-    from assurance.models import from_estimator
+    from assurance.scoring.models import from_estimator
 
     frame = pd.DataFrame({"x": np.arange(200.0), "gender": ["F", "M"] * 100})
     frame["y"] = frame["x"] * 2
@@ -120,9 +120,9 @@ def test_absent_attribute_and_regressor_are_skipped(fair_model, current):
 
 
 def test_gap_between_small_groups_within_noise_is_not_judged():
-    from assurance.outcomes import Outcomes
-    from assurance.policy import Policy
-    from assurance.rules import load_rules
+    from assurance.checks.rows import Outcomes
+    from assurance.policy.model import Policy
+    from assurance.policy.rules import load_rules
 
     def judge(scale: int):
         selected = ([1] * 10 + [0] * 110 + [1] * 15 + [0] * 105) * scale

@@ -1,10 +1,10 @@
 import pandas as pd
 import pytest
 
-from assurance.core import VersionRecord
-from assurance.findings import COLUMNS, Finding, counts_by_severity, finding_id, findings_frame
-from assurance.policy import Policy
-from assurance.recommendation import recommend
+from assurance.domain.findings import COLUMNS, Finding, counts_by_severity, finding_id, findings_frame
+from assurance.domain.values import VersionRecord
+from assurance.policy.model import Policy
+from assurance.policy.recommendation import recommend
 
 
 def record(**tags) -> VersionRecord:

@@ -7,7 +7,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from assurance.evidence import EvidenceStore
+from assurance.evidence.store import EvidenceStore
 
 
 @pytest.fixture
@@ -39,7 +39,7 @@ def test_definitions_load_with_partitioned_assets_and_checks():
 
 
 def test_healthy_version_publishes_verifiable_evidence(env):
-    from assurance.launcher import run_version
+    from assurance.cli.launcher import run_version
 
     reg, store = env
     instance = dg.DagsterInstance.ephemeral()
@@ -62,8 +62,8 @@ def test_healthy_version_publishes_verifiable_evidence(env):
 
 
 def test_broken_current_data_becomes_findings_not_a_failed_run(env):
-    from assurance.launcher import run_version
-    from assurance.registry import Registry
+    from assurance.cli.launcher import run_version
+    from assurance.registry.client import Registry
 
     reg, store = env
     outcome = run_version(reg.model, reg.broken, dg.DagsterInstance.ephemeral())
@@ -82,7 +82,7 @@ def test_broken_current_data_becomes_findings_not_a_failed_run(env):
 
 
 def test_unreachable_registry_fails_the_run_clearly(env, monkeypatch, tmp_path):
-    from assurance.launcher import run_version
+    from assurance.cli.launcher import run_version
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
@@ -99,8 +99,8 @@ def test_data_travels_by_reference_and_a_lone_rerun_reads_it_again(env, tmp_path
     import resources
     from assets.analyses import analysis_assets
     from assets.version import current_data, model_version, predictions, reference_data
-    from assurance.launcher import run_version
-    from assurance.registry import Registry
+    from assurance.cli.launcher import run_version
+    from assurance.registry.client import Registry
 
     reg, _ = env
     instance = dg.DagsterInstance.ephemeral()

@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from assurance import leakage
-from assurance.findings import severity_rank
-from assurance.models import from_estimator
+from assurance.checks import leakage
+from assurance.domain.findings import severity_rank
+from assurance.scoring.models import from_estimator
 from tests import synthetic_version as sv
 
 

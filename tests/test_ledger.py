@@ -5,11 +5,11 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import pytest
 
-from assurance.evidence import EvidenceStore, new_run_id, parquet_bytes
-from assurance.findings import Finding, findings_frame
-from assurance.ledger import ACCEPTANCES, accept, apply_ledger, build_ledger
-from assurance.policy import Policy
-from assurance.recommendation import recommend
+from assurance.domain.findings import Finding, findings_frame
+from assurance.evidence.store import EvidenceStore, new_run_id, parquet_bytes
+from assurance.governance.ledger import ACCEPTANCES, accept, apply_ledger, build_ledger
+from assurance.policy.model import Policy
+from assurance.policy.recommendation import recommend
 from tests.version_records import make_record
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)

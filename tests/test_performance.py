@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 from sklearn import metrics as skm
 
-from assurance import estimation, metrics, performance
-from assurance.policy import Policy
+from assurance.checks import estimation, metrics, performance
+from assurance.policy.model import Policy
 from tests import synthetic_version as sv
 
 
@@ -182,7 +182,7 @@ def test_unlabelled_current_gets_estimated_performance_and_estimated_degradation
 def test_regressor_gets_error_metrics():
     from sklearn.linear_model import LinearRegression
 
-    from assurance.models import from_estimator
+    from assurance.scoring.models import from_estimator
 
     frame = sv.make_frame(3000, seed=21).assign(amount=lambda f: 2 * f["income"] / 1000 + f["tenure"])
     estimator = LinearRegression().fit(frame[["income", "tenure"]], frame["amount"])

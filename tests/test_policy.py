@@ -1,6 +1,6 @@
 import pytest
 
-from assurance.policy import Policy, PolicyError
+from assurance.policy.model import Policy, PolicyError
 
 
 def test_default_policy_has_every_part():

@@ -3,12 +3,11 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import pytest
 
-from assurance import change_control, documentation
-from assurance.core import Inputs
-from assurance.evidence import EvidenceStore, new_run_id, parquet_bytes
-from assurance.findings import findings_frame
-from assurance.policy import Policy
-from assurance.portfolio import (
+from assurance.checks import change_control, documentation
+from assurance.domain.findings import findings_frame
+from assurance.domain.values import Inputs
+from assurance.evidence.store import EvidenceStore, new_run_id, parquet_bytes
+from assurance.governance.portfolio import (
     PORTFOLIO,
     build_portfolio,
     posture_text,
@@ -16,8 +15,9 @@ from assurance.portfolio import (
     record_from_ref,
     report_html,
 )
-from assurance.recommendation import recommend
-from assurance.registry import VersionRef
+from assurance.policy.model import Policy
+from assurance.policy.recommendation import recommend
+from assurance.registry.client import VersionRef
 from tests.version_records import GOOD_CARD, make_record
 
 POLICY = Policy()

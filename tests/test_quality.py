@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from assurance import quality
-from assurance.core import Dataset, Inputs, Section, VersionRecord
-from assurance.findings import severity_rank
-from assurance.policy import Policy
+from assurance.checks import quality
+from assurance.domain.findings import severity_rank
+from assurance.domain.values import Dataset, Inputs, Section, VersionRecord
+from assurance.policy.model import Policy
 
 SIGNATURE = [
     {"name": "age", "type": "double"},

@@ -1,9 +1,9 @@
-from assurance.core import Section, VersionRecord
-from assurance.findings import Finding, findings_frame
-from assurance.markup import to_html
-from assurance.policy import Policy
-from assurance.recommendation import recommend
-from assurance.report import render_html, render_markdown
+from assurance.domain.findings import Finding, findings_frame
+from assurance.domain.values import Section, VersionRecord
+from assurance.policy.model import Policy
+from assurance.policy.recommendation import recommend
+from assurance.reporting.html import to_html
+from assurance.reporting.version_report import render_html, render_markdown
 
 EVIL = "<script>alert(1)</script>"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from assurance import performance, reproducibility
+from assurance.checks import performance, reproducibility
 from tests import synthetic_version as sv
 
 
@@ -90,7 +90,7 @@ def test_unrecomputable_metrics_are_listed_as_not_checked(model, reference):
 def test_error_metrics_are_compared_relative_to_their_size():
     from sklearn.linear_model import LinearRegression
 
-    from assurance.models import from_estimator
+    from assurance.scoring.models import from_estimator
 
     frame = sv.make_frame(3000, seed=21).assign(amount=lambda f: f["income"] / 1000 + 5 * f["tenure"])
     regressor = from_estimator(LinearRegression().fit(frame[["income"]], frame["amount"]), ["income"])

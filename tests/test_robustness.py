@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from assurance import robustness
-from assurance.models import ScoringModel, from_estimator
+from assurance.checks import robustness
+from assurance.scoring.models import ScoringModel, from_estimator
 from tests import synthetic_version as sv
 
 

@@ -4,12 +4,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from assurance import performance
-from assurance.core import Dataset, Inputs
-from assurance.models import from_estimator
-from assurance.policy import Policy
-from assurance.publication import prediction_findings
-from assurance.scoring import predict, score_dataset
+from assurance.checks import performance
+from assurance.domain.values import Dataset, Inputs
+from assurance.evidence.publication import prediction_findings
+from assurance.policy.model import Policy
+from assurance.scoring.models import from_estimator
+from assurance.scoring.predict import predict, score_dataset
 from tests.version_records import make_record
 
 

@@ -11,8 +11,8 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from assurance.evidence import EvidenceStore, new_run_id, parquet_bytes
-from assurance.registry import RegistryError
+from assurance.evidence.store import EvidenceStore, new_run_id, parquet_bytes
+from assurance.registry.client import RegistryError
 from resources import EvidenceResource, PolicyResource, RegistryResource
 from sensors.alerts import assurance_findings_alerts, assurance_run_failure_alerts
 from sensors.cadence import monitor_production_versions, revalidate_due_versions
@@ -254,7 +254,7 @@ def test_findings_sensor_posts_new_critical_findings_of_newly_published_evidence
 
 
 def test_run_failure_sensor_posts_the_failed_step_and_version(instance, monkeypatch):
-    from assurance.launcher import run_version
+    from assurance.cli.launcher import run_version
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from assurance import slices
-from assurance.findings import severity_rank
+from assurance.checks import slices
+from assurance.domain.findings import severity_rank
 from tests import synthetic_version as sv
 
 
@@ -78,7 +78,7 @@ def test_small_slices_are_listed_not_judged(model, reference):
 def test_numeric_slice_column_is_binned_and_regression_uses_mae():
     from sklearn.linear_model import LinearRegression
 
-    from assurance.models import from_estimator
+    from assurance.scoring.models import from_estimator
 
     rng = np.random.default_rng(9)
     frame = pd.DataFrame({"x": rng.normal(size=4000), "age": rng.integers(20, 80, 4000)})
@@ -126,7 +126,7 @@ def test_slice_of_cases_the_model_knows_are_hard_is_not_flagged():
     """Accuracy is far lower where outcomes are coin flips, but the model's scores say so: no finding."""
     from sklearn.ensemble import GradientBoostingClassifier
 
-    from assurance.models import from_estimator
+    from assurance.scoring.models import from_estimator
 
     rng = np.random.default_rng(12)
 

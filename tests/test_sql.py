@@ -3,10 +3,10 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import pytest
 
-from assurance.evidence import EvidenceStore, new_run_id, parquet_bytes
-from assurance.findings import Finding, findings_frame
-from assurance.policy import Policy
-from assurance.sql import connect, main, views
+from assurance.domain.findings import Finding, findings_frame
+from assurance.evidence.sql import connect, main, views
+from assurance.evidence.store import EvidenceStore, new_run_id, parquet_bytes
+from assurance.policy.model import Policy
 from tests.version_records import make_record
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)

@@ -1,7 +1,7 @@
 import pytest
 
-from assurance.policy import Policy, PolicyError
-from assurance.tiers import NO_RULE, decide_tier, derive_tier, matches
+from assurance.policy.model import Policy, PolicyError
+from assurance.policy.tiers import NO_RULE, decide_tier, derive_tier, matches
 from tests.version_records import make_record
 
 

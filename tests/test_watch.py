@@ -8,8 +8,8 @@ from dataclasses import replace
 
 import pytest
 
-from assurance.registry import VersionRef
-from assurance.watch import (
+from assurance.registry.client import VersionRef
+from assurance.registry.watch import (
     CursorError,
     decode_state,
     encode_state,

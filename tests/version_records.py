@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from assurance.core import VersionRecord
+from assurance.domain.values import VersionRecord
 
 GOOD_CARD = """# Model card: credit default scorer
 

@@ -148,7 +148,7 @@ def wait_run(stack: Stack, key: str, timeout: float, **tags: str) -> dg.DagsterR
 @pytest.fixture(scope="session")
 def registered(stack) -> Stack:
     """Versions 1 (behind `production`) and 2 of a model registered through the MLflow client over HTTP."""
-    from assurance.registry_builder import register_version
+    from assurance.demo.registry_builder import register_version
     from tests.conftest import FEATURES, LABEL, fit_model, make_frame
 
     reference = make_frame(1200, 11)

@@ -13,8 +13,8 @@ import pytest
 from dagster._core.scheduler.instigation import TickStatus
 from mlflow import MlflowClient
 
-from assurance.evidence import EvidenceStore
-from assurance.watch import decode_state
+from assurance.evidence.store import EvidenceStore
+from assurance.registry.watch import decode_state
 from tests.integration.conftest import (
     MODEL,
     SENSOR_INTERVAL,

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import pandas as pd
 import pytest
 
-from assurance.evidence import MANIFEST, EvidenceError, EvidenceStore, manifest_entries, parquet_bytes
+from assurance.evidence.store import MANIFEST, EvidenceError, EvidenceStore, manifest_entries, parquet_bytes
 
 pytestmark = pytest.mark.integration
 
@@ -99,7 +99,7 @@ def test_published_run_is_listed_verified_and_read(root):
 
 
 def test_reader_sees_runs_published_by_another_process(s3, root):
-    from assurance.history import run_folders
+    from assurance.evidence.history import run_folders
 
     store = EvidenceStore(root)
     first = store.publish_run(MODEL, "1", "20260101T000000Z-aaaa", {"quality.parquet": b"1"}, {})
@@ -115,7 +115,7 @@ def test_reader_sees_runs_published_by_another_process(s3, root):
 
 def test_run_without_manifest_is_not_listed(s3, root):
     """A crash between the files and the manifest leaves objects that no reader may trust."""
-    from assurance.history import run_folders
+    from assurance.evidence.history import run_folders
 
     store = EvidenceStore(root)
     good = store.publish_run(MODEL, "1", "20260101T000000Z-aaaa", {"quality.parquet": b"1"}, {})
@@ -165,7 +165,7 @@ def test_verify_reports_changed_missing_and_extra_objects(s3, root):
 
 
 def test_bundle_exported_from_s3_verifies_offline(root, tmp_path):
-    from assurance import bundle
+    from assurance.evidence import bundle
 
     store = EvidenceStore(root)
     store.publish_run(MODEL, "3", "r1", {"quality.parquet": parquet_bytes(FRAME), "plots/a.png": b"p"}, {})
@@ -182,7 +182,7 @@ def test_missing_bucket_is_a_clear_error_and_is_not_created(s3):
 
 
 def test_datasources_read_parquet_and_csv_from_s3(s3):
-    from assurance.datasources import fingerprint, read_table
+    from assurance.data.sources import fingerprint, read_table
 
     bucket = s3.bucket()
     s3.put(bucket, "data/ref.parquet", parquet_bytes(FRAME))
@@ -204,9 +204,9 @@ def test_datasources_read_parquet_and_csv_from_s3(s3):
 def test_dagster_graph_publishes_a_versions_evidence_to_s3(s3, root, small_registry, monkeypatch):
     import dagster as dg
 
-    from assurance.history import run_folders
-    from assurance.launcher import run_portfolio, run_version
-    from assurance.sql import connect
+    from assurance.cli.launcher import run_portfolio, run_version
+    from assurance.evidence.history import run_folders
+    from assurance.evidence.sql import connect
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", small_registry.tracking_uri)
     monkeypatch.setenv("ASSURANCE_EVIDENCE_ROOT", root)

@@ -1,0 +1,1 @@
+"""The analyses: one module per kind of evidence, each a pure `run(inputs) -> Section`."""

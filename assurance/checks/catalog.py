@@ -1,0 +1,183 @@
+"""The analyses of the per-version graph, in report order.
+
+Each becomes one Dagster asset with one non-blocking asset check per finding check it declares.
+Adding an analysis means writing a `run(inputs) -> Section` function (heavy imports inside it) and
+listing it here; the graph, the findings, the report and the evidence pick it up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from assurance.domain.values import Inputs, Section
+
+NEEDS_DATA = ("reference", "current", "predictions")
+
+
+@dataclass(frozen=True)
+class Analysis:
+    key: str
+    title: str
+    description: str
+    run: Callable[[Inputs], Section]
+    checks: dict[str, str]
+    needs: tuple[str, ...] = NEEDS_DATA
+    kinds: tuple[str, ...] = ("pandas",)
+
+
+def all_analyses() -> list[Analysis]:
+    from assurance.checks import (
+        change_control,
+        documentation,
+        drift,
+        explanations,
+        fairness,
+        leakage,
+        performance,
+        quality,
+        reproducibility,
+        robustness,
+        slices,
+    )
+
+    return [
+        Analysis(
+            key="documentation",
+            title="Documentation and tiering",
+            description=(
+                "Risk tier from the policy (explicit risk_tier tag, else its rules) with the rationale; "
+                "the tier's required documents on the source run (present and not a template) and "
+                "required tags (owner, use_case, monitoring_url)."
+            ),
+            run=documentation.run,
+            checks=documentation.CHECKS,
+            needs=(),
+        ),
+        Analysis(
+            key="change_control",
+            title="Change control",
+            description=(
+                "A version behind a production alias needs approval.ticket, approval.approved_by and "
+                "approval.approved_at, dated after its registration and before it was first seen live; "
+                "records which version each alias points to at every run."
+            ),
+            run=change_control.run,
+            checks=change_control.CHECKS,
+            needs=(),
+        ),
+        Analysis(
+            key="data_quality",
+            title="Data quality",
+            description=(
+                "Great Expectations suite learned from the reference data (schema from the model "
+                "signature, missingness, numeric ranges, known categories, duplicate rows), run on "
+                "both reference and current data."
+            ),
+            run=quality.run,
+            checks=quality.CHECKS,
+            needs=("reference", "current"),
+            kinds=("great_expectations", "pandas"),
+        ),
+        Analysis(
+            key="drift",
+            title="Drift",
+            description=(
+                "Per-feature drift of current vs reference by effect size (normed Wasserstein for numbers, "
+                "Jensen-Shannon for categories; Evidently ValueDrift, or the same formulas in numpy at scale), "
+                "dataset drift share, and drift of the model's scores and of the label."
+            ),
+            run=drift.run,
+            checks=drift.CHECKS,
+            needs=("reference", "current", "predictions"),
+            kinds=("evidently", "pandas"),
+        ),
+        Analysis(
+            key="performance",
+            title="Performance",
+            description=(
+                "Metrics recomputed from the model's predictions on reference and labelled current data "
+                "with bootstrap intervals and a reliability table; label-free estimate (CBPE) for current "
+                "data without labels; worsening beyond the policy's tolerance, floors and ceilings."
+            ),
+            run=performance.run,
+            checks=performance.CHECKS,
+            needs=("reference", "current", "predictions"),
+            kinds=("scikit-learn", "pandas"),
+        ),
+        Analysis(
+            key="reproducibility",
+            title="Reproducibility",
+            description=(
+                "Every metric logged on the version's source run, recomputed from the model's predictions "
+                "on the reference data and compared within the policy's tolerance."
+            ),
+            run=reproducibility.run,
+            checks=reproducibility.CHECKS,
+            needs=("reference", "predictions"),
+        ),
+        Analysis(
+            key="slices",
+            title="Slice performance",
+            description=(
+                "Accuracy (and AUC) or MAE per value of each assurance.slices column and per pair of them, "
+                "with support and 95% intervals; a slice is flagged when it is worse than the rest by the "
+                "policy's material gap and significantly so after a Benjamini-Hochberg correction."
+            ),
+            run=slices.run,
+            checks=slices.CHECKS,
+        ),
+        Analysis(
+            key="fairness",
+            title="Fairness",
+            description=(
+                "Selection rate, TPR, FPR and calibration per group of each assurance.protected column; "
+                "demographic parity ratio, equalized-odds difference and calibration spread against the "
+                "policy, small groups reported but not judged."
+            ),
+            run=fairness.run,
+            checks=fairness.CHECKS,
+        ),
+        Analysis(
+            key="leakage",
+            title="Leakage",
+            description=(
+                "Out-of-fold single-feature AUC or correlation with the label, a feature dominating SHAP "
+                "attribution, rows shared between reference and current beyond chance, ID-like features."
+            ),
+            run=leakage.run,
+            checks=leakage.CHECKS,
+            needs=(*NEEDS_DATA, "model"),
+            kinds=("shap", "pandas"),
+        ),
+        Analysis(
+            key="explanations",
+            title="Explanations",
+            description=(
+                "SHAP global importance (tree explainer, or a budgeted permutation explainer) on sampled "
+                "reference and current rows, local explanations of the highest-scoring rows, and attribution "
+                "drift against current data and the previous version."
+            ),
+            run=explanations.run,
+            checks=explanations.CHECKS,
+            needs=(*NEEDS_DATA, "model"),
+            kinds=("shap", "pandas"),
+        ),
+        Analysis(
+            key="robustness",
+            title="Robustness",
+            description=(
+                "Prediction flip rate and score change per feature under small numeric noise, injected "
+                "missing values and categories swapped for the most frequent one, on a sample."
+            ),
+            run=robustness.run,
+            checks=robustness.CHECKS,
+            needs=(*NEEDS_DATA, "model"),
+            kinds=("scikit-learn", "pandas"),
+        ),
+    ]
+
+
+def check_name(finding_check: str) -> str:
+    """Dagster check names allow only letters, digits and underscores."""
+    return finding_check.replace(".", "_")

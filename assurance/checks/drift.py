@@ -1,0 +1,353 @@
+"""Drift: how far current data, model outputs and labels moved from reference, per column.
+
+Large samples make p-value tests flag every column, so drift is judged by effect size: the normed
+Wasserstein distance for numeric columns (about "how many reference standard deviations did the
+distribution move") and the Jensen-Shannon distance for categories, each with a policy threshold.
+These are Evidently's own methods, run through Evidently's `ValueDrift` on small data and through
+the identical numpy formulas of `assurance.distances` on large data (or always, per the policy's
+`engine`), so the verdicts do not depend on size while a million rows take seconds, not minutes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from assurance.checks import distances
+from assurance.checks.distances import CATEGORICAL, NUMERIC
+from assurance.checks.rows import feature_columns
+from assurance.domain.findings import Finding
+from assurance.domain.values import Inputs, Section
+from assurance.reporting.markdown import table
+
+if TYPE_CHECKING:
+    from assurance.policy.model import Policy
+
+EVIDENCE = "drift.parquet"
+TABLE_COLUMNS = [
+    "role",
+    "column",
+    "kind",
+    "method",
+    "statistic",
+    "threshold",
+    "drifted",
+    "engine",
+    "reference_summary",
+    "current_summary",
+]
+SHOWN_ROWS = 30
+
+CHECKS: dict[str, str] = {
+    "drift.feature": "A feature's distribution moved from reference to current beyond the policy's effect-size threshold.",
+    "drift.dataset": "More than the policy's share of the model's features drifted at once.",
+    "drift.prediction": "The model's score (or predicted value/class) distribution moved from reference to current.",
+    "drift.label": "The label distribution moved from reference to current (both labelled).",
+}
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    """How one column is compared: its role (feature, prediction, label), kind, method and threshold."""
+
+    role: str
+    column: str
+    kind: str
+    method: str
+    threshold: float
+
+
+def column_kind(values: pd.Series, max_distinct: int) -> str | None:
+    """Numeric or categorical, or None for types drift does not compare (dates, lists).
+
+    Numbers with few distinct values (flags, ratings, counts) are compared as categories, as
+    Evidently does, since a distance in standard deviations means little for them.
+    """
+    if pd.api.types.is_datetime64_any_dtype(values) or pd.api.types.is_timedelta64_dtype(values):
+        return None
+    if pd.api.types.is_bool_dtype(values) or not pd.api.types.is_numeric_dtype(values):
+        return CATEGORICAL
+    return CATEGORICAL if values.nunique(dropna=True) <= max_distinct else NUMERIC
+
+
+def column_specs(frame: pd.DataFrame, columns: list[str], role: str, policy: Policy) -> list[ColumnSpec]:
+    """The comparison for each column of `frame` drift can compare, methods and thresholds from the policy."""
+    max_distinct = int(policy.threshold("drift.categorical_max_distinct", 10))
+    specs = []
+    for column in columns:
+        kind = column_kind(frame[column], max_distinct)
+        if kind is not None:
+            method = policy.threshold(f"drift.{kind}_method")
+            specs.append(
+                ColumnSpec(role, column, kind, method, float(policy.threshold(f"drift.{kind}_threshold")))
+            )
+    return specs
+
+
+def choose_engine(specs: list[ColumnSpec], rows: int, policy: Policy) -> str:
+    """ "evidently" or "numpy": the policy's choice; with "auto", Evidently on small data or for methods
+    numpy does not implement, numpy otherwise."""
+    engine = policy.threshold("drift.engine", "auto")
+    if any((s.kind, s.method) not in distances.FAST_METHODS for s in specs):
+        return "evidently"
+    if engine == "auto":
+        return "evidently" if rows <= int(policy.threshold("drift.evidently_max_rows", 100_000)) else "numpy"
+    return engine
+
+
+def measure(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    specs: list[ColumnSpec],
+    engine: str,
+    fingerprint: str | None = None,
+) -> pd.DataFrame:
+    """The drift table: one row per spec with statistic, threshold, verdict and both sides' summaries.
+
+    A column empty on either side gets no statistic and no verdict (data quality reports why).
+    """
+    rows = []
+    for spec in specs:  # one column's profiles at a time, so memory stays at one column of current data
+        try:
+            ref = distances.reference_profile(reference[spec.column], spec.kind, fingerprint)
+            cur = distances.profile(current[spec.column], spec.kind)
+        except (TypeError, ValueError) as exc:  # e.g. text in current where reference had numbers
+            rows.append(_incomparable(spec, f"not comparable: {type(exc).__name__}"))
+            continue
+        comparable = bool(ref.rows and cur.rows)
+        value = distances.statistic(spec.method, ref, cur) if comparable and engine == "numpy" else np.nan
+        rows.append(
+            {
+                "role": spec.role,
+                "column": spec.column,
+                "kind": spec.kind,
+                "method": spec.method,
+                "statistic": float(value),
+                "threshold": spec.threshold,
+                "drifted": bool(value >= spec.threshold),
+                "engine": engine if comparable else "",
+                "reference_summary": ref.summary(),
+                "current_summary": cur.summary(),
+            }
+        )
+    if engine == "evidently":
+        try:
+            results = _evidently_results(
+                reference, current, [s for s, r in zip(specs, rows, strict=True) if r["engine"]]
+            )
+        except Exception as exc:  # noqa: BLE001 - Evidently failing on odd data must not fail the run
+            if all((s.kind, s.method) in distances.FAST_METHODS for s in specs):
+                return measure(reference, current, specs, "numpy", fingerprint)  # same formulas
+            results = {}
+            for row in rows:
+                row["engine"] = f"evidently failed: {type(exc).__name__}"
+        for row in rows:
+            row["statistic"], row["drifted"] = results.get(row["column"], (np.nan, False))
+    return pd.DataFrame(rows, columns=TABLE_COLUMNS)
+
+
+def _incomparable(spec: ColumnSpec, why: str) -> dict:
+    """The table row of a column whose values cannot be compared (the schema checks say more)."""
+    return {
+        **{c: "" for c in TABLE_COLUMNS},
+        "role": spec.role,
+        "column": spec.column,
+        "kind": spec.kind,
+        "method": spec.method,
+        "statistic": np.nan,
+        "threshold": spec.threshold,
+        "drifted": False,
+        "current_summary": why,
+    }
+
+
+def _evidently_results(
+    reference: pd.DataFrame, current: pd.DataFrame, specs: list[ColumnSpec]
+) -> dict[str, tuple[float, bool]]:
+    """Statistic and verdict per column from Evidently's per-column `ValueDrift`, read from the snapshot.
+
+    Column types are declared, not inferred, so Evidently compares each column as this module decided.
+    """
+    if not specs:
+        return {}
+    from evidently import DataDefinition, Dataset, Report
+    from evidently.metrics import ValueDrift
+
+    columns = [s.column for s in specs]
+    definition = DataDefinition(
+        numerical_columns=[s.column for s in specs if s.kind == NUMERIC],
+        categorical_columns=[s.column for s in specs if s.kind == CATEGORICAL],
+    )
+    report = Report(
+        [ValueDrift(column=s.column, method=s.method, threshold=s.threshold) for s in specs],
+        include_tests=True,
+    )
+    snapshot = report.run(
+        Dataset.from_pandas(current[columns], data_definition=definition),
+        Dataset.from_pandas(reference[columns], data_definition=definition),
+    ).dict()
+    values = {m["id"]: (m["config"]["column"], float(m["value"])) for m in snapshot["metrics"]}
+    failed = {t["metric_config"]["metric_id"]: t["status"] == "FAIL" for t in snapshot["tests"]}
+    return {column: (value, failed.get(metric_id, False)) for metric_id, (column, value) in values.items()}
+
+
+def _output_frames(inputs: Inputs) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+    """Reference and current model outputs (score when there is one, else prediction), or None."""
+    predictions = inputs.predictions
+    if predictions is None or not predictions.reference.ok or not predictions.current.ok:
+        return None
+    ref, cur = predictions.reference.frame, predictions.current.frame
+    column = "score" if "score" in ref.columns and "score" in cur.columns else "prediction"
+    return ref[[column]].reset_index(drop=True), cur[[column]].reset_index(drop=True)
+
+
+def _findings(table_: pd.DataFrame, share: float, share_threshold: float, policy: Policy) -> list[Finding]:
+    findings = []
+    checks = {"feature": "drift.feature", "prediction": "drift.prediction", "label": "drift.label"}
+    defaults = {"feature": "medium", "prediction": "medium", "label": "medium"}
+    what = {"feature": "Feature", "prediction": "Model output", "label": "Label"}
+    for row in table_[table_["drifted"]].itertuples(index=False):
+        findings.append(
+            Finding(
+                category="drift",
+                check=checks[row.role],
+                subject=row.column,
+                severity=policy.severity(checks[row.role], defaults[row.role]),
+                message=(
+                    f"{what[row.role]} '{row.column}' drifted ({row.method} {row.statistic:.3g} >= {row.threshold:g}): "
+                    f"reference {row.reference_summary}; current {row.current_summary}. Check the upstream "
+                    "source and whether the model still fits this population."
+                ),
+                observed=float(row.statistic),
+                threshold=float(row.threshold),
+                evidence=EVIDENCE,
+            )
+        )
+    if share > share_threshold:
+        findings.append(
+            Finding(
+                category="drift",
+                check="drift.dataset",
+                subject="dataset",
+                severity=policy.severity("drift.dataset", "high"),
+                message=(
+                    f"{share:.0%} of the model's features drifted (policy allows {share_threshold:.0%}): the current "
+                    "population differs broadly from the reference; revalidate or retrain on recent data."
+                ),
+                observed=share,
+                threshold=share_threshold,
+                evidence=EVIDENCE,
+            )
+        )
+    return findings
+
+
+def _summary(table_: pd.DataFrame, share: float, share_threshold: float, engine: str) -> str:
+    features = table_[table_["role"] == "feature"]
+    drifted = features[features["drifted"]]
+    lines = [
+        f"**{len(drifted)} of {len(features)} features drifted** (share {share:.1%}; dataset drift above "
+        f"{share_threshold:.0%})"
+        + (": " + ", ".join(f"`{c}`" for c in drifted["column"]) if len(drifted) else ".")
+    ]
+    for role, name in (("prediction", "Model output"), ("label", "Label")):
+        for row in table_[table_["role"] == role].itertuples(index=False):
+            verdict = "drifted" if row.drifted else "stable"
+            lines.append(
+                f"{name} `{row.column}`: {verdict} ({row.method} {row.statistic:.3g}, threshold {row.threshold:g})."
+            )
+    how = "Evidently's ValueDrift" if engine == "evidently" else "numpy, with Evidently's formulas"
+    lines.append(
+        "Methods: normed Wasserstein distance (numeric; about the shift in reference standard deviations) and "
+        f"Jensen-Shannon distance (categorical), computed by {how}; a column drifts at statistic >= threshold."
+    )
+    ranked = table_.assign(_r=table_["statistic"] / table_["threshold"]).sort_values("_r", ascending=False)
+    shown = ranked.drop(columns=["_r", "engine"]).head(SHOWN_ROWS)
+    more = f"\n\n{len(ranked) - SHOWN_ROWS} more rows are in {EVIDENCE}." if len(ranked) > SHOWN_ROWS else ""
+    return (
+        "\n\n".join(lines) + "\n\n![drift_by_feature](plots/drift_by_feature.png)\n\n" + table(shown) + more
+    )
+
+
+def _plots(table_: pd.DataFrame, outputs: tuple[pd.DataFrame, pd.DataFrame] | None) -> dict[str, bytes]:
+    from assurance.reporting import plots
+
+    features = table_[(table_["role"] == "feature") & table_["statistic"].notna()]
+    result = {}
+    if len(features):
+        result["drift_by_feature"] = plots.threshold_bars(
+            labels=features["column"].astype(str).tolist(),
+            values=features["statistic"].to_numpy(),
+            thresholds=features["threshold"].to_numpy(),
+            title="Drift per feature (statistic vs threshold)",
+        )
+    if outputs is not None and pd.api.types.is_numeric_dtype(outputs[0].iloc[:, 0]):
+        column = outputs[0].columns[0]
+        result["score_distribution"] = plots.histograms(
+            {"reference": outputs[0][column].to_numpy(), "current": outputs[1][column].to_numpy()},
+            title=f"Model {column} distribution",
+            xlabel=column,
+        )
+    return result
+
+
+def run(inputs: Inputs) -> Section:
+    """Feature, prediction and label drift of current vs reference, with findings, table and plots."""
+    section = Section(key="drift", title="Drift")
+    ref, cur, policy = inputs.reference, inputs.current, inputs.policy
+    if ref is None or cur is None or not ref.ok or not cur.ok:
+        return section.skip("drift needs both reference and current data")
+    min_rows = int(policy.threshold("drift.min_rows", 100))
+    if min(ref.rows, cur.rows) < min_rows:
+        return section.skip(
+            f"drift needs at least {min_rows} rows on each side (reference {ref.rows}, current {cur.rows})"
+        )
+    features = [c for c in feature_columns(inputs, ref.frame) if c != ref.label]
+    absent = [c for c in features if c not in cur.frame.columns]
+    if absent:
+        section.skip(f"features absent from current data are not compared: {', '.join(map(str, absent))}")
+    specs = column_specs(ref.frame, [c for c in features if c in cur.frame.columns], "feature", policy)
+    uncompared = set(features) - set(absent) - {s.column for s in specs}
+    if uncompared:
+        section.skip(f"columns of types drift does not compare: {', '.join(map(str, sorted(uncompared)))}")
+    engine = choose_engine(specs, ref.rows + cur.rows, policy)
+    parts = [measure(ref.frame, cur.frame, specs, engine, ref.fingerprint)]
+    outputs = _output_frames(inputs)
+    if outputs is None:
+        section.skip("prediction drift needs the model's outputs on both datasets")
+    else:
+        parts.append(
+            measure(
+                *outputs, column_specs(outputs[0], list(outputs[0].columns), "prediction", policy), engine
+            )
+        )
+    if ref.has_label and cur.has_label and cur.frame[cur.label].notna().any():
+        labels = ref.frame[[ref.label]], cur.frame[[cur.label]].rename(columns={cur.label: ref.label})
+        parts.append(measure(*labels, column_specs(labels[0], [ref.label], "label", policy), engine))
+    else:
+        section.skip("label drift needs labels in both reference and current data")
+    result = pd.concat([p for p in parts if len(p)] or parts[:1], ignore_index=True)
+    feature_rows = result[result["role"] == "feature"]
+    share = float(feature_rows["drifted"].mean()) if len(feature_rows) else 0.0
+    share_threshold = float(policy.threshold("drift.share_threshold"))
+    section.findings = _findings(result, share, share_threshold, policy)
+    section.tables["drift"] = result
+    section.plots = _plots(result, outputs)
+    section.summary = _summary(result, share, share_threshold, engine)
+    section.metrics = _metrics(result, share)
+    return section
+
+
+def _metrics(table_: pd.DataFrame, share: float) -> dict[str, float]:
+    features = table_[table_["role"] == "feature"]
+    metrics = {"drift_share": share, "drifted_features": float(features["drifted"].sum())}
+    if features["statistic"].notna().any():
+        metrics["max_drift_ratio"] = float((features["statistic"] / features["threshold"]).max())
+    for role in ("prediction", "label"):
+        rows = table_[table_["role"] == role]
+        if len(rows):
+            metrics[f"{role}_drift"] = float(rows["statistic"].iloc[0])
+    return metrics

@@ -1,0 +1,340 @@
+"""Leakage: evidence that the model learned from something it will not have when it is used.
+
+Four signs, each judged as an effect size against the policy:
+- a feature that on its own predicts the label almost perfectly (single-feature AUC for classifiers,
+  correlation for regressors), measured out of fold so an identifier cannot score by memorising rows;
+- a feature that carries most of the model's attribution (share of total mean |SHAP|);
+- current rows that also appear in reference, beyond what reference repeats within itself;
+- an identifier among the features: almost all values distinct, integer or text, with an ID-like
+  name or sequential values.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from assurance.checks.rows import CLASSIFICATION, feature_columns, is_categorical, sample
+from assurance.domain.findings import Finding
+from assurance.domain.values import Dataset, Inputs, Section
+from assurance.policy.rules import load_rules
+from assurance.reporting.markdown import table
+
+LABEL_PROXY = "leakage.label_proxy"
+DOMINANT = "leakage.dominant_feature"
+SHARED_ROWS = "leakage.shared_rows"
+ID_FEATURE = "leakage.id_feature"
+CHECKS = {
+    LABEL_PROXY: "A single feature predicts the label almost perfectly on its own: it may encode the outcome.",
+    DOMINANT: "One feature carries most of the model's attribution.",
+    SHARED_ROWS: "Current rows also appear in the reference (training) data more than chance explains.",
+    ID_FEATURE: "An identifier-like column (almost all values distinct) is used as a feature.",
+}
+EVIDENCE = "leakage.parquet"
+BINS = 50
+ID_TOKEN = re.compile(r"(?i)(^|[_\W])(id|uuid|guid|key|ref|number|no|num)$")
+ID_CAMEL = re.compile(r"[a-z](Id|ID|Uuid|Guid|Key|Ref|Number|No|Num)$")
+
+
+@dataclass(frozen=True)
+class Rules:
+    """`thresholds.leakage` of the policy."""
+
+    sample_rows: int
+    max_single_feature_auc: float
+    max_single_feature_correlation: float
+    max_attribution_share: float
+    attribution_sample_rows: int
+    attribution_budget_seconds: float
+    max_shared_row_excess: float
+    id_unique_ratio: float
+
+
+def bin_codes(values: pd.Series) -> np.ndarray:
+    """Integer codes: numbers with many values cut into quantile bins, everything else by value;
+    missing values get a code of their own."""
+    if not is_categorical(values) and values.nunique() > BINS:
+        values = pd.qcut(values, q=BINS, duplicates="drop")
+    codes, _ = pd.factorize(values, use_na_sentinel=True)
+    return np.where(codes < 0, codes.max() + 1, codes)
+
+
+def out_of_fold_means(codes: np.ndarray, target: np.ndarray, fold: np.ndarray) -> np.ndarray:
+    """For each row, the mean of each target column over rows of the other fold with the same code
+    (the other fold's overall mean for codes it never saw): target encoding that cannot memorise."""
+    out = np.empty_like(target, dtype=float)
+    size = codes.max() + 1
+    for held_out in (False, True):
+        train, test = fold != held_out, fold == held_out
+        counts = np.bincount(codes[train], minlength=size)
+        prior = target[train].mean(axis=0)
+        for j in range(target.shape[1]):
+            sums = np.bincount(codes[train], weights=target[train, j], minlength=size)
+            means = np.where(counts > 0, sums / np.maximum(counts, 1), prior[j])
+            out[test, j] = means[codes[test]]
+    return out
+
+
+def _auc(positive: np.ndarray, score: np.ndarray) -> float:
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(positive, score))
+
+
+def label_strength(values: pd.Series, label: pd.Series, task: str, seed: int = 0) -> float:
+    """How well `values` alone predict `label`: AUC (macro one-vs-rest for multiclass) for classifiers,
+    correlation for regressors; the better of the raw value (numbers) and an out-of-fold encoding."""
+    codes = bin_codes(values)
+    fold = np.random.default_rng(seed).random(len(values)) < 0.5
+    numeric = not is_categorical(values)
+    raw = values.astype(float).fillna(values.astype(float).median()).to_numpy() if numeric else None
+    if task in CLASSIFICATION:
+        classes = pd.Index(label.unique())
+        onehot = (label.to_numpy()[:, None] == classes.to_numpy()[None, :]).astype(float)
+        encoded = out_of_fold_means(codes, onehot, fold)
+        columns = [len(classes) - 1] if len(classes) == 2 else range(len(classes))
+        aucs = [_auc(onehot[:, j], encoded[:, j]) for j in columns]
+        strength = float(np.mean(aucs))
+        if numeric and len(classes) == 2 and np.ptp(raw) > 0:
+            auc = _auc(onehot[:, -1], raw)
+            strength = max(strength, auc, 1 - auc)
+        return strength
+    y = label.astype(float).to_numpy()
+    encoded = out_of_fold_means(codes, y[:, None], fold)[:, 0]
+    strength = float(np.corrcoef(encoded, y)[0, 1]) if np.std(encoded) > 0 else 0.0
+    if numeric and np.ptp(raw) > 0:
+        strength = max(strength, abs(float(pd.Series(raw).corr(pd.Series(y), method="spearman"))))
+    return strength
+
+
+def id_evidence(values: pd.Series, name: str, min_ratio: float) -> tuple[float, str]:
+    """Share of distinct values, and why the column looks like an identifier: "" unless at least
+    `min_ratio` of its values are distinct and it is integer or text with an ID-like name, sequential
+    values or free text (distinct floats and timestamps are ordinary measurements)."""
+    present = values.dropna()
+    ratio = present.nunique() / len(present) if len(present) else 0.0
+    integer = pd.api.types.is_integer_dtype(present) and not pd.api.types.is_bool_dtype(present)
+    text = pd.api.types.is_object_dtype(present) or pd.api.types.is_string_dtype(present)
+    if ratio < min_ratio or not (integer or text or isinstance(present.dtype, pd.CategoricalDtype)):
+        return ratio, ""
+    hints = ["ID-like name"] if ID_TOKEN.search(name) or ID_CAMEL.search(name) else []
+    if integer:
+        if present.is_monotonic_increasing or present.is_monotonic_decreasing:
+            hints.append("monotonic")
+        elif int(present.max()) - int(present.min()) + 1 <= 1.05 * present.nunique():
+            hints.append("consecutive integers")
+    else:
+        hints.append("distinct text")
+    return ratio, ", ".join(hints)
+
+
+def shared_rows(reference: pd.DataFrame, current: pd.DataFrame, features: list[str]) -> tuple[float, float]:
+    """Share of current rows found in reference, and the share expected by chance: how often a reference
+    row repeats within reference (low-cardinality features make repeats natural)."""
+    ref, cur = _row_hashes(reference, features), _row_hashes(current, features)
+    shared = float(np.isin(cur, ref).mean()) if len(cur) else 0.0
+    baseline = float(pd.Series(ref).duplicated(keep=False).mean()) if len(ref) else 0.0
+    return shared, baseline
+
+
+def _row_hashes(frame: pd.DataFrame, features: list[str]) -> np.ndarray:
+    """Row hashes on values normalised across datasets (numbers as floats, everything else as text)."""
+    normal = pd.DataFrame(
+        {c: frame[c].astype(str) if is_categorical(frame[c]) else frame[c].astype(float) for c in features}
+    )
+    return pd.util.hash_pandas_object(normal, index=False).to_numpy()
+
+
+def labelled(inputs: Inputs) -> Dataset | None:
+    """Reference data when labelled (leakage lives in training data), else labelled current data."""
+    for dataset in (inputs.reference, inputs.current):
+        if dataset is not None and dataset.has_label:
+            return dataset
+    return None
+
+
+def feature_table(inputs: Inputs, features: list[str], rules: Rules, section: Section) -> pd.DataFrame:
+    """One row per feature: its label strength, attribution share and identifier evidence."""
+    dataset = labelled(inputs)
+    base = inputs.reference if inputs.reference is not None and inputs.reference.ok else dataset
+    rows = pd.DataFrame({"feature": features}).set_index("feature")
+    task = inputs.predictions.task if inputs.predictions is not None else "unknown"
+    if dataset is None:
+        section.skip("label-proxy check skipped: no labelled data")
+    elif task not in (*CLASSIFICATION, "regression"):
+        section.skip(f"label-proxy check skipped: the model's task is {task}")
+    else:
+        frame = sample(dataset.frame[dataset.frame[dataset.label].notna()], rules.sample_rows, seed=3)
+        if frame[dataset.label].nunique() < 2:
+            section.skip("label-proxy check skipped: the label has a single value")
+        else:
+            rows["label_strength"] = [label_strength(frame[f], frame[dataset.label], task) for f in features]
+            rows["strength_metric"] = "auc" if task in CLASSIFICATION else "correlation"
+            rows["strength_role"] = dataset.role
+    rows["attribution_share"] = attribution_shares(inputs, features, rules, section)
+    if base is not None:
+        id_frame = sample(base.frame, rules.sample_rows, seed=4)
+        evidence = [id_evidence(id_frame[f], f, rules.id_unique_ratio) for f in features]
+        rows["unique_ratio"] = [ratio for ratio, _ in evidence]
+        rows["id_hints"] = [hints for _, hints in evidence]
+    return rows.reset_index()
+
+
+def attribution_shares(inputs: Inputs, features: list[str], rules: Rules, section: Section) -> pd.Series:
+    """Each feature's share of total mean |SHAP| on a small, budgeted sample (NaN when unavailable)."""
+    from assurance.checks.explanations import NotExplainable, global_importance
+
+    empty = pd.Series(np.nan, index=features)
+    if inputs.model is None or inputs.reference is None or not inputs.reference.ok:
+        section.skip("dominant-feature check skipped: no model or no reference data")
+        return empty
+    try:
+        attributions = global_importance(
+            inputs.model,
+            inputs.reference.frame,
+            features,
+            rules.attribution_sample_rows,
+            min(100, rules.attribution_sample_rows),
+            rules.attribution_budget_seconds,
+        )
+    except NotExplainable as exc:
+        section.skip(f"dominant-feature check skipped: {exc}")
+        return empty
+    importance = attributions.mean_abs.reindex(features).fillna(0.0)
+    total = importance.sum()
+    return importance / total if total > 0 else empty
+
+
+def findings(rows: pd.DataFrame, rules: Rules, policy) -> list[Finding]:
+    """Label-proxy, dominant-feature and ID-feature findings from the feature table."""
+    out = []
+    proxies = set()
+    if "label_strength" in rows.columns:
+        metric = rows["strength_metric"].iloc[0]
+        limit = rules.max_single_feature_auc if metric == "auc" else rules.max_single_feature_correlation
+        for r in rows[rows["label_strength"] >= limit].itertuples(index=False):
+            proxies.add(r.feature)
+            out.append(
+                Finding(
+                    category="leakage",
+                    check=LABEL_PROXY,
+                    subject=r.feature,
+                    severity=policy.severity(LABEL_PROXY, "high"),
+                    message=(
+                        f"{r.feature} alone predicts the label with {metric} {r.label_strength:.3f} on "
+                        f"{r.strength_role} data (limit {limit}): confirm it is known before the outcome, "
+                        "or remove it and retrain."
+                    ),
+                    observed=float(r.label_strength),
+                    threshold=limit,
+                    evidence=EVIDENCE,
+                )
+            )
+    if len(rows) >= 3 and rows["attribution_share"].notna().any():
+        top = rows.loc[rows["attribution_share"].idxmax()]
+        if top["attribution_share"] > rules.max_attribution_share and top["feature"] not in proxies:
+            out.append(
+                Finding(
+                    category="leakage",
+                    check=DOMINANT,
+                    subject=top["feature"],
+                    severity=policy.severity(DOMINANT, "medium"),
+                    message=(
+                        f"{top['feature']} carries {top['attribution_share']:.0%} of the model's attribution "
+                        f"(limit {rules.max_attribution_share:.0%}): check that it is legitimately available "
+                        "at prediction time and not a stand-in for the outcome."
+                    ),
+                    observed=float(top["attribution_share"]),
+                    threshold=rules.max_attribution_share,
+                    evidence=EVIDENCE,
+                )
+            )
+    if "unique_ratio" in rows.columns:
+        suspects = rows[(rows["unique_ratio"] >= rules.id_unique_ratio) & (rows["id_hints"] != "")]
+        for r in suspects.itertuples(index=False):
+            out.append(
+                Finding(
+                    category="leakage",
+                    check=ID_FEATURE,
+                    subject=r.feature,
+                    severity=policy.severity(ID_FEATURE, "medium"),
+                    message=(
+                        f"{r.feature} looks like an identifier ({r.unique_ratio:.1%} distinct values; {r.id_hints}) "
+                        "but is a model feature: drop it, since it can only let the model memorise rows."
+                    ),
+                    observed=float(r.unique_ratio),
+                    threshold=rules.id_unique_ratio,
+                    evidence=EVIDENCE,
+                )
+            )
+    return out
+
+
+def shared_rows_finding(shared: float, baseline: float, rules: Rules, policy) -> list[Finding]:
+    excess = shared - baseline
+    if excess <= rules.max_shared_row_excess:
+        return []
+    return [
+        Finding(
+            category="leakage",
+            check=SHARED_ROWS,
+            subject="current data",
+            severity=policy.severity(SHARED_ROWS, "medium"),
+            message=(
+                f"{shared:.1%} of current rows also appear in the reference data, against {baseline:.1%} "
+                f"expected from reference's own repeats: current data overlaps training data, so metrics "
+                "measured on it are optimistic."
+            ),
+            observed=excess,
+            threshold=rules.max_shared_row_excess,
+            evidence=EVIDENCE,
+        )
+    ]
+
+
+def report(rows: pd.DataFrame, overlap: tuple[float, float] | None, found: list[Finding]) -> str:
+    lines = [f"**{len(found)} leakage finding(s).**"]
+    if overlap is not None:
+        lines.append(
+            f"Rows shared with reference: {overlap[0]:.2%} of current rows (reference repeats its own rows at {overlap[1]:.2%})."
+        )
+    order = "label_strength" if "label_strength" in rows.columns else "attribution_share"
+    shown = rows.sort_values(order, ascending=False, na_position="last").head(25)
+    return "\n\n".join([*lines, table(shown)])
+
+
+def run(inputs: Inputs) -> Section:
+    """Label proxies, dominant features, rows shared between datasets and ID-like features."""
+    section = Section("leakage", "Leakage")
+    base = inputs.reference if inputs.reference is not None and inputs.reference.ok else labelled(inputs)
+    if base is None:
+        return section.skip("leakage checks need reference data")
+    features = feature_columns(inputs, base.frame)
+    if not features:
+        return section.skip("the model's features are not in the reference data")
+    rules = load_rules(Rules, inputs.policy, "leakage")
+    rows = feature_table(inputs, features, rules, section)
+    section.findings = findings(rows, rules, inputs.policy)
+    overlap = None
+    current = inputs.current.frame if inputs.current is not None and inputs.current.ok else None
+    if (
+        inputs.reference is not None
+        and inputs.reference.ok
+        and current is not None
+        and set(features) <= set(current.columns)
+    ):
+        overlap = shared_rows(inputs.reference.frame, current, features)
+        section.findings += shared_rows_finding(*overlap, rules, inputs.policy)
+        section.metrics["shared_row_share"] = overlap[0]
+        section.metrics["shared_row_baseline"] = overlap[1]
+    else:
+        section.skip("shared-rows check skipped: needs reference and current data with the model's features")
+    section.tables["leakage"] = rows
+    section.summary = report(rows, overlap, section.findings)
+    for column in ("label_strength", "attribution_share"):
+        if column in rows.columns and rows[column].notna().any():
+            section.metrics[f"max_{column}"] = float(rows[column].max())
+    return section

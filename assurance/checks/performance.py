@@ -1,0 +1,416 @@
+"""Performance: the model's metrics recomputed from its own predictions, with bootstrap intervals.
+
+Reference (the holdout) says how good the model was when validated; current says how good it is now
+when labels have arrived, and is estimated from calibrated scores when they have not (binary
+classifiers; see `assurance.estimation`). A worsening of current vs reference is a finding only when
+it exceeds the policy's tolerance and its bootstrap interval excludes zero, so noise on small
+windows does not raise alarms while real drops on large ones do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from assurance.checks import estimation, metrics
+from assurance.checks.metrics import LABELS, Labelled
+from assurance.checks.rows import Outcomes, Unavailable, _aligned
+from assurance.domain.findings import Finding
+from assurance.domain.values import Inputs, Section
+from assurance.reporting.markdown import table
+
+if TYPE_CHECKING:
+    from assurance.policy.model import Policy
+
+EVIDENCE = "performance.parquet"
+RELIABILITY = "performance_reliability.parquet"
+TABLE_COLUMNS = ["dataset", "metric", "value", "ci_low", "ci_high", "n", "estimated"]
+ROLES = ("reference", "current")
+# fixed seeds make the evidence repeatable; distinct ones keep the two datasets' resamples independent
+SEEDS = {"reference": 0, "current": 1}
+
+CHECKS: dict[str, str] = {
+    "performance.degradation": "A metric on labelled current data is worse than on reference beyond the policy's tolerance, and significantly so.",
+    "performance.estimated_degradation": "A metric estimated without labels (CBPE) on current data is worse than on reference beyond tolerance.",
+    "performance.floor": "A metric is below the policy's floor on reference or current data.",
+    "performance.ceiling": "An error metric (log loss, calibration error, ...) is above the policy's ceiling on reference or current data.",
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The policy's performance thresholds, read once."""
+
+    samples: int
+    max_rows: int
+    confidence: float
+    bins: int
+    min_rows: int
+    calibration_min_rows: int
+    max_drop: dict[str, float]
+    max_relative_drop: dict[str, float]
+    floors: dict[str, float]
+    ceilings: dict[str, float]
+
+    @classmethod
+    def from_policy(cls, policy: Policy) -> Settings:
+        def mapping(name: str) -> dict[str, float]:
+            return {
+                k: float(v)
+                for k, v in (policy.threshold(f"performance.{name}", {}) or {}).items()
+                if v is not None
+            }
+
+        return cls(
+            samples=int(policy.threshold("performance.bootstrap_samples", 200)),
+            max_rows=int(policy.threshold("performance.bootstrap_max_rows", 20_000)),
+            confidence=float(policy.threshold("performance.confidence", 0.95)),
+            bins=int(policy.threshold("performance.calibration_bins", 10)),
+            min_rows=int(policy.threshold("performance.min_rows", 30)),
+            calibration_min_rows=int(policy.threshold("performance.calibration_min_rows", 1000)),
+            max_drop=mapping("max_drop"),
+            max_relative_drop=mapping("max_relative_drop"),
+            floors=mapping("floors"),
+            ceilings=mapping("ceilings"),
+        )
+
+
+@dataclass
+class Evaluation:
+    """One dataset's metrics: point values, bootstrap replicates, and whether they are estimated."""
+
+    dataset: str
+    rows: int
+    point: dict[str, float]
+    replicates: dict[str, np.ndarray]
+    estimated: bool = False
+    note: str = ""
+
+    def table_rows(self, confidence: float) -> list[dict]:
+        rows = []
+        for name, value in self.point.items():
+            low, high = metrics.interval(self.replicates.get(name, np.array([])), confidence)
+            rows.append(
+                dict(
+                    dataset=self.dataset,
+                    metric=name,
+                    value=value,
+                    ci_low=low,
+                    ci_high=high,
+                    n=self.rows,
+                    estimated=self.estimated,
+                )
+            )
+        return rows
+
+
+def role_outcomes(inputs: Inputs, role: str) -> Outcomes:
+    """One dataset aligned with the model's outputs on it; `Unavailable` says why it cannot be."""
+    predictions, dataset = inputs.predictions, inputs.dataset(role)
+    if predictions is None:
+        raise Unavailable("no model predictions are available")
+    scores = predictions.for_role(role)
+    if dataset is None or not dataset.ok:
+        raise Unavailable(f"no {role} data")
+    if not scores.ok:
+        raise Unavailable(f"{role} data was not scored ({scores.error})")
+    if len(scores.frame) != len(dataset.frame):
+        raise Unavailable(f"{role} scores do not align with its rows")
+    label = dataset.label if dataset.has_label and dataset.frame[dataset.label].notna().any() else None
+    # only the label column travels along: aligning copies the frame, and metrics need no features
+    return _aligned(role, dataset.frame[[label] if label else []], label, scores.frame, inputs)
+
+
+def labelled(out: Outcomes) -> Labelled:
+    """Arrays of the rows whose label and model output are both known; `Unavailable` if there are none."""
+    if out.label is None:
+        raise Unavailable(f"{out.role} data has no labels")
+    if out.task == "binary":
+        keep = out.prediction.notna() & (out.score.notna() if out.score is not None else True)
+        score = None if out.score is None else out.score[keep].to_numpy(dtype=float)
+        return Labelled(
+            "binary", out.positives(out.prediction[keep]), out.positives(out.label[keep]).astype(float), score
+        )
+    if out.task == "multiclass":
+        keep = out.prediction.notna()
+        codes, _ = pd.factorize(
+            np.concatenate([out.label[keep].to_numpy(object), out.prediction[keep].to_numpy(object)])
+        )
+        return Labelled("multiclass", codes[keep.sum() :], codes[: keep.sum()])
+    if out.task == "regression":
+        try:
+            truth, predicted = out.label.to_numpy(dtype=float), out.prediction.to_numpy(dtype=float)
+        except (TypeError, ValueError) as exc:
+            raise Unavailable(f"{out.role} labels or predictions are not numeric: {exc}") from exc
+        keep = np.isfinite(truth) & np.isfinite(predicted)
+        return Labelled("regression", predicted[keep], truth[keep])
+    raise Unavailable(f"the model's task is {out.task!r}, so no metrics apply")
+
+
+def evaluate(
+    data: Labelled, dataset: str, settings: Settings, estimated: bool = False, names: tuple[str, ...] = ()
+) -> Evaluation:
+    """Point values (all rows) and bootstrap replicates of the task's metrics, or only `names`."""
+    point = data.point(settings.bins)
+    if names:
+        point = {k: v for k, v in point.items() if k in names}
+    replicates = (
+        metrics.bootstrap(data, point, settings.samples, settings.max_rows, SEEDS[dataset], settings.bins)
+        if settings.samples
+        else {}
+    )
+    return Evaluation(dataset, data.rows, point, replicates, estimated)
+
+
+def _worsening_finding(
+    reference: Evaluation, current: Evaluation, metric: str, settings: Settings, policy: Policy
+) -> Finding | None:
+    before, after = reference.point[metric], current.point[metric]
+    if metric in settings.max_drop:
+        tolerance = settings.max_drop[metric]
+    else:
+        tolerance = settings.max_relative_drop[metric] * abs(before)
+    worse = float(metrics.worsening(metric, before, after))
+    if not worse > tolerance:
+        return None
+    low, high = metrics.interval(
+        metrics.worsening(
+            metric,
+            reference.replicates.get(metric, np.array([])),
+            current.replicates.get(metric, np.array([])),
+        ),
+        settings.confidence,
+    )
+    if np.isfinite(low) and low <= 0:
+        return None  # within bootstrap noise
+    check = "performance.estimated_degradation" if current.estimated else "performance.degradation"
+    how = " (estimated without labels)" if current.estimated else ""
+    interval_text = (
+        f"; {settings.confidence:.0%} interval of the change {low:.3f} to {high:.3f}"
+        if np.isfinite(low)
+        else ""
+    )
+    limit = before - tolerance if metric in metrics.HIGHER_IS_BETTER else before + tolerance
+    return Finding(
+        category="performance",
+        check=check,
+        subject=metric,
+        severity=policy.severity(check, "medium" if current.estimated else "high"),
+        message=(
+            f"{LABELS.get(metric, metric)} went from {before:.3f} on reference to {after:.3f} on current{how}, "
+            f"worse by {worse:.3f}, beyond the tolerance {tolerance:.3f}{interval_text}; investigate input drift "
+            "and consider retraining."
+        ),
+        observed=after,
+        threshold=limit,
+        evidence=EVIDENCE,
+    )
+
+
+def judged(evaluation: Evaluation, metric: str, settings: Settings) -> bool:
+    """Calibration error is biased upward on few rows (each bin's rate is noisy), so it is judged only
+    with the policy's `calibration_min_rows`; every other metric is judged whenever it is computed."""
+    return metric != "calibration_error" or evaluation.rows >= settings.calibration_min_rows
+
+
+def degradation_findings(
+    reference: Evaluation, current: Evaluation, settings: Settings, policy: Policy
+) -> list[Finding]:
+    """Findings for metrics that worsened from reference to current beyond tolerance and beyond noise."""
+    watched = [
+        m
+        for m in current.point
+        if m in reference.point
+        and (m in settings.max_drop or m in settings.max_relative_drop)
+        and judged(reference, m, settings)
+        and judged(current, m, settings)
+    ]
+    found = [_worsening_finding(reference, current, m, settings, policy) for m in watched]
+    return [f for f in found if f is not None]
+
+
+def limit_findings(evaluation: Evaluation, settings: Settings, policy: Policy) -> list[Finding]:
+    """Findings for realized metrics below their floor or above their ceiling."""
+    findings = []
+    for metric, value in evaluation.point.items():
+        if not judged(evaluation, metric, settings):
+            continue
+        floor, ceiling = settings.floors.get(metric), settings.ceilings.get(metric)
+        if floor is not None and value < floor:
+            check, limit, word = "performance.floor", floor, "below the floor"
+        elif ceiling is not None and value > ceiling:
+            check, limit, word = "performance.ceiling", ceiling, "above the ceiling"
+        else:
+            continue
+        findings.append(
+            Finding(
+                category="performance",
+                check=check,
+                subject=f"{metric} on {evaluation.dataset}",
+                severity=policy.severity(check, "high" if check == "performance.floor" else "medium"),
+                message=(
+                    f"{LABELS.get(metric, metric)} on {evaluation.dataset} data is {value:.3f}, {word} of {limit:g} "
+                    "the policy sets; the model may not be fit for use until this is remedied."
+                ),
+                observed=value,
+                threshold=limit,
+                evidence=EVIDENCE,
+            )
+        )
+    return findings
+
+
+def _estimate_current(current: Outcomes, reference: Labelled | None, settings: Settings) -> Evaluation:
+    """CBPE estimate of current performance, calibrated on the labelled reference when there is one."""
+    if current.task != "binary" or current.score is None:
+        raise Unavailable(
+            "current data has no labels, and label-free estimation needs a binary classifier's scores"
+        )
+    keep = current.score.notna() & current.prediction.notna()
+    if int(keep.sum()) < settings.min_rows:
+        raise Unavailable(
+            f"current data has fewer than {settings.min_rows} scored rows to estimate performance on"
+        )
+    ref_score = reference.score if reference is not None else None
+    calibration = estimation.fit_calibration(ref_score, reference.truth if reference is not None else None)
+    data = estimation.expected_outcomes(
+        current.positives(current.prediction[keep]), current.score[keep].to_numpy(dtype=float), calibration
+    )
+    evaluation = evaluate(data, "current", settings, estimated=True, names=estimation.ESTIMATED_METRICS)
+    evaluation.note = f"scores calibrated by {calibration.method}"
+    return evaluation
+
+
+def _evaluate_role(
+    inputs: Inputs, role: str, reference: Labelled | None, settings: Settings
+) -> tuple[Evaluation, Labelled | None]:
+    """Realized metrics of one dataset, or the CBPE estimate for current data without labels."""
+    out = role_outcomes(inputs, role)
+    if out.label is None and role == "current":
+        return _estimate_current(out, reference, settings), None
+    data = labelled(out)
+    if data.rows < settings.min_rows:
+        raise Unavailable(
+            f"{role} data has {data.rows} labelled rows, fewer than the policy's {settings.min_rows}"
+        )
+    return evaluate(data, role, settings), data
+
+
+def _metric_table(evaluations: list[Evaluation], confidence: float) -> pd.DataFrame:
+    rows = [row for e in evaluations for row in e.table_rows(confidence)]
+    return pd.DataFrame(rows, columns=TABLE_COLUMNS).astype({"n": int, "estimated": bool})
+
+
+def _side_by_side(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per metric, one column per dataset, each cell "value [low, high]" for the report."""
+
+    def cell(row: pd.Series) -> str:
+        interval = f" [{row.ci_low:.3f}, {row.ci_high:.3f}]" if np.isfinite(row.ci_low) else ""
+        return f"{row.value:.3f}{interval}"
+
+    labelled_ = frame.assign(
+        column=frame["dataset"] + np.where(frame["estimated"], " (estimated)", ""),
+        text=frame.apply(cell, axis=1),
+    )
+    wide = labelled_.pivot(index="metric", columns="column", values="text").fillna("")
+    rows = [m for m in LABELS if m in wide.index]
+    return wide.loc[rows, list(dict.fromkeys(labelled_["column"]))].rename(index=LABELS).reset_index()
+
+
+def _summary(
+    findings: list[Finding],
+    evaluations: dict[str, Evaluation],
+    frame: pd.DataFrame,
+    settings: Settings,
+    plotted: bool,
+) -> str:
+    parts = []
+    if findings:
+        parts.append("**Performance concerns:**\n\n" + "\n".join(f"- {f.message}" for f in findings))
+    elif "reference" in evaluations and "current" in evaluations:
+        parts.append("No metric worsened from reference to current beyond the policy's tolerance.")
+    current = evaluations.get("current")
+    if current is not None and current.estimated:
+        parts.append(
+            "Current data has no labels yet: current performance is **estimated** from the model's scores "
+            f"(confidence-based, as NannyML's CBPE; {current.note}). The estimate assumes the inputs moved but "
+            "the relation between score and outcome did not; it cannot see concept drift."
+        )
+    if len(frame):
+        parts.append(
+            f"Values with {settings.confidence:.0%} bootstrap intervals ({settings.samples} resamples of at most "
+            f"{settings.max_rows} rows, scaled to the full size; estimates also draw each label from its "
+            "calibrated probability):\n\n" + table(_side_by_side(frame))
+        )
+    if plotted:
+        parts.append("![reliability_diagram](plots/reliability_diagram.png)")
+    return "\n\n".join(parts)
+
+
+def _section_metrics(evaluations: dict[str, Evaluation]) -> dict[str, float]:
+    return {
+        f"{name}_{e.dataset}{'_estimated' if e.estimated else ''}": value
+        for e in evaluations.values()
+        for name, value in e.point.items()
+        if np.isfinite(value)
+    }
+
+
+def _reliability_plot(frame: pd.DataFrame) -> bytes:
+    from assurance.reporting import plots
+
+    shown = frame[frame["count"] > 0]
+    series = {
+        name: (g["mean_predicted"].to_numpy(), g["observed_rate"].to_numpy())
+        for name, g in shown.groupby("dataset", sort=False)
+    }
+    return plots.lines(
+        series, "Reliability diagram", "mean predicted probability", "observed positive rate", diagonal=True
+    )
+
+
+def run(inputs: Inputs) -> Section:
+    """Metrics with intervals on reference and current (estimated when unlabelled), findings, tables, plot."""
+    section = Section(key="performance", title="Performance")
+    settings = Settings.from_policy(inputs.policy)
+    evaluations: dict[str, Evaluation] = {}
+    reliability_parts = []
+    reference: Labelled | None = None
+    for role in ROLES:
+        try:
+            evaluations[role], data = _evaluate_role(inputs, role, reference, settings)
+        except Unavailable as exc:
+            section.skip(f"{role} performance: {exc}")
+            continue
+        if role == "reference":
+            reference = data
+        if data is not None and data.score is not None:
+            part = metrics.reliability(data.score, data.truth, settings.bins)
+            reliability_parts.append(part.assign(dataset=role)[["dataset", *part.columns]])
+    for evaluation in evaluations.values():
+        if not judged(evaluation, "calibration_error", settings) and "calibration_error" in evaluation.point:
+            section.skip(
+                f"calibration error on {evaluation.dataset} data is reported, not judged: {evaluation.rows} rows, "
+                f"fewer than the {settings.calibration_min_rows} it needs to be unbiased enough"
+            )
+    findings = []
+    if "reference" in evaluations and "current" in evaluations:
+        findings += degradation_findings(
+            evaluations["reference"], evaluations["current"], settings, inputs.policy
+        )
+    for evaluation in evaluations.values():
+        if not evaluation.estimated:
+            findings += limit_findings(evaluation, settings, inputs.policy)
+    frame = _metric_table(list(evaluations.values()), settings.confidence)
+    section.findings = findings
+    section.tables["performance"] = frame
+    if reliability_parts:
+        reliability = pd.concat(reliability_parts, ignore_index=True)
+        section.tables["performance_reliability"] = reliability
+        section.plots["reliability_diagram"] = _reliability_plot(reliability)
+    section.summary = _summary(findings, evaluations, frame, settings, bool(reliability_parts))
+    section.metrics = _section_metrics(evaluations)
+    return section

@@ -1,0 +1,166 @@
+"""Reproducibility: do the metrics the owner logged on the source run hold on the reference data?
+
+Owners log metrics under many spellings ("val_auc", "test/f1_score", "accuracy_score",
+"root_mean_squared_error"). Names are normalised to the metrics this package computes; each one
+is recomputed from the model's predictions on the reference (holdout) data and compared within the
+policy's tolerance, absolute for bounded metrics and relative for scale-dependent errors. Metrics
+logged on training data, or that cannot be recomputed, are listed as not checked with the reason.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from assurance.checks.performance import labelled, role_outcomes
+from assurance.checks.rows import Unavailable
+from assurance.domain.findings import Finding
+from assurance.domain.values import Inputs, Section
+from assurance.reporting.markdown import table
+
+if TYPE_CHECKING:
+    from assurance.policy.model import Policy
+
+EVIDENCE = "reproducibility.parquet"
+TABLE_COLUMNS = ["metric", "canonical", "logged", "recomputed", "gap", "tolerance", "status", "reason"]
+CHECKS: dict[str, str] = {
+    "reproducibility.metric_mismatch": (
+        "A metric logged on the version's source run differs from its value recomputed on the reference data "
+        "beyond the policy's tolerance."
+    ),
+}
+EVALUATION_PREFIXES = ("validation_", "valid_", "val_", "holdout_", "test_", "evaluation_", "eval_")
+TRAINING_PREFIXES = ("training_", "train_")
+ALIASES = {
+    "acc": "accuracy",
+    "auc": "roc_auc",
+    "rocauc": "roc_auc",
+    "auroc": "roc_auc",
+    "f_1": "f1",
+    "average_precision": "pr_auc",
+    "precision_recall_auc": "pr_auc",
+    "prauc": "pr_auc",
+    "aucpr": "pr_auc",
+    "logloss": "log_loss",
+    "brier_score_loss": "brier",
+    "ece": "calibration_error",
+    "expected_calibration_error": "calibration_error",
+    "mean_absolute_error": "mae",
+    "root_mean_squared_error": "rmse",
+    "mean_squared_error": "mse",
+    "r_squared": "r2",
+}
+
+
+def canonical_name(name: str) -> tuple[str | None, str]:
+    """The metric a logged name means (or None) and, when None, why it is not checked."""
+    key = re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
+    if key.startswith(TRAINING_PREFIXES):
+        return None, "logged on training data, which the reference holdout cannot reproduce"
+    for prefix in EVALUATION_PREFIXES:
+        if key.startswith(prefix):
+            key = key[len(prefix) :]
+            break
+    key = ALIASES.get(key.removesuffix("_score"), key.removesuffix("_score"))
+    return (key, "") if key else (None, "empty metric name")
+
+
+def compare(logged: dict[str, float], recomputed: dict[str, float], policy: Policy) -> pd.DataFrame:
+    """One row per logged metric: canonical name, both values, gap, tolerance, status and reason."""
+    absolute = float(policy.threshold("reproducibility.tolerance", 0.02))
+    relative = float(policy.threshold("reproducibility.relative_tolerance", 0.05))
+    relative_for = set(policy.threshold("reproducibility.relative_for", ["mae", "rmse", "mse", "log_loss"]))
+    rows = []
+    for name, value in sorted(logged.items()):
+        canonical, reason = canonical_name(name)
+        row = dict(
+            metric=name,
+            canonical=canonical,
+            logged=float(value),
+            recomputed=math.nan,
+            gap=math.nan,
+            tolerance=math.nan,
+        )
+        if canonical is not None and canonical not in recomputed:
+            reason = "not a metric this model's task and outputs allow recomputing"
+        elif canonical is not None and not (
+            math.isfinite(row["logged"]) and math.isfinite(recomputed[canonical])
+        ):
+            reason = "the logged or the recomputed value is not a number"
+        if reason:
+            rows.append({**row, "status": "not_checked", "reason": reason})
+            continue
+        again = recomputed[canonical]
+        tolerance = relative * abs(again) if canonical in relative_for else absolute
+        gap = abs(row["logged"] - again)
+        status = "mismatch" if gap > tolerance else "match"
+        rows.append(
+            {**row, "recomputed": again, "gap": gap, "tolerance": tolerance, "status": status, "reason": ""}
+        )
+    return pd.DataFrame(rows, columns=TABLE_COLUMNS)
+
+
+def _finding(row: tuple, policy: Policy) -> Finding:
+    return Finding(
+        category="reproducibility",
+        check="reproducibility.metric_mismatch",
+        subject=str(row.metric),
+        severity=policy.severity("reproducibility.metric_mismatch", "high"),
+        message=(
+            f"Logged {row.metric} = {row.logged:.4g} on the source run, but the model scores {row.recomputed:.4g} "
+            f"on the reference data (gap {row.gap:.3g} > tolerance {row.tolerance:.3g}): the documented "
+            "performance does not reproduce; check which data and code produced the logged value."
+        ),
+        observed=float(row.recomputed),
+        threshold=f"{row.logged:.4g} ± {row.tolerance:.3g}",
+        evidence=EVIDENCE,
+    )
+
+
+def _summary(frame: pd.DataFrame) -> str:
+    checked = frame[frame["status"] != "not_checked"]
+    mismatched = frame[frame["status"] == "mismatch"]
+    lead = f"**{len(checked) - len(mismatched)} of {len(checked)} checkable logged metrics reproduce** on the reference data"
+    lead += (
+        (": mismatched " + ", ".join(f"`{m}`" for m in mismatched["metric"]) + ".")
+        if len(mismatched)
+        else "."
+    )
+    skipped = frame[frame["status"] == "not_checked"]
+    parts = [lead]
+    if len(skipped):
+        parts.append(
+            "Not checked: " + "; ".join(f"`{r.metric}` ({r.reason})" for r in skipped.itertuples()) + "."
+        )
+    ordered = frame.assign(_o=frame["status"].map({"mismatch": 0, "match": 1, "not_checked": 2})).sort_values(
+        ["_o", "metric"]
+    )
+    parts.append(table(ordered.drop(columns=["_o", "reason"]), digits=4))
+    return "\n\n".join(parts)
+
+
+def run(inputs: Inputs) -> Section:
+    """Recompute every logged metric this package knows on the reference data and compare."""
+    section = Section(key="reproducibility", title="Reproducibility")
+    logged = inputs.record.logged_metrics or {}
+    if not logged:
+        return section.skip("the version's source run logged no metrics to reproduce")
+    try:
+        data = labelled(role_outcomes(inputs, "reference"))
+    except Unavailable as exc:
+        return section.skip(f"logged metrics cannot be recomputed: {exc}")
+    recomputed = data.point(int(inputs.policy.threshold("performance.calibration_bins", 10)))
+    frame = compare(logged, recomputed, inputs.policy)
+    section.tables["reproducibility"] = frame
+    section.findings = [
+        _finding(row, inputs.policy) for row in frame[frame["status"] == "mismatch"].itertuples()
+    ]
+    section.summary = _summary(frame)
+    section.metrics = {
+        "metrics_checked": float((frame["status"] != "not_checked").sum()),
+        "metrics_mismatched": float((frame["status"] == "mismatch").sum()),
+    }
+    return section

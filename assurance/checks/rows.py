@@ -1,0 +1,159 @@
+"""The rows an analysis judges: data aligned with the model's outputs, its label and its features.
+
+Slices, fairness, leakage, explanations and robustness all need the same few things: which dataset
+to evaluate (current when it is labelled, else reference, and the report says which), the label and
+the model's outputs aligned row by row, the positive class, and the model's feature columns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from assurance.domain.findings import Finding
+from assurance.domain.values import Section
+
+if TYPE_CHECKING:
+    from assurance.domain.values import Inputs
+
+CLASSIFICATION = ("binary", "multiclass")
+
+
+class Unavailable(Exception):
+    """The data an analysis needs is not there; the message is the reason the report shows."""
+
+
+@dataclass
+class Outcomes:
+    """One dataset's rows with the model's outputs beside them, on a fresh RangeIndex.
+
+    `label` is None when the dataset has no label; `score` is P(positive) for binary classifiers.
+    """
+
+    role: str
+    frame: pd.DataFrame
+    prediction: pd.Series
+    label: pd.Series | None
+    score: pd.Series | None
+    task: str
+    positive: Any
+
+    @property
+    def rows(self) -> int:
+        return len(self.frame)
+
+    def positives(self, values: pd.Series) -> np.ndarray:
+        """Boolean array: which of `values` (labels or predictions) are the positive class."""
+        return (values == self.positive).to_numpy(dtype=bool)
+
+
+def outcomes(inputs: Inputs, labelled: bool = True) -> Outcomes:
+    """Current data when it can be used, else reference; with `labelled`, only labelled data counts.
+
+    Rows whose label is missing are dropped, since no outcome can be judged on them.
+    """
+    predictions = inputs.predictions
+    if predictions is None:
+        raise Unavailable("no model predictions are available")
+    reasons = []
+    for role in ("current", "reference"):
+        dataset = inputs.dataset(role)
+        scores = predictions.for_role(role)
+        if dataset is None or not dataset.ok:
+            reasons.append(f"no {role} data")
+        elif labelled and not dataset.has_label:
+            reasons.append(f"{role} data has no label column")
+        elif not scores.ok:
+            reasons.append(f"{role} data was not scored ({scores.error})")
+        elif len(scores.frame) != len(dataset.frame):
+            reasons.append(f"{role} scores do not align with its rows")
+        else:
+            return _aligned(
+                role, dataset.frame, dataset.label if dataset.has_label else None, scores.frame, inputs
+            )
+    raise Unavailable("; ".join(reasons))
+
+
+def _aligned(
+    role: str, frame: pd.DataFrame, label: str | None, scores: pd.DataFrame, inputs: Inputs
+) -> Outcomes:
+    frame = frame.reset_index(drop=True)
+    scores = scores.reset_index(drop=True)
+    keep = scores["prediction"].notna()
+    if label:
+        keep &= frame[label].notna()
+    frame, scores = frame[keep].reset_index(drop=True), scores[keep].reset_index(drop=True)
+    task = inputs.predictions.task
+    return Outcomes(
+        role=role,
+        frame=frame,
+        prediction=scores["prediction"],
+        label=frame[label] if label else None,
+        score=scores["score"].astype(float) if "score" in scores.columns else None,
+        task=task,
+        positive=_positive(inputs, frame[label] if label else None) if task == "binary" else None,
+    )
+
+
+def _positive(inputs: Inputs, label: pd.Series | None) -> Any:
+    """The class `score` is the probability of: from the predictions, the model, or the label's last value."""
+    predictions = inputs.predictions
+    if predictions.positive is not None:
+        return predictions.positive
+    if len(predictions.classes) == 2:
+        return predictions.classes[1]
+    if label is not None and label.nunique() == 2:
+        return sorted(label.unique().tolist(), key=str)[-1]
+    return 1
+
+
+def feature_columns(inputs: Inputs, frame: pd.DataFrame) -> list[str]:
+    """The model's features present in `frame`: from the model, else the signature, else every non-label column."""
+    names = (inputs.model.features if inputs.model is not None else None) or inputs.record.feature_names
+    if not names:
+        labels = {d.label for d in (inputs.reference, inputs.current) if d is not None and d.label}
+        names = [c for c in frame.columns if c not in labels]
+    return [c for c in names if c in frame.columns]
+
+
+def is_categorical(values: pd.Series) -> bool:
+    """Strings, categories and booleans are treated as categories; numbers are not."""
+    return not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values)
+
+
+def sample(frame: pd.DataFrame, rows: int, seed: int = 0) -> pd.DataFrame:
+    """A seeded sample of at most `rows` rows, so results repeat and cost stays bounded at any size."""
+    return frame.sample(n=rows, random_state=seed) if len(frame) > rows else frame
+
+
+def present_columns(
+    section: Section, requested: list[str], frame: pd.DataFrame, tag: str, check: str, severity: str
+) -> list[str]:
+    """The columns a tag names that are in the data; each one that is not is a finding on the tag.
+
+    A slice or protected attribute the owner named but the data lacks means a review they asked for
+    silently did not happen, so it is reported, not just skipped.
+    """
+    for column in (c for c in requested if c not in frame.columns):
+        section.skip(f"column {column!r} named in tag {tag} is not in the data")
+        section.findings.append(
+            Finding(
+                "documentation",
+                check,
+                column,
+                severity,
+                f"Column {column!r} named in tag {tag} is not in the data, so it was not analysed: "
+                "add the column to the reference and current data or correct the tag.",
+                evidence="findings.parquet",
+            )
+        )
+    return [c for c in requested if c in frame.columns]
+
+
+def describe_error(exc: BaseException) -> str:
+    """An exception as one short line for a skip reason or an evidence table."""
+    text = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -1,0 +1,358 @@
+"""Slice performance: where does the model do materially and significantly worse than overall?
+
+Every value of each column in the `assurance.slices` tag, and every pair of values of two such
+columns (intersectional slices), is a slice. Each slice's per-row loss (error for classifiers,
+absolute error for regressors; for binary classifiers, less the error the model's own scores
+predict) is compared with the rest of the data by a one-sided Welch test, computed from per-group
+sums so a million rows cost a few groupbys; p-values are adjusted with Benjamini-Hochberg over all
+slices tested. A slice becomes a finding only when its gap reaches the policy's material gap and the
+test excludes gaps below a share of it: with large samples tiny gaps are significant, and with
+small ones large gaps are noise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import combinations
+
+import numpy as np
+import pandas as pd
+
+from assurance.checks.rows import CLASSIFICATION, Outcomes, Unavailable, outcomes, present_columns
+from assurance.domain.findings import Finding
+from assurance.domain.values import Inputs, Section
+from assurance.policy.rules import load_rules
+from assurance.reporting.markdown import table
+
+CHECK = "slices.underperforming"
+TAG_COLUMN = "slices.tag_column_missing"
+CHECKS = {
+    CHECK: "A slice of the data (column=value, or a pair a=x&b=y) where the model performs materially "
+    "and significantly worse than on the whole.",
+    TAG_COLUMN: "A column named in assurance.slices is missing from the data.",
+}
+EVIDENCE = "slices.parquet"
+MISSING = "(missing)"
+OTHER = "(other)"
+Z95 = 1.959963984540054
+# share of a flagged parent's excess loss a pair must hold to be named instead of the parent
+CONCENTRATION = 0.5
+
+
+@dataclass(frozen=True)
+class Rules:
+    """`thresholds.slices` of the policy."""
+
+    min_support: int
+    alpha: float
+    min_gap_accuracy: float
+    min_relative_gap_mae: float
+    test_margin_share: float
+    max_values: int
+    numeric_bins: int
+    auc_min_class_rows: int
+    max_findings: int
+
+    def min_gap(self, metric: str, overall_loss: float) -> float:
+        """The smallest loss gap that matters: absolute for accuracy, relative to the overall MAE."""
+        return self.min_gap_accuracy if metric == "accuracy" else self.min_relative_gap_mae * overall_loss
+
+
+def slice_name(columns: list[str], values: tuple) -> str:
+    return "&".join(f"{c}={v}" for c, v in zip(columns, values, strict=True))
+
+
+def slice_keys(frame: pd.DataFrame, columns: list[str], max_values: int, bins: int) -> pd.DataFrame:
+    """Each slice column as categorical text: many-valued numbers become quantile bins, many-valued
+    text keeps its most frequent values and groups the rest, and missing values are a slice of their own."""
+    out = {}
+    for col in columns:
+        values = frame[col]
+        numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+        if numeric and values.nunique() > max_values:
+            values = pd.qcut(values, q=bins, duplicates="drop")
+        labels = values.astype(str).where(values.notna(), MISSING)
+        if not numeric:
+            top = labels.value_counts().index[:max_values]
+            labels = labels.where(labels.isin(top), OTHER)
+        out[col] = labels.astype("category")
+    return pd.DataFrame(out, index=frame.index)
+
+
+@dataclass
+class Losses:
+    """Per-row losses. `shown` averages to the reported error (1 - accuracy, or the MAE); `judged` is
+    what slices are compared on: `shown` less the error the model's own scores predict for the row when
+    it has binary scores, so a slice of cases the model already scores as hard (a base rate nearer
+    one half, scores nearer 0.5) is not mistaken for one where it stopped working."""
+
+    metric: str
+    shown: pd.Series
+    judged: pd.Series
+    expected: pd.Series | None = None
+
+
+def row_losses(data: Outcomes) -> Losses:
+    if data.task in CLASSIFICATION:
+        wrong = data.prediction.astype(object).to_numpy() != data.label.astype(object).to_numpy()
+        shown = pd.Series(wrong.astype(float), index=data.frame.index)
+        if data.task != "binary" or data.score is None:
+            return Losses("accuracy", shown, shown)
+        confidence = np.where(data.positives(data.prediction), data.score, 1 - data.score)
+        expected = pd.Series(1 - confidence, index=data.frame.index)
+        return Losses("accuracy", shown, shown - expected, expected)
+    error = pd.to_numeric(data.prediction, errors="coerce") - pd.to_numeric(data.label, errors="coerce")
+    shown = error.abs().astype(float)
+    return Losses("mae", shown, shown)
+
+
+def group_stats(losses: Losses, keys: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """Per slice of `columns`: support and sums (and sums of squares) of the shown, judged and expected
+    losses, with the single-column parents of pair slices."""
+    parts = pd.DataFrame(
+        {
+            "shown": losses.shown,
+            "shown2": losses.shown**2,
+            "judged": losses.judged,
+            "judged2": losses.judged**2,
+            "expected": losses.expected if losses.expected is not None else 0.0,
+        }
+    ).dropna()
+    grouped = parts.groupby([keys.loc[parts.index, c] for c in columns], observed=True)
+    stats = grouped.sum().join(grouped.size().rename("support")).reset_index()
+    values = list(stats[columns].itertuples(index=False, name=None))
+    stats["slice"] = [slice_name(columns, v) for v in values]
+    stats["parents"] = [
+        [slice_name([c], (x,)) for c, x in zip(columns, v, strict=True)] if len(columns) > 1 else []
+        for v in values
+    ]
+    stats["columns"] = "&".join(columns)
+    return stats.drop(columns=columns)
+
+
+def welch_worse(
+    n1: np.ndarray, s1: np.ndarray, q1: np.ndarray, n: float, s: float, q: float, margin: float = 0.0
+) -> np.ndarray:
+    """One-sided Welch p-value that a slice's mean loss exceeds the whole's by more than `margin`,
+    from counts, sums and sums of squares (the slice is tested against the rest of the data: a gap
+    of `margin` to the whole is a gap of margin * n / n_rest to the rest)."""
+    from scipy import stats
+
+    n2, s2, q2 = n - n1, s - s1, q - q1
+    with np.errstate(divide="ignore", invalid="ignore"):
+        m1, m2 = s1 / n1, s2 / n2
+        shift = m1 - m2 - margin * n / n2
+        v1 = np.clip((q1 - n1 * m1**2) / (n1 - 1), 0, None) / n1
+        v2 = np.clip((q2 - n2 * m2**2) / (n2 - 1), 0, None) / n2
+        se = np.sqrt(v1 + v2)
+        df = (v1 + v2) ** 2 / (v1**2 / (n1 - 1) + v2**2 / (n2 - 1))
+        p = stats.t.sf(shift / se, np.where(np.isfinite(df) & (df > 0), df, 1.0))
+    p = np.where(se > 0, p, np.where(shift > 0, 0.0, 1.0))
+    return np.where((n1 > 1) & (n2 > 1), p, 1.0)
+
+
+def benjamini_hochberg(p: np.ndarray) -> np.ndarray:
+    """BH-adjusted p-values, controlling the false discovery rate over all slices tested."""
+    m = len(p)
+    if m == 0:
+        return np.asarray(p, dtype=float)
+    order = np.argsort(p)
+    ranked = np.asarray(p, dtype=float)[order] * m / np.arange(1, m + 1)
+    adjusted = np.minimum.accumulate(ranked[::-1])[::-1]
+    out = np.empty(m)
+    out[order] = np.clip(adjusted, 0, 1)
+    return out
+
+
+def intervals(n: np.ndarray, s: np.ndarray, q: np.ndarray, metric: str) -> tuple[np.ndarray, np.ndarray]:
+    """95% interval of each slice's metric: Wilson for accuracy, normal approximation for the MAE."""
+    mean_loss = s / n
+    if metric == "accuracy":
+        p = 1 - mean_loss
+        centre = (p + Z95**2 / (2 * n)) / (1 + Z95**2 / n)
+        half = Z95 * np.sqrt(p * (1 - p) / n + Z95**2 / (4 * n**2)) / (1 + Z95**2 / n)
+        return centre - half, centre + half
+    with np.errstate(invalid="ignore", divide="ignore"):
+        half = Z95 * np.sqrt(np.clip((q - n * mean_loss**2) / (n - 1), 0, None) / n)
+    return mean_loss - half, mean_loss + half
+
+
+def slice_auc(data: Outcomes, keys: pd.DataFrame, columns: list[str], min_class: int) -> pd.Series:
+    """AUC per slice from within-slice score ranks (Mann-Whitney), where both classes have `min_class` rows."""
+    positive = pd.Series(data.positives(data.label), index=data.frame.index)
+    groups = [keys[c] for c in columns]
+    ranks = data.score.groupby(groups, observed=True).rank()
+    per = pd.DataFrame({"pos": positive, "rank_pos": ranks.where(positive, 0.0)}).groupby(
+        groups, observed=True
+    )
+    n1, n = per["pos"].sum(), per["pos"].size()
+    n0 = n - n1
+    auc = ((per["rank_pos"].sum() - n1 * (n1 + 1) / 2) / (n1 * n0)).where(
+        (n1 >= min_class) & (n0 >= min_class)
+    )
+    names = [slice_name(columns, idx if isinstance(idx, tuple) else (idx,)) for idx in auc.index]
+    return pd.Series(auc.to_numpy(dtype=float), index=names)
+
+
+def slice_table(data: Outcomes, columns: list[str], rules: Rules) -> pd.DataFrame:
+    """Every single-column and pair slice: support, metric with interval, the model's expected accuracy,
+    gap to overall, adjusted p-value, and whether it is flagged; worst first."""
+    keys = slice_keys(data.frame, columns, rules.max_values, rules.numeric_bins)
+    losses = row_losses(data)
+    valid = pd.DataFrame({"shown": losses.shown, "judged": losses.judged}).dropna()
+    n, j, jq = float(len(valid)), float(valid["judged"].sum()), float((valid["judged"] ** 2).sum())
+    overall_shown, overall_judged = float(valid["shown"].mean()), j / n
+    groupings = [[c] for c in columns] + [list(pair) for pair in combinations(columns, 2)]
+    stats = pd.concat([group_stats(losses, keys, g) for g in groupings], ignore_index=True)
+    n1 = stats["support"].to_numpy(float)
+    low, high = intervals(n1, stats["shown"].to_numpy(float), stats["shown2"].to_numpy(float), losses.metric)
+    to_metric = (lambda x: 1 - x) if losses.metric == "accuracy" else (lambda x: x)
+    stats["metric"] = losses.metric
+    stats["value"] = to_metric(stats["shown"] / n1)
+    stats["ci_low"], stats["ci_high"] = low, high
+    stats["expected"] = to_metric(stats["expected"] / n1) if losses.expected is not None else np.nan
+    stats["overall"] = to_metric(overall_shown)
+    stats["overall_shortfall"] = overall_judged if losses.expected is not None else np.nan
+    stats["gap"] = stats["judged"] / n1 - overall_judged
+    stats["tested"] = stats["support"] >= rules.min_support
+    tested = stats["tested"].to_numpy()
+    judged, judged2 = stats["judged"].to_numpy(float), stats["judged2"].to_numpy(float)
+    min_gap = rules.min_gap(losses.metric, overall_shown)
+    margin = rules.test_margin_share * min_gap
+    p = welch_worse(n1[tested], judged[tested], judged2[tested], n, j, jq, margin=margin)
+    stats["p_value"] = pd.Series(p, index=stats.index[tested], dtype=float)
+    stats["q_value"] = pd.Series(benjamini_hochberg(p), index=stats.index[tested], dtype=float)
+    stats["flagged"] = stats["tested"] & (stats["gap"] >= min_gap) & (stats["q_value"] <= rules.alpha)
+    stats["flagged"] = most_specific(stats, min_gap)
+    stats["min_gap"] = min_gap
+    stats["auc"] = np.nan
+    if data.task == "binary" and data.score is not None:
+        auc = pd.concat([slice_auc(data, keys, g, rules.auc_min_class_rows) for g in groupings])
+        stats["auc"] = stats["slice"].map(auc)
+    stats["role"] = data.role
+    ordered = stats.sort_values(["flagged", "gap"], ascending=[False, False], kind="stable")
+    dropped = ["shown", "shown2", "judged", "judged2", "parents"]
+    return ordered.drop(columns=dropped).reset_index(drop=True)
+
+
+def most_specific(stats: pd.DataFrame, min_gap: float) -> pd.Series:
+    """Flags that name the slice which best explains each problem.
+
+    A pair under a flagged single-column slice stays flagged only when the problem is the
+    intersection: the pair is worse than that parent by at least `min_gap` and holds at least
+    CONCENTRATION of the parent's excess loss (gap x support). Then the pair is named and the parents
+    it explains are not; otherwise the parent is named, and its pairs, which merely inherit its
+    problem, stay in the table for drilling down."""
+    excess = stats["gap"] * stats["support"]
+    single = stats["parents"].str.len() == 0
+    chosen = stats["flagged"] & single
+    parent_gap = dict(zip(stats.loc[chosen, "slice"], stats.loc[chosen, "gap"], strict=True))
+    parent_excess = dict(zip(stats.loc[chosen, "slice"], excess[chosen], strict=True))
+    keep, explained = pd.Series(True, index=stats.index), set()
+    for i in stats.index[stats["flagged"] & ~single]:
+        parents = [p for p in stats.at[i, "parents"] if p in parent_gap]
+        if all(
+            stats.at[i, "gap"] >= parent_gap[p] + min_gap and excess[i] >= CONCENTRATION * parent_excess[p]
+            for p in parents
+        ):
+            explained.update(parents)
+        else:
+            keep[i] = False
+    return stats["flagged"] & keep & ~stats["slice"].isin(explained)
+
+
+def finding_message(row) -> str:
+    """What the slice scored, against what was expected of it, and what to do."""
+    name = "Accuracy" if row.metric == "accuracy" else "MAE"
+    head = (
+        f"{name} is {row.value:.3f} (95% CI {row.ci_low:.3f}-{row.ci_high:.3f}) on {row.slice} "
+        f"({row.support:,} rows of {row.role} data)"
+    )
+    if np.isfinite(row.expected):
+        against = (
+            f", where the model's own scores promise {row.expected:.3f}: a shortfall {row.gap:.3f} larger "
+            f"than on the data as a whole (overall accuracy {row.overall:.3f})"
+        )
+    else:
+        against = f" against {row.overall:.3f} overall"
+    return f"{head}{against}: investigate this segment before relying on the model there."
+
+
+def findings(frame: pd.DataFrame, rules: Rules, severity: str) -> list[Finding]:
+    """One performance finding per flagged slice, worst first, at most `max_findings`; observed is the
+    slice's gap in loss to the whole, the threshold the policy's material gap."""
+    return [
+        Finding(
+            category="performance",
+            check=CHECK,
+            subject=row.slice,
+            severity=severity,
+            message=finding_message(row),
+            observed=float(row.gap),
+            threshold=float(row.min_gap),
+            evidence=EVIDENCE,
+        )
+        for row in frame[frame["flagged"]].head(rules.max_findings).itertuples(index=False)
+    ]
+
+
+def summary(frame: pd.DataFrame, data: Outcomes, rules: Rules, shown: int = 10) -> str:
+    """Worst slices first, with what was evaluated and how slices were judged."""
+    metric = frame["metric"].iloc[0]
+    calibrated = frame["expected"].notna().any()
+    basis = (
+        "its accuracy falls short of what the model's own scores promise for its rows by at least "
+        f"{rules.min_gap_accuracy} more than overall"
+        if calibrated
+        else (
+            f"its accuracy is at least {rules.min_gap_accuracy} below overall"
+            if metric == "accuracy"
+            else f"its MAE is at least {rules.min_relative_gap_mae:.0%} above overall"
+        )
+    )
+    head = (
+        f"**{int(frame['flagged'].sum())} slice(s) flagged** of {int(frame['tested'].sum())} tested "
+        f"(support >= {rules.min_support}) on {data.role} data ({data.rows:,} labelled rows); {metric} "
+        f"overall {frame['overall'].iloc[0]:.3f}. A slice is flagged when {basis}, and a "
+        f"one-sided Welch test against the rest of the data excludes gaps below {rules.test_margin_share:.0%} of "
+        f"that (Benjamini-Hochberg q <= {rules.alpha}); a pair is "
+        "named instead of its single-column parents only when it holds most of their shortfall."
+    )
+    cols = ["slice", "support", "value", "ci_low", "ci_high", "expected", "gap", "q_value", "auc", "flagged"]
+    worst = frame[frame["tested"]].head(shown)[[c for c in cols if c != "expected" or calibrated]]
+    return f"{head}\n\nWorst slices:\n\n{table(worst.rename(columns={'value': metric}))}"
+
+
+def run(inputs: Inputs) -> Section:
+    """Slice performance on current data when labelled, else reference."""
+    section = Section("slices", "Slice performance")
+    requested = inputs.record.tag_list("assurance.slices")
+    if not requested:
+        return section.skip("no slice columns: the version has no assurance.slices tag")
+    try:
+        data = outcomes(inputs, labelled=True)
+    except Unavailable as exc:
+        return section.skip(f"slice performance needs labelled, scored data: {exc}")
+    columns = present_columns(
+        section,
+        requested,
+        data.frame,
+        "assurance.slices",
+        TAG_COLUMN,
+        inputs.policy.severity(TAG_COLUMN, "low"),
+    )
+    if not columns:
+        return section
+    rules = load_rules(Rules, inputs.policy, "slices")
+    frame = slice_table(data, columns, rules)
+    section.tables["slices"] = frame
+    section.findings += findings(frame, rules, inputs.policy.severity(CHECK, "medium"))
+    section.summary = summary(frame, data, rules)
+    section.metrics = {
+        "slices_tested": int(frame["tested"].sum()),
+        "slices_flagged": int(frame["flagged"].sum()),
+        "overall": float(frame["overall"].iloc[0]),
+        "worst_gap": float(frame.loc[frame["tested"], "gap"].max()) if frame["tested"].any() else 0.0,
+        "rows": data.rows,
+    }
+    return section

@@ -1,0 +1,1 @@
+"""The `assurance` command line."""

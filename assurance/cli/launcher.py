@@ -1,0 +1,83 @@
+"""Runs the per-version Dagster job in process for the command line: the same graph the UI and sensors run.
+
+With DAGSTER_HOME set the runs land in that instance and show in the UI; otherwise a temporary instance
+is used and only the published evidence remains.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from assurance.domain.values import partition_key
+
+
+@dataclass
+class RunOutcome:
+    success: bool
+    summary: dict[str, Any]
+    findings: pd.DataFrame | None
+    error: str | None = None
+
+
+def instance():
+    import dagster as dg
+
+    return dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
+
+
+def _first_failure(result) -> str:
+    for event in result.all_events:
+        if event.event_type_value == "STEP_FAILURE":
+            err = event.event_specific_data.error
+            while err.cause is not None and "dagster" in (err.cls_name or "").lower():
+                err = err.cause
+            message = err.message.strip().splitlines()[-1] if err.message.strip() else err.cls_name
+            return f"step {event.step_key} failed: {message}"
+    return "the run failed (see the Dagster logs)"
+
+
+def _execute(job_name: str, dagster_instance, partition: str | None = None):
+    from assurance.definitions import defs
+
+    logging.getLogger("dagster").setLevel(logging.ERROR)
+    return defs.resolve_job_def(job_name).execute_in_process(
+        partition_key=partition,
+        instance=dagster_instance,
+        raise_on_error=False,
+        tags={"assurance/started_by": "cli"},
+        run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}},
+    )
+
+
+def run_version(name: str, version: str, dagster_instance=None) -> RunOutcome:
+    """Add the version's partition if new and materialize the whole per-version graph for it."""
+    from assets.partitions import MODEL_VERSIONS
+    from sensors import VALIDATION_JOB
+
+    inst = dagster_instance or instance()
+    key = partition_key(name, version)
+    if not inst.has_dynamic_partition(MODEL_VERSIONS, key):
+        inst.add_dynamic_partitions(MODEL_VERSIONS, [key])
+    result = _execute(VALIDATION_JOB, inst, key)
+    if not result.success:
+        return RunOutcome(False, {"model": name, "version": str(version)}, None, _first_failure(result))
+    return RunOutcome(True, result.output_for_node("evidence_report"), result.output_for_node("findings"))
+
+
+PORTFOLIO_TABLES = {"inventory": "model_inventory", "ledger": "findings_ledger", "kpis": "portfolio_kpis"}
+
+
+def run_portfolio(dagster_instance=None) -> RunOutcome:
+    """Materialize the portfolio assets as the UI and schedule do; the summary holds their tables."""
+    from assets.portfolio import PORTFOLIO_JOB
+
+    result = _execute(PORTFOLIO_JOB, dagster_instance or instance())
+    if not result.success:
+        return RunOutcome(False, {}, None, _first_failure(result))
+    tables = {name: result.output_for_node(node) for name, node in PORTFOLIO_TABLES.items()}
+    return RunOutcome(True, tables, tables["ledger"])

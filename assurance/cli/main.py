@@ -1,0 +1,219 @@
+"""The `assurance` command line. Defaults come from the environment so one command serves the embedded
+demo and a real deployment: MLFLOW_TRACKING_URI, ASSURANCE_EVIDENCE_ROOT, ASSURANCE_POLICY."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+EXIT_OK, EXIT_GATE, EXIT_ERROR = 0, 1, 2
+FAIL_ON = {"hold": {"hold"}, "approve_with_conditions": {"hold", "approve_with_conditions"}}
+
+
+class CliError(Exception):
+    """A problem the user can fix; printed as one line, no traceback."""
+
+
+def _configure(args: argparse.Namespace) -> None:
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
+    if getattr(args, "tracking_uri", None):
+        os.environ["MLFLOW_TRACKING_URI"] = args.tracking_uri
+    if getattr(args, "evidence", None):
+        os.environ["ASSURANCE_EVIDENCE_ROOT"] = args.evidence
+    if getattr(args, "policy", None):
+        os.environ["ASSURANCE_POLICY"] = args.policy
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("  %(message)s"))
+    progress = logging.getLogger("assurance.progress")
+    progress.handlers[:] = [handler]
+    progress.setLevel(logging.WARNING if getattr(args, "quiet", False) else logging.INFO)
+    progress.propagate = False
+
+
+def _preflight() -> None:
+    """Fail before any work when the product itself cannot work: bad policy, unwritable evidence root."""
+    from assurance.evidence.store import EvidenceError
+    from assurance.policy.model import PolicyError
+    from resources import EvidenceResource, PolicyResource
+
+    try:
+        PolicyResource().get()
+        EvidenceResource().get().check_writable()
+    except (PolicyError, EvidenceError) as exc:
+        raise CliError(str(exc)) from exc
+
+
+def _resolve(name: str, version: str | None, alias: str | None) -> str:
+    from assurance.registry.client import RegistryError
+    from resources import RegistryResource
+
+    try:
+        return RegistryResource().get().resolve_version(name, version, alias)
+    except RegistryError as exc:
+        raise CliError(str(exc)) from exc
+
+
+def _findings_json(frame) -> list[dict]:
+    if frame is None or len(frame) == 0:
+        return []
+    out = frame.copy()
+    for col in ("first_seen", "last_seen", "due"):
+        out[col] = out[col].map(lambda t: None if t is None or t != t else t.isoformat())
+    return json.loads(out.to_json(orient="records", date_format="iso"))
+
+
+def _assure(name: str, version: str):
+    from assurance.cli.launcher import run_version
+
+    outcome = run_version(name, version)
+    if not outcome.success:
+        raise CliError(f"assurance of {name}/{version} could not complete: {outcome.error}")
+    return outcome
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    _preflight()
+    version = _resolve(args.model, args.version, args.alias)
+    print(f"Assuring {args.model} version {version} ...", file=sys.stderr)
+    outcome = _assure(args.model, version)
+    summary = outcome.summary
+    if args.json:
+        doc = {
+            "model": summary["model"],
+            "version": summary["version"],
+            "recommendation": summary["recommendation"],
+            "reasons": summary["reasons"],
+            "evidence_dir": summary["evidence_dir"],
+            "findings": _findings_json(outcome.findings),
+        }
+        print(json.dumps(doc, indent=2))
+    else:
+        _print_outcome(summary, outcome.findings)
+    return EXIT_GATE if args.fail_on and summary["recommendation"] in FAIL_ON[args.fail_on] else EXIT_OK
+
+
+def _print_outcome(summary: dict, findings) -> None:
+    print(f"\n{summary['model']} version {summary['version']}: {summary['recommendation'].upper()}")
+    for reason in summary["reasons"][:10]:
+        print(f"  - {reason}")
+    if len(summary["reasons"]) > 10:
+        print(f"  ... and {len(summary['reasons']) - 10} more")
+    print(
+        f"  findings: {0 if findings is None else len(findings)}; report: {summary['evidence_dir']}/report.html"
+    )
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from assurance.demo.generator import build_demo
+
+    root = Path(args.root).resolve()
+    os.environ.setdefault("DAGSTER_HOME", str(root / "dagster_home"))
+    home = Path(os.environ["DAGSTER_HOME"])
+    home.mkdir(parents=True, exist_ok=True)
+    shipped = Path(__file__).resolve().parents[2] / "dagster.yaml"
+    if not (home / "dagster.yaml").exists():
+        (home / "dagster.yaml").write_text(
+            shipped.read_text() if shipped.exists() else "telemetry:\n  enabled: false\n"
+        )
+    print(f"Building the demo registry under {root} ...", file=sys.stderr)
+    demo = build_demo(root, progress=lambda m: print(f"  {m}", file=sys.stderr))
+    os.environ["MLFLOW_TRACKING_URI"] = demo.tracking_uri
+    _preflight()
+    for name, version in demo.versions:
+        print(f"Assuring {name} version {version} ...", file=sys.stderr)
+        _assure(name, version)
+    print("Refreshing the portfolio (inventory, findings ledger, KPIs) ...", file=sys.stderr)
+    _print_posture()
+    print(
+        "\nBrowse it in the Dagster UI:\n"
+        f"  DAGSTER_HOME={os.environ['DAGSTER_HOME']} MLFLOW_TRACKING_URI={demo.tracking_uri} "
+        "dagster dev -w workspace.yaml"
+    )
+    return EXIT_OK
+
+
+def _print_posture() -> None:
+    """The posture printed from the tables the portfolio job just materialized, not computed twice."""
+    from datetime import UTC, datetime
+
+    import pandas as pd
+
+    from assurance.cli.launcher import run_portfolio
+    from assurance.evidence.history import run_folders
+    from assurance.evidence.store import PORTFOLIO
+    from assurance.governance.portfolio import Portfolio, posture_text
+    from resources import EvidenceResource
+
+    outcome = run_portfolio()
+    if not outcome.success:
+        raise CliError(f"the portfolio could not be refreshed: {outcome.error}")
+    store = EvidenceResource().get()
+    portfolio = Portfolio(**outcome.summary, alias_history=pd.DataFrame(), generated_at=datetime.now(UTC))
+    print()
+    print(posture_text(portfolio), end="")
+    print("\nReports:")
+    latest = {(r.model, r.version): r for r in sorted(run_folders(store), key=lambda r: r.run_id)}
+    for (model, version), run in sorted(latest.items()):
+        print(f"  {model} v{version}: {store.root.rstrip('/')}/{run.path}/report.html")
+    print(f"  portfolio: {store.root.rstrip('/')}/{PORTFOLIO}/report.html")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="assurance", description="Continuous model assurance for MLflow model versions."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="build the embedded demo registry and assure every version in it")
+    demo.add_argument(
+        "--root", default=".demo", help="folder for the demo registry, data and Dagster home (default .demo)"
+    )
+    demo.add_argument("--evidence", help="evidence root (default ASSURANCE_EVIDENCE_ROOT or ./evidence)")
+    demo.add_argument("--quiet", action="store_true", help="no progress lines")
+    demo.set_defaults(func=cmd_demo)
+
+    run = sub.add_parser("run", help="assure one version of a model in any MLflow registry")
+    run.add_argument("--model", required=True, help="registered model name")
+    which = run.add_mutually_exclusive_group()
+    which.add_argument("--version", help="model version (default: the newest)")
+    which.add_argument("--alias", help="assure the version behind this alias, e.g. production")
+    run.add_argument("--tracking-uri", help="MLflow tracking URI (default MLFLOW_TRACKING_URI)")
+    run.add_argument(
+        "--evidence", help="evidence root folder or URI (default ASSURANCE_EVIDENCE_ROOT or ./evidence)"
+    )
+    run.add_argument("--policy", help="policy YAML merged over the default (default ASSURANCE_POLICY)")
+    run.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
+    run.add_argument(
+        "--fail-on", choices=sorted(FAIL_ON), help="exit 1 when the recommendation is this or worse"
+    )
+    run.add_argument("--quiet", action="store_true", help="no progress lines")
+    run.set_defaults(func=cmd_run)
+
+    from assurance.cli.governance import add_commands
+
+    add_commands(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _configure(args)
+    try:
+        return args.func(args)
+    except CliError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Reading reference and current data from any fsspec URI."""

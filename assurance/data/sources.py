@@ -1,0 +1,138 @@
+"""Reading reference and current data from the URIs model owners put in their tags.
+
+Local paths, `file://` and any fsspec protocol; Parquet (file or folder) and CSV. Every failure
+becomes a `Dataset` with an `error` an analyst can act on, never an exception.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import TYPE_CHECKING
+
+from assurance.domain.values import Dataset, VersionRecord
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
+CSV_SUFFIXES = (".csv", ".csv.gz", ".csv.bz2", ".csv.zip", ".tsv")
+
+
+def _fs(uri: str):
+    """The file system and path behind a URI, with cached listings dropped: object-store clients keep them
+    for the life of the process, and data uploaded since must not look missing or half there."""
+    from fsspec.core import url_to_fs
+
+    fs, path = url_to_fs(uri)
+    fs.invalidate_cache()
+    return fs, path
+
+
+def _files(fs, path: str) -> list[str]:
+    if fs.isdir(path):
+        return sorted(p for p in fs.find(path) if not p.rsplit("/", 1)[-1].startswith(("_", ".")))
+    return [path]
+
+
+def fingerprint(uri: str) -> str:
+    """sha256 over the bytes of every file behind the URI, so evidence names exactly the data it judged."""
+    fs, path = _fs(uri)
+    digest = hashlib.sha256()
+    for file in _files(fs, path):
+        digest.update(file.rsplit("/", 1)[-1].encode())
+        with fs.open(file, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def read_table(uri: str) -> pd.DataFrame:
+    """Read a Parquet file or folder, or a CSV file; raises ValueError with a plain reason otherwise."""
+    import pandas as pd
+
+    fs, path = _fs(uri)
+    if not fs.exists(path):
+        raise ValueError(f"nothing exists at {uri}")
+    lower = path.lower()
+    if fs.isdir(path):
+        return pd.read_parquet(path, filesystem=fs)
+    if lower.endswith(PARQUET_SUFFIXES):
+        with fs.open(path, "rb") as fh:
+            return pd.read_parquet(fh)
+    if lower.endswith(CSV_SUFFIXES):
+        with fs.open(path, "rb", compression="infer") as fh:
+            return pd.read_csv(fh, sep="\t" if lower.endswith(".tsv") else ",", low_memory=False)
+    raise ValueError(
+        f"{uri} is neither Parquet ({', '.join(PARQUET_SUFFIXES)}) nor CSV ({', '.join(CSV_SUFFIXES)})"
+    )
+
+
+def data_uri(record: VersionRecord, role: str) -> tuple[str | None, str]:
+    """The URI for reference or current data and where it came from (for the report)."""
+    tag = f"assurance.{role}"
+    if record.tags.get(tag):
+        return record.tags[tag], f"tag {tag}"
+    if role == "reference":
+        for ds in record.run_datasets:
+            if ds.get("context", "training") in ("training", "train", "") and ds.get("source"):
+                return ds["source"], "training dataset logged on the source run"
+    return None, f"tag {tag} not set"
+
+
+def load_dataset(record: VersionRecord, role: str) -> Dataset:
+    """Read one dataset for a version, turning every problem into `Dataset.error`."""
+    uri, origin = data_uri(record, role)
+    label = record.tags.get("assurance.label") or None
+    if uri is None:
+        hint = " and no training dataset is logged on the source run" if role == "reference" else ""
+        return Dataset(role, None, error=f"no {role} data: {origin}{hint}", label=label)
+    try:
+        frame = read_table(uri)
+    except Exception as exc:  # noqa: BLE001 - any reader failure is the same finding for the analyst
+        return Dataset(
+            role, uri, error=f"{role} data at {uri} ({origin}) could not be read: {_reason(exc)}", label=label
+        )
+    if frame.empty:
+        return Dataset(role, uri, error=f"{role} data at {uri} ({origin}) has no rows", label=label)
+    try:
+        fp = fingerprint(uri)
+    except Exception:  # noqa: BLE001 - a fingerprint is provenance, not a reason to drop the data
+        fp = None
+    return Dataset(role, uri, frame=frame, fingerprint=fp, label=label)
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text[:300]}" if text else type(exc).__name__
+
+
+def reference_of(dataset: Dataset) -> dict[str, str | None]:
+    """What identifies a loaded dataset without its rows: enough to read the same data again."""
+    return {
+        "role": dataset.role,
+        "uri": dataset.uri,
+        "error": dataset.error,
+        "fingerprint": dataset.fingerprint,
+        "label": dataset.label,
+    }
+
+
+def reload(ref: dict[str, str | None]) -> Dataset:
+    """Read a dataset again from its reference, refusing data that changed since it was first loaded."""
+    role, uri, label = ref["role"], ref["uri"], ref["label"]
+    if ref["error"] or not uri:
+        return Dataset(role, uri, error=ref["error"], label=label)
+    try:
+        frame, fp = read_table(uri), fingerprint(uri)
+    except Exception as exc:  # noqa: BLE001
+        return Dataset(
+            role, uri, error=f"{role} data at {uri} could not be read again: {_reason(exc)}", label=label
+        )
+    if ref["fingerprint"] and fp != ref["fingerprint"]:
+        return Dataset(
+            role,
+            uri,
+            error=f"{role} data at {uri} changed since it was loaded: materialize {role}_data again",
+            label=label,
+        )
+    return Dataset(role, uri, frame=frame, fingerprint=fp, label=label)

@@ -1,0 +1,1 @@
+"""The embedded demo: a local registry with planted problems."""

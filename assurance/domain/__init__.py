@@ -1,0 +1,1 @@
+"""Records, datasets, findings and check declarations: the values every layer shares."""

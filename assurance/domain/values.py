@@ -1,0 +1,175 @@
+"""The values that flow through the assurance graph: plain dataclasses, picklable between Dagster steps."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from assurance.domain.findings import Finding
+    from assurance.evidence.store import EvidenceStore
+    from assurance.policy.model import Policy
+    from assurance.scoring.models import ScoringModel
+
+
+def partition_key(name: str, version: str | int) -> str:
+    """MLflow forbids `/` in model names, so `NAME/VERSION` splits back unambiguously on the last `/`."""
+    return f"{name}/{version}"
+
+
+def split_partition_key(key: str) -> tuple[str, str]:
+    name, sep, version = key.rpartition("/")
+    if not sep or not name or not version:
+        raise ValueError(f"partition key {key!r} is not of the form NAME/VERSION")
+    return name, version
+
+
+@dataclass
+class VersionRecord:
+    """Everything the registry says about one model version, tags merged model-then-version.
+
+    `documents` holds the text of the markdown artifacts at the top of the source run (model card,
+    datasheet, ...), so documentation checks need no registry access of their own.
+    """
+
+    name: str
+    version: str
+    tags: dict[str, str]
+    model_tags: dict[str, str]
+    version_tags: dict[str, str]
+    aliases: list[str]
+    status: str
+    source: str
+    run_id: str | None
+    model_id: str | None
+    created_ms: int | None
+    updated_ms: int | None
+    description: str = ""
+    model_description: str = ""
+    signature_inputs: list[dict[str, Any]] | None = None
+    signature_outputs: list[dict[str, Any]] | None = None
+    flavors: list[str] = field(default_factory=list)
+    logged_metrics: dict[str, float] = field(default_factory=dict)
+    run_params: dict[str, str] = field(default_factory=dict)
+    run_artifacts: list[str] = field(default_factory=list)
+    run_datasets: list[dict[str, str]] = field(default_factory=list)
+    documents: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def key(self) -> str:
+        return partition_key(self.name, self.version)
+
+    @property
+    def model_uri(self) -> str:
+        return f"models:/{self.name}/{self.version}"
+
+    @property
+    def feature_names(self) -> list[str] | None:
+        if not self.signature_inputs:
+            return None
+        return [c["name"] for c in self.signature_inputs if c.get("name")]
+
+    def tag_list(self, key: str) -> list[str]:
+        """A comma-separated tag as a clean list."""
+        return [v.strip() for v in self.tags.get(key, "").split(",") if v.strip()]
+
+
+@dataclass
+class Dataset:
+    """Reference or current data, or the reason it could not be had (which becomes a finding)."""
+
+    role: str
+    uri: str | None
+    frame: pd.DataFrame | None = None
+    error: str | None = None
+    fingerprint: str | None = None
+    label: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.frame is not None
+
+    @property
+    def has_label(self) -> bool:
+        return self.ok and self.label is not None and self.label in self.frame.columns
+
+    @property
+    def rows(self) -> int:
+        return 0 if self.frame is None else len(self.frame)
+
+
+@dataclass
+class Scores:
+    """Model outputs for one dataset, aligned with its rows.
+
+    `prediction` holds the predicted label (classifiers) or value (regressors); `score` holds the
+    probability of `positive` for binary classifiers and is absent otherwise. Rows the model could
+    not score (`unscored` of them, e.g. missing values it cannot take) hold NaN in both.
+    """
+
+    frame: pd.DataFrame | None = None
+    error: str | None = None
+    unscored: int = 0
+    unscored_reason: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.frame is not None
+
+
+@dataclass
+class Predictions:
+    """The model's outputs on reference and current data."""
+
+    task: str  # "binary", "multiclass", "regression" or "unknown"
+    reference: Scores
+    current: Scores
+    positive: Any = None
+    classes: list[Any] = field(default_factory=list)
+    loader: str = ""
+    error: str | None = None
+
+    def for_role(self, role: str) -> Scores:
+        return self.reference if role == "reference" else self.current
+
+
+@dataclass
+class Inputs:
+    """What an analysis gets: the version, the policy, both datasets, the predictions and the store."""
+
+    record: VersionRecord
+    policy: Policy
+    reference: Dataset | None = None
+    current: Dataset | None = None
+    predictions: Predictions | None = None
+    model: ScoringModel | None = None
+    store: EvidenceStore | None = None
+
+    def dataset(self, role: str) -> Dataset | None:
+        return self.reference if role == "reference" else self.current
+
+
+@dataclass
+class Section:
+    """One analysis's result: findings, evidence tables and plots, and its part of the report.
+
+    `tables` map a file stem to a frame (written as `<stem>.parquet`); `plots` map a name to PNG bytes
+    (written as `plots/<name>.png`); `summary` is markdown for the report; `skipped` says which
+    checks could not run and why; `metrics` are numbers shown as Dagster metadata.
+    """
+
+    key: str
+    title: str
+    findings: list[Finding] = field(default_factory=list)
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    plots: dict[str, bytes] = field(default_factory=dict)
+    summary: str = ""
+    skipped: list[str] = field(default_factory=list)
+    metrics: dict[str, float] = field(default_factory=dict)
+
+    def skip(self, reason: str) -> Section:
+        self.skipped.append(reason)
+        return self

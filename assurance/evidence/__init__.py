@@ -1,0 +1,1 @@
+"""The evidence store: publishing runs whole, reading their history, audit bundles and SQL."""

@@ -1,0 +1,125 @@
+"""Evidence across runs: every published run folder of the store, and any of its tables stacked with provenance.
+
+Only folders with a manifest count (half-written or staged folders never do), so anything computed
+here is a pure function of published evidence and needs no shared mutable state.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+from urllib.parse import unquote
+
+import pandas as pd
+
+from assurance.evidence.store import MANIFEST, PORTFOLIO, safe_segment
+
+if TYPE_CHECKING:
+    from assurance.evidence.store import EvidenceStore
+
+RUN_COLUMNS = ["model", "version", "run_id", "path", "at", "recommendation"]
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    """One published run: decoded model and version, its folder relative to the root, and when it finished."""
+
+    model: str
+    version: str
+    run_id: str
+    path: str
+    at: pd.Timestamp
+    recommendation: str | None
+    files: frozenset[str]
+
+    def has(self, stem: str) -> bool:
+        """Whether the run's manifest lists `<stem>.parquet`."""
+        return f"{stem}.parquet" in self.files
+
+
+def run_time(manifest: dict, run_id: str) -> pd.Timestamp:
+    """When the run finished per its manifest; run ids start with their UTC start time as a fallback."""
+    for key in ("finished_at", "started_at"):
+        if manifest.get(key):
+            stamp = pd.Timestamp(manifest[key])
+            return stamp.tz_localize(UTC) if stamp.tzinfo is None else stamp.tz_convert(UTC)
+    try:
+        return pd.Timestamp(datetime.strptime(run_id[:16], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC))
+    except ValueError:
+        return pd.Timestamp(0, tz=UTC)
+
+
+def run_folders(
+    store: EvidenceStore, model: str | None = None, version: str | None = None
+) -> list[RunFolder]:
+    """Every published run, oldest first within each version; only `model`'s (and `version`'s) when given."""
+    base = store.base.rstrip("/")
+    scope = base
+    if model is not None:
+        scope = (
+            f"{base}/{store.version_path(model, version)}"
+            if version is not None
+            else f"{base}/{safe_segment(model)}"
+        )
+    store.refresh()
+    if not store.fs.exists(scope):
+        return []
+    out = []
+    for path in store.fs.find(scope):
+        rel = path[len(base) + 1 :] if path.startswith(base + "/") else path
+        parts = rel.split("/")
+        if (
+            len(parts) != 4
+            or parts[3] != MANIFEST
+            or parts[0] == PORTFOLIO
+            or any(p.startswith(".") for p in parts)
+        ):
+            continue
+        folder = "/".join(parts[:3])
+        manifest = store.read_manifest(folder)
+        out.append(
+            RunFolder(
+                model=unquote(parts[0]),
+                version=unquote(parts[1]),
+                run_id=parts[2],
+                path=folder,
+                at=run_time(manifest, parts[2]),
+                recommendation=manifest.get("recommendation"),
+                files=frozenset(e.get("path", "") for e in manifest.get("files", [])),
+            )
+        )
+    return sorted(out, key=lambda r: (r.model, r.version, r.at, r.run_id))
+
+
+def runs_frame(folders: list[RunFolder]) -> pd.DataFrame:
+    """The run folders as a table (one row per run)."""
+    frame = pd.DataFrame(
+        [(r.model, r.version, r.run_id, r.path, r.at, r.recommendation) for r in folders], columns=RUN_COLUMNS
+    )
+    frame["at"] = pd.to_datetime(frame["at"], utc=True)
+    return frame
+
+
+def read_table(store: EvidenceStore, folder: str, stem: str) -> pd.DataFrame | None:
+    """`<stem>.parquet` of one run folder, or None when that run did not write it."""
+    try:
+        data = store.read_bytes(f"{folder}/{stem}.parquet")
+    except FileNotFoundError:
+        return None
+    return pd.read_parquet(io.BytesIO(data))
+
+
+def stacked_table(store: EvidenceStore, folders: list[RunFolder], stem: str) -> pd.DataFrame | None:
+    """One table across runs, each row tagged with model, version, run_id and run time; None if no run has it."""
+    frames = []
+    for run in folders:
+        frame = read_table(store, run.path, stem) if run.has(stem) else None
+        if frame is None:
+            continue
+        frame = frame.assign(model=run.model, version=run.version, run_id=run.run_id, run_at=run.at)
+        frames.append(frame)
+    if not frames:
+        return None
+    return pd.concat(frames, ignore_index=True)

@@ -1,0 +1,121 @@
+"""What one assurance run publishes: the findings of all analyses, the report and the manifest."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+
+from assurance import __version__
+from assurance.domain.values import Dataset, Predictions, Section, VersionRecord
+from assurance.evidence.store import parquet_bytes
+from assurance.domain.findings import Finding, findings_frame
+from assurance.policy.model import Policy
+from assurance.policy.recommendation import Recommendation
+from assurance.reporting.version_report import render_html, render_markdown
+
+
+def prediction_findings(predictions: Predictions | None, policy: Policy) -> list[Finding]:
+    """A model that cannot be loaded or cannot score a dataset blocks most checks: say so once per dataset."""
+    if predictions is None:
+        return []
+    severity = policy.severity("predictions.failed", "high")
+    out = []
+    for role in ("reference", "current"):
+        scores = predictions.for_role(role)
+        if scores.unscored:
+            share = scores.unscored / len(scores.frame)
+            out.append(
+                Finding(
+                    "performance",
+                    "predictions.partial",
+                    role,
+                    policy.severity("predictions.partial", "medium"),
+                    f"The model could not score {scores.unscored} of {len(scores.frame)} {role} rows ({share:.1%}), "
+                    f"those with missing feature values ({scores.unscored_reason}); checks used the other rows: "
+                    "fix the data feed or make the model handle missing values.",
+                    observed=share,
+                    evidence="findings.parquet",
+                )
+            )
+        if scores.error and not scores.error.startswith("no "):
+            out.append(
+                Finding(
+                    "performance",
+                    "predictions.failed",
+                    role,
+                    severity,
+                    f"Predictions on {role} data failed, so checks that need them did not run: {scores.error}.",
+                    evidence="findings.parquet",
+                )
+            )
+    return out
+
+
+def collect_findings(
+    record: VersionRecord, policy: Policy, sections: list[Section], predictions: Predictions | None
+) -> pd.DataFrame:
+    findings = [f for s in sections for f in s.findings] + prediction_findings(predictions, policy)
+    return findings_frame(findings, record, policy)
+
+
+def provenance(
+    record: VersionRecord,
+    policy: Policy,
+    datasets: list[Dataset],
+    predictions: Predictions | None,
+    run_id: str,
+    started_at: datetime,
+) -> dict[str, Any]:
+    return {
+        "run_id": run_id,
+        "model": record.name,
+        "version": record.version,
+        "model_uri": record.model_uri,
+        "model_source": record.source,
+        "source_run": record.run_id,
+        "aliases": record.aliases,
+        "model_loader": predictions.loader if predictions else None,
+        "data": {
+            d.role: {"uri": d.uri, "rows": d.rows, "fingerprint": d.fingerprint, "error": d.error}
+            for d in datasets
+        },
+        "policy_source": policy.source,
+        "policy_hash": policy.hash,
+        "package_version": __version__,
+        "started_at": started_at.isoformat(),
+        "finished_at": datetime.now(UTC).isoformat(),
+    }
+
+
+def evidence_files(
+    record: VersionRecord,
+    sections: list[Section],
+    findings: pd.DataFrame,
+    recommendation: Recommendation,
+    prov: dict[str, Any],
+) -> dict[str, bytes]:
+    """Every file of the run folder but the manifest, keyed by its path inside the folder."""
+    files: dict[str, bytes] = {}
+    plots: dict[str, bytes] = {}
+    for section in sections:
+        for stem, frame in section.tables.items():
+            files[f"{stem}.parquet"] = parquet_bytes(frame)
+        for name, png in section.plots.items():
+            files[f"plots/{name}.png"] = png
+            plots[name] = png
+    files["findings.parquet"] = parquet_bytes(findings)
+    md = render_markdown(record, recommendation, findings, sections, prov)
+    files["report.md"] = md.encode()
+    files["report.html"] = render_html(md, recommendation, plots, f"{record.name} v{record.version}").encode()
+    return files
+
+
+def manifest(prov: dict[str, Any], recommendation: Recommendation) -> dict[str, Any]:
+    return {
+        "schema": 1,
+        **prov,
+        "recommendation": recommendation.decision,
+        "open_findings": recommendation.open_by_severity,
+    }

@@ -1,0 +1,1 @@
+"""The portfolio: findings ledger, inventory, KPIs, revalidation cadence and alerts."""

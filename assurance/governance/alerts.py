@@ -1,0 +1,154 @@
+"""Alerts that reach people: new critical or high findings, and runs that failed.
+
+Each alert is one JSON object posted to the webhook in ASSURANCE_ALERT_WEBHOOK (any endpoint that
+takes a JSON POST; the `text` field makes it readable in chat tools that show it). Without a webhook
+the alert is only logged. Delivery never raises: a broken webhook must not stop the sensor or hide
+later alerts from the log. Plain Python (stdlib urllib).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import urllib.error
+import urllib.request
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import pandas as pd
+
+from assurance.evidence.history import read_table
+from assurance.evidence.store import EvidenceStore
+
+WEBHOOK_ENV = "ASSURANCE_ALERT_WEBHOOK"
+UI_URL_ENV = "ASSURANCE_DAGSTER_URL"
+ALERT_SEVERITIES = ("critical", "high")
+TIMEOUT_SECONDS = 5.0
+log = logging.getLogger(__name__)
+
+
+class AlertDeliveryError(RuntimeError):
+    """The webhook did not accept the alert."""
+
+
+def webhook_url() -> str | None:
+    return os.environ.get(WEBHOOK_ENV, "").strip() or None
+
+
+def dagster_run_link(run_id: str) -> str | None:
+    """Link to the run in the Dagster UI when ASSURANCE_DAGSTER_URL says where the UI is."""
+    base = os.environ.get(UI_URL_ENV, "").strip().rstrip("/")
+    return f"{base}/runs/{run_id}" if base else None
+
+
+def severe_open(findings: pd.DataFrame | None) -> pd.DataFrame:
+    """Open findings of alerting severity (critical, high)."""
+    if findings is None or findings.empty:
+        return pd.DataFrame(columns=["finding_id", "severity", "check", "subject", "message"])
+    mask = findings["severity"].isin(ALERT_SEVERITIES) & (findings["status"] == "open")
+    return findings[mask]
+
+
+def new_severe_findings(current: pd.DataFrame | None, previous: pd.DataFrame | None) -> pd.DataFrame:
+    """Critical/high open findings of this run that were not critical/high and open in the previous run.
+
+    A finding that escalated (medium before, high now) is new; one that merely reproduces is not.
+    """
+    now = severe_open(current)
+    before = set(severe_open(previous)["finding_id"])
+    return now[~now["finding_id"].isin(before)]
+
+
+def finding_alert(
+    model: str, version: str, run_id: str, finding: Mapping[str, Any], report: str | None
+) -> dict:
+    """The JSON posted for one new critical/high finding."""
+    severity = str(finding["severity"])
+    message = str(finding["message"])
+    return {
+        "event": "assurance.finding",
+        "model": model,
+        "version": str(version),
+        "run_id": run_id,
+        "finding": {
+            "id": str(finding["finding_id"]),
+            "severity": severity,
+            "check": str(finding.get("check", "")),
+            "subject": str(finding.get("subject", "")),
+            "message": message,
+        },
+        "report": report,
+        "text": f"[{severity.upper()}] {model} version {version}: {message}"
+        + (f" Report: {report}" if report else ""),
+    }
+
+
+def run_failure_alert(
+    model: str | None, version: str | None, dagster_run_id: str, job: str, error: str, link: str | None
+) -> dict:
+    """The JSON posted when an assurance run fails (the product could not work: registry, storage, bug)."""
+    subject = f"{model} version {version}" if model else f"job {job}"
+    return {
+        "event": "assurance.run_failure",
+        "model": model,
+        "version": version,
+        "dagster_run_id": dagster_run_id,
+        "job": job,
+        "error": error,
+        "link": link,
+        "text": f"[RUN FAILED] assurance of {subject}: {error}" + (f" Run: {link}" if link else ""),
+    }
+
+
+def alerts_for_run(
+    store: EvidenceStore, model: str, version: str, run_id: str, report: str | None
+) -> list[dict]:
+    """One alert per new critical/high finding of a published run, compared with the version's previous run."""
+    runs = store.runs(model, version)
+    if run_id not in runs:
+        return []
+    folder = store.version_path(model, version)
+    current = read_table(store, f"{folder}/{run_id}", "findings")
+    position = runs.index(run_id)
+    previous = read_table(store, f"{folder}/{runs[position - 1]}", "findings") if position else None
+    fresh = new_severe_findings(current, previous)
+    return [finding_alert(model, version, run_id, row, report) for row in fresh.to_dict("records")]
+
+
+def post_json(url: str, payload: Mapping[str, Any], timeout: float = TIMEOUT_SECONDS) -> None:
+    """POST one JSON object; any answer outside 2xx, or no answer, is an AlertDeliveryError."""
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(payload, default=str).encode(),
+        headers={"Content-Type": "application/json", "User-Agent": "model-assurance-alerts"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - operator-set URL
+            status = response.status
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        raise AlertDeliveryError(f"webhook {url} did not take the alert: {exc}") from exc
+    if not 200 <= status < 300:
+        raise AlertDeliveryError(f"webhook {url} answered HTTP {status}")
+
+
+def deliver(payloads: Iterable[Mapping[str, Any]], webhook: str | None, logger: Any = log) -> int:
+    """Post each alert (or log it when no webhook is set); returns how many the webhook accepted.
+
+    After the first failed post the rest are logged instead of posted, so a dead endpoint costs one
+    timeout per tick rather than one per alert.
+    """
+    sent = 0
+    reachable = webhook is not None
+    for payload in payloads:
+        if reachable:
+            try:
+                post_json(webhook, payload)
+                sent += 1
+                continue
+            except AlertDeliveryError as exc:
+                logger.warning(f"alert not delivered, logging it instead: {exc}")
+                reachable = False
+        logger.info(f"assurance alert: {payload['text']}")
+    return sent

@@ -1,0 +1,310 @@
+"""The findings ledger: every finding's history across runs, computed from published evidence alone.
+
+Nothing is updated in place. The ledger is a pure function of every run folder's `findings.parquet`
+(with its manifest's timestamp) and the append-only `_portfolio/acceptances.jsonl`, so concurrent
+runs never race on a shared file and the ledger can always be rebuilt.
+
+Per (finding_id, version): first and last run that reported it, and its status now:
+- `open` while the latest run of that version reports it;
+- `closed` once a later run of the same version no longer does (`closed_by` names that run);
+- `accepted` while open under an unexpired acceptance (who, why, until when); expired means open again.
+`due` is first_seen plus the policy's SLA for the finding's latest severity; `overdue` is an open
+finding past its due date.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from assurance.evidence.history import read_table, run_folders, runs_frame
+from assurance.evidence.store import PORTFOLIO
+from assurance.policy.model import Policy
+
+if TYPE_CHECKING:
+    from assurance.evidence.history import RunFolder
+    from assurance.evidence.store import EvidenceStore
+
+ACCEPTANCES = f"{PORTFOLIO}/acceptances.jsonl"
+FINDINGS = "findings"
+KEY = ["finding_id", "version"]
+ATTRIBUTES = ["model", "category", "check", "subject", "severity", "message", "owner", "evidence"]
+ACCEPTANCE_COLUMNS = ["finding_id", "model", "version", "reason", "by", "accepted_at", "expires"]
+LEDGER_COLUMNS = [
+    "finding_id",
+    "model",
+    "version",
+    "category",
+    "check",
+    "subject",
+    "severity",
+    "status",
+    "message",
+    "owner",
+    "evidence",
+    "first_seen",
+    "last_seen",
+    "first_run",
+    "last_run",
+    "runs_seen",
+    "closed_by",
+    "closed_at",
+    "due",
+    "overdue",
+    "accepted_by",
+    "accepted_reason",
+    "accepted_at",
+    "accepted_until",
+]
+_TIMES = ["first_seen", "last_seen", "closed_at", "due", "accepted_at", "accepted_until"]
+
+
+def _utc(value: object) -> pd.Timestamp:
+    stamp = pd.Timestamp(value)
+    return stamp.tz_localize(UTC) if stamp.tzinfo is None else stamp.tz_convert(UTC)
+
+
+def _times(values: object) -> pd.Series:
+    """UTC timestamps at one resolution, so columns from different sources compare and merge."""
+    return pd.to_datetime(values, utc=True).astype("datetime64[ns, UTC]")
+
+
+def findings_history(store: EvidenceStore, folders: list[RunFolder]) -> pd.DataFrame:
+    """Every finding row of every run that wrote findings, with the run's id and time; `evidence`
+    becomes a path relative to the evidence root, so the ledger points at the file behind each finding."""
+    frames = []
+    for run in folders:
+        frame = read_table(store, run.path, FINDINGS) if run.has(FINDINGS) else None
+        if frame is not None and len(frame):
+            evidence = frame["evidence"].fillna("").astype(str)
+            located = evidence.where(
+                evidence.eq("") | evidence.str.startswith(run.path), run.path + "/" + evidence
+            )
+            frames.append(
+                frame.assign(
+                    version=frame["version"].astype(str), evidence=located, run_id=run.run_id, run_at=run.at
+                )
+            )
+    if not frames:
+        return pd.DataFrame(columns=[*KEY, *ATTRIBUTES, "run_id", "run_at"])
+    return pd.concat(frames, ignore_index=True)
+
+
+def observing_runs(folders: list[RunFolder]) -> pd.DataFrame:
+    """Runs that wrote a findings table (even an empty one): only these can close a finding."""
+    return runs_frame([r for r in folders if r.has(FINDINGS)])[["model", "version", "run_id", "at"]]
+
+
+def read_acceptances(store: EvidenceStore) -> pd.DataFrame:
+    """Every acceptance ever recorded, oldest first; lines that are not valid records are ignored."""
+    try:
+        text = store.read_bytes(ACCEPTANCES).decode()
+    except FileNotFoundError:
+        text = ""
+    rows = []
+    for line in text.splitlines():
+        try:
+            row = json.loads(line)
+            rows.append({c: row[c] for c in ACCEPTANCE_COLUMNS})
+        except (ValueError, KeyError, TypeError):
+            continue
+    frame = pd.DataFrame(rows, columns=ACCEPTANCE_COLUMNS)
+    frame["version"] = frame["version"].astype(str)
+    for col in ("accepted_at", "expires"):
+        frame[col] = _times(frame[col])
+    return frame.sort_values("accepted_at", kind="stable").reset_index(drop=True)
+
+
+def _empty_ledger() -> pd.DataFrame:
+    frame = pd.DataFrame(columns=LEDGER_COLUMNS)
+    for col in _TIMES:
+        frame[col] = _times(frame[col])
+    return frame.astype({"overdue": bool, "runs_seen": int})
+
+
+def compute_ledger(
+    history: pd.DataFrame, runs: pd.DataFrame, acceptances: pd.DataFrame, policy: Policy, now: datetime
+) -> pd.DataFrame:
+    """The ledger from finding rows per run, the runs that observed findings, and the acceptances."""
+    if history.empty:
+        return _empty_ledger()
+    run_at = _times(history["run_at"])
+    # a run stamps first_seen just before it publishes: the earlier of the two is when it was first seen
+    recorded = _times(history["first_seen"]) if "first_seen" in history else run_at
+    seen_from = recorded.where(recorded.notna() & (recorded < run_at), run_at)
+    history = history.assign(run_at=run_at, seen_from=seen_from).sort_values(["run_at", "run_id"])
+    groups = history.groupby(KEY, sort=False)
+    latest = groups.tail(1).set_index(KEY)[[*ATTRIBUTES, "run_id"]].rename(columns={"run_id": "last_run"})
+    spans = groups.agg(
+        first_seen=("seen_from", "min"),
+        last_seen=("run_at", "max"),
+        first_run=("run_id", "first"),
+        runs_seen=("run_id", "nunique"),
+    )
+    ledger = latest.join(spans).reset_index()
+    ledger = _closing_runs(ledger, runs)
+    ledger = _with_acceptances(ledger, acceptances)
+    now_ts = _utc(now)
+    sla = ledger["severity"].map(lambda s: policy.sla_days(s))
+    ledger["due"] = ledger["first_seen"] + pd.to_timedelta(sla.astype(float), unit="D")
+    closed = ledger["closed_by"].notna()
+    accepted = ~closed & (ledger["accepted_until"] > now_ts)
+    ledger["status"] = "open"
+    ledger.loc[closed, "status"] = "closed"
+    ledger.loc[accepted, "status"] = "accepted"
+    ledger["overdue"] = (ledger["status"] == "open") & (ledger["due"] < now_ts)
+    return (
+        ledger[LEDGER_COLUMNS]
+        .sort_values(["model", "version", "first_seen", "finding_id"])
+        .reset_index(drop=True)
+    )
+
+
+def _closing_runs(ledger: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
+    """The first observing run of the same version after the finding was last seen, if any."""
+    runs = runs.assign(version=runs["version"].astype(str), at=_times(runs["at"]))
+    runs = runs.rename(columns={"run_id": "closed_by", "at": "closed_at"}).sort_values("closed_at")
+    left = ledger.sort_values("last_seen")
+    merged = pd.merge_asof(
+        left,
+        runs[["model", "version", "closed_by", "closed_at"]],
+        left_on="last_seen",
+        right_on="closed_at",
+        by=["model", "version"],
+        direction="forward",
+        allow_exact_matches=False,
+    )
+    return merged
+
+
+def _with_acceptances(ledger: pd.DataFrame, acceptances: pd.DataFrame) -> pd.DataFrame:
+    """The latest acceptance recorded for each (finding_id, version)."""
+    latest = acceptances.groupby(KEY, sort=False).tail(1)[[*KEY, "by", "reason", "accepted_at", "expires"]]
+    latest = latest.rename(
+        columns={"by": "accepted_by", "reason": "accepted_reason", "expires": "accepted_until"}
+    )
+    return ledger.merge(latest, on=KEY, how="left")
+
+
+def build_ledger(
+    store: EvidenceStore,
+    policy: Policy | None = None,
+    now: datetime | None = None,
+    model: str | None = None,
+    version: str | None = None,
+) -> pd.DataFrame:
+    """The findings ledger as of `now` (default: the current time) of the whole store, or of one model
+    (and version) only: a version's run needs only its own history."""
+    folders = run_folders(store, model, version)
+    return compute_ledger(
+        findings_history(store, folders),
+        observing_runs(folders),
+        read_acceptances(store),
+        policy or Policy(),
+        now or datetime.now(UTC),
+    )
+
+
+def parse_expiry(expires: str | date | datetime) -> pd.Timestamp:
+    """A date means "through that day" (UTC); a timestamp is taken as given (naive means UTC)."""
+    if isinstance(expires, datetime):
+        return _utc(expires)
+    if isinstance(expires, date):
+        return pd.Timestamp(datetime.combine(expires + timedelta(days=1), datetime.min.time()), tz=UTC)
+    text = str(expires).strip()
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise ValueError(f"expiry {text!r} is not an ISO 8601 date or timestamp (e.g. 2026-06-30)") from exc
+    return parse_expiry(parsed.date()) if len(text) <= len("YYYY-MM-DD") else _utc(parsed)
+
+
+def accept(
+    store: EvidenceStore,
+    finding_id: str,
+    reason: str,
+    expires: str | date | datetime,
+    by: str,
+    version: str | None = None,
+    now: datetime | None = None,
+) -> list[dict]:
+    """Record a risk acceptance for a finding open in `version` (default: every version it is open in).
+
+    Appends one line per version to `_portfolio/acceptances.jsonl` and returns the records written.
+    Raises ValueError, saying what to fix, on an empty reason or name, a past expiry, an unknown
+    finding id, or a finding that is not open in the versions asked for.
+    """
+    now = now or datetime.now(UTC)
+    reason, by, finding_id = (reason or "").strip(), (by or "").strip(), (finding_id or "").strip()
+    if not reason:
+        raise ValueError("a risk acceptance needs a reason: say why the risk is acceptable until it expires")
+    if not by:
+        raise ValueError("a risk acceptance needs the name of who accepts it (--by)")
+    until = parse_expiry(expires)
+    if until <= _utc(now):
+        raise ValueError(
+            f"expiry {until:%Y-%m-%d %H:%M} UTC is not in the future: an acceptance must expire later"
+        )
+    rows = build_ledger(store, now=now)
+    rows = rows[rows["finding_id"] == finding_id]
+    if rows.empty:
+        raise ValueError(
+            f"unknown finding id {finding_id!r}: no published run reported it (see `assurance status` for open findings)"
+        )
+    if version is not None:
+        seen = ", ".join(sorted(rows["version"]))
+        rows = rows[rows["version"] == str(version)]
+        if rows.empty:
+            raise ValueError(
+                f"finding {finding_id} was never reported for version {version} (only for {seen})"
+            )
+    rows = rows[rows["status"] != "closed"]
+    if rows.empty:
+        raise ValueError(
+            f"finding {finding_id} is closed in the version(s) asked for: there is nothing to accept"
+        )
+    records = [
+        {
+            "finding_id": finding_id,
+            "model": row.model,
+            "version": str(row.version),
+            "reason": reason,
+            "by": by,
+            "accepted_at": _utc(now).isoformat(),
+            "expires": until.isoformat(),
+        }
+        for row in rows.itertuples()
+    ]
+    _append_lines(store, ACCEPTANCES, [json.dumps(r, sort_keys=True) for r in records])
+    return records
+
+
+def _append_lines(store: EvidenceStore, rel: str, lines: list[str]) -> None:
+    """One append of whole lines: concurrent writers interleave lines, never bytes within a line."""
+    path = f"{store.base.rstrip('/')}/{rel}"
+    store.makedirs(path.rsplit("/", 1)[0])
+    with store.fs.open(path, "ab") as fh:
+        fh.write(("\n".join(lines) + "\n").encode())
+
+
+def apply_ledger(findings: pd.DataFrame, ledger: pd.DataFrame, now: datetime | None = None) -> pd.DataFrame:
+    """The current run's findings with history applied: first_seen from the ledger, due moved with it,
+    and status `accepted` under an unexpired acceptance, so accepted findings do not hold the version."""
+    if findings.empty or ledger.empty:
+        return findings
+    now_ts = _utc(now or datetime.now(UTC))
+    known = ledger.set_index(KEY)[["first_seen", "accepted_until"]]
+    out = findings.copy()
+    past = known.reindex(pd.MultiIndex.from_arrays([out["finding_id"], out["version"].astype(str)]))
+    past.index = out.index
+    past_first = _times(past["first_seen"])
+    current = _times(out["first_seen"])
+    earlier = past_first.where(past_first.notna() & (past_first < current), current)
+    out["due"] = _times(out["due"]) + (earlier - current)
+    out["first_seen"] = earlier
+    accepted = _times(past["accepted_until"]) > now_ts
+    out.loc[accepted & (out["status"] == "open"), "status"] = "accepted"
+    return out

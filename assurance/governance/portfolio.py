@@ -1,0 +1,515 @@
+"""The portfolio: model inventory, KPIs and the posture report, from the registry's versions and the evidence.
+
+Everything here is recomputed from scratch: the versions the registry lists now, the published run
+folders and the findings ledger. A version that has evidence but is gone from the registry stays in
+the inventory as `retired`, so its history is never lost from view.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from assurance.checks.change_control import TABLE as ALIAS_TABLE
+from assurance.checks.change_control import production_aliases
+from assurance.checks.documentation import tag_problem
+from assurance.domain.findings import SEVERITIES, severity_rank
+from assurance.domain.values import VersionRecord
+from assurance.evidence.history import RunFolder, read_table, run_folders, stacked_table
+from assurance.evidence.store import PORTFOLIO
+from assurance.governance.ledger import build_ledger
+from assurance.policy.model import Policy
+from assurance.policy.tiers import decide_tier
+
+if TYPE_CHECKING:
+    from assurance.evidence.store import EvidenceStore
+
+INVENTORY_METADATA = ("owner", "use_case")
+INVENTORY_COLUMNS = [
+    "model",
+    "version",
+    "status",
+    "retired",
+    "owner",
+    "use_case",
+    "tier",
+    "tier_source",
+    "tier_rationale",
+    "aliases",
+    "production",
+    "registered_at",
+    "metadata_completeness",
+    "missing_metadata",
+    "monitoring_url",
+    "runs",
+    "first_assured",
+    "last_assured",
+    "last_run",
+    "recommendation",
+    "open_findings",
+    "overdue_findings",
+    "documentation_complete",
+    "review_due",
+    "review_overdue",
+    "evidence_complete",
+]
+KPI_COLUMNS = ["kpi", "value", "unit", "numerator", "denominator", "description"]
+ALIAS_HISTORY_COLUMNS = ["model", "alias", "version", "first_observed", "last_observed", "runs"]
+FILES = {
+    "inventory": "inventory.parquet",
+    "ledger": "findings_ledger.parquet",
+    "kpis": "kpis.parquet",
+    "alias_history": "alias_history.parquet",
+}
+REPORT = "report.html"
+REPORT_ROWS = 500
+
+
+@dataclass
+class Portfolio:
+    """The portfolio tables as of `generated_at`."""
+
+    inventory: pd.DataFrame
+    ledger: pd.DataFrame
+    kpis: pd.DataFrame
+    alias_history: pd.DataFrame
+    generated_at: datetime
+
+
+def record_from_ref(ref: Any) -> VersionRecord:
+    """A light VersionRecord from a registry snapshot entry (name, version, status, tags, aliases, run_id,
+    created_ms): all the inventory needs, without reading each version's source run."""
+    return VersionRecord(
+        name=ref.name,
+        version=str(ref.version),
+        tags=dict(ref.tags),
+        model_tags={},
+        version_tags={},
+        aliases=list(ref.aliases),
+        status=str(ref.status),
+        source="",
+        run_id=ref.run_id,
+        model_id=None,
+        created_ms=ref.created_ms,
+        updated_ms=None,
+    )
+
+
+def metadata_gaps(record: VersionRecord, policy: Policy, tier: str) -> tuple[list[str], int]:
+    """Inventory metadata the version lacks (owner, use case and the tier's required tags), and how many are asked."""
+    required = list(
+        dict.fromkeys([*INVENTORY_METADATA, *(policy.tier_config(tier).get("required_tags") or [])])
+    )
+    return [k for k in required if tag_problem(k, record.tags.get(k))], len(required)
+
+
+def _documentation_complete(store: EvidenceStore, run: RunFolder | None) -> bool | None:
+    """Whether the latest run found every required document and tag; None when it did not check."""
+    table = (
+        read_table(store, run.path, "documentation") if run is not None and run.has("documentation") else None
+    )
+    return None if table is None else bool((table["status"] == "ok").all())
+
+
+def _finding_counts(ledger: pd.DataFrame) -> tuple[dict, dict]:
+    if ledger.empty:
+        return {}, {}
+    keys = list(zip(ledger["model"], ledger["version"].astype(str), strict=True))
+    opened = ledger.assign(_k=keys)[ledger["status"] == "open"]
+    return opened.groupby("_k").size().to_dict(), opened[opened["overdue"]].groupby("_k").size().to_dict()
+
+
+def _registered_row(record: VersionRecord, policy: Policy, live: set[str]) -> dict:
+    decision = decide_tier(record, policy)
+    gaps, asked = metadata_gaps(record, policy, decision.tier)
+    created = pd.Timestamp(record.created_ms, unit="ms", tz=UTC) if record.created_ms is not None else pd.NaT
+    return {
+        "model": record.name,
+        "version": str(record.version),
+        "status": record.status,
+        "retired": False,
+        "owner": record.tags.get("owner") or None,
+        "use_case": record.tags.get("use_case") or None,
+        "tier": decision.tier,
+        "tier_source": decision.source,
+        "tier_rationale": decision.rationale,
+        "aliases": ", ".join(sorted(record.aliases)),
+        "production": any(a.lower() in live for a in record.aliases),
+        "registered_at": created,
+        "metadata_completeness": (asked - len(gaps)) / asked if asked else 1.0,
+        "missing_metadata": ", ".join(gaps),
+        "monitoring_url": tag_problem("monitoring_url", record.tags.get("monitoring_url")) is None,
+    }
+
+
+def _retired_row(model: str, version: str) -> dict:
+    return {
+        "model": model,
+        "version": version,
+        "status": "gone from registry",
+        "retired": True,
+        "production": False,
+    }
+
+
+def inventory(
+    records: list[VersionRecord],
+    store: EvidenceStore,
+    policy: Policy,
+    ledger: pd.DataFrame,
+    folders: list[RunFolder],
+    now: datetime,
+) -> pd.DataFrame:
+    """One row per registered version, plus retired versions that only the evidence remembers."""
+    live = production_aliases(policy)
+    by_version: dict[tuple[str, str], list[RunFolder]] = {}
+    for run in folders:
+        by_version.setdefault((run.model, run.version), []).append(run)
+    rows = [_registered_row(r, policy, live) for r in records]
+    registered = {(r["model"], r["version"]) for r in rows}
+    rows += [_retired_row(m, v) for m, v in sorted(by_version) if (m, v) not in registered]
+    open_counts, overdue_counts = _finding_counts(ledger)
+    now_ts = pd.Timestamp(now)
+    for row in rows:
+        key = (row["model"], row["version"])
+        runs = sorted(by_version.get(key, []), key=lambda r: r.at)
+        latest = runs[-1] if runs else None
+        cadence = policy.tier_config(row["tier"]).get("revalidate_days") if row.get("tier") else None
+        row["runs"] = len(runs)
+        row["first_assured"] = runs[0].at if runs else pd.NaT
+        row["last_assured"] = latest.at if latest else pd.NaT
+        row["last_run"] = latest.path if latest else None
+        row["recommendation"] = latest.recommendation if latest else None
+        row["open_findings"] = int(open_counts.get(key, 0))
+        row["overdue_findings"] = int(overdue_counts.get(key, 0))
+        row["documentation_complete"] = _documentation_complete(store, latest)
+        # never assured: the review has been due since registration
+        due = latest.at + pd.Timedelta(days=cadence or 0) if latest else row.get("registered_at", pd.NaT)
+        row["review_due"] = due if cadence is not None and not row["retired"] else pd.NaT
+        row["review_overdue"] = bool(not row["retired"] and (latest is None or row["review_due"] < now_ts))
+        row["evidence_complete"] = bool(
+            latest and not row["review_overdue"] and row["documentation_complete"]
+        )
+    frame = pd.DataFrame(rows, columns=INVENTORY_COLUMNS)
+    for col in ("registered_at", "first_assured", "last_assured", "review_due"):
+        frame[col] = pd.to_datetime(frame[col], utc=True)
+    return frame.sort_values(["retired", "model", "version"], kind="stable").reset_index(drop=True)
+
+
+def _ratio(kpi: str, num: int, den: int, description: str) -> dict:
+    value = num / den if den else float("nan")
+    return {
+        "kpi": kpi,
+        "value": value,
+        "unit": "ratio",
+        "numerator": num,
+        "denominator": den,
+        "description": description,
+    }
+
+
+def _count(kpi: str, value: float, description: str, unit: str = "count") -> dict:
+    return {
+        "kpi": kpi,
+        "value": float(value),
+        "unit": unit,
+        "numerator": None,
+        "denominator": None,
+        "description": description,
+    }
+
+
+def kpis(inv: pd.DataFrame, ledger: pd.DataFrame) -> pd.DataFrame:
+    """Portfolio KPIs over the versions in the registry (retired versions excluded)."""
+    current = inv[~inv["retired"].astype(bool)]
+    n = len(current)
+    prod = current[current["production"].astype(bool)]
+    in_scope = set(zip(current["model"], current["version"], strict=True))
+    live_ledger = (
+        ledger[[k in in_scope for k in zip(ledger["model"], ledger["version"], strict=True)]]
+        if len(ledger)
+        else ledger
+    )
+    open_ = live_ledger[live_ledger["status"] == "open"] if len(live_ledger) else live_ledger
+    lead_days = ((current["first_assured"] - current["registered_at"]).dt.total_seconds() / 86400).dropna()
+    rows = [
+        _count("registered_versions", n, "Model versions in the registry."),
+        _count("production_versions", len(prod), "Versions behind a production alias."),
+        _ratio(
+            "inventory_coverage",
+            int((current["metadata_completeness"] >= 1).sum()),
+            n,
+            "Versions whose inventory metadata (owner, use case, the tier's required tags) is complete.",
+        ),
+        _ratio(
+            "tiering_completeness",
+            int(current["tier_source"].isin(["tag", "rule"]).sum()),
+            n,
+            "Versions tiered by a valid risk_tier tag or a policy rule (not the fallback default).",
+        ),
+        _ratio("assurance_coverage", int((current["runs"] > 0).sum()), n, "Versions assured at least once."),
+        _ratio(
+            "evidence_completeness_rate",
+            int(current["evidence_complete"].astype(bool).sum()),
+            n,
+            "Versions with current evidence: assured within the tier's review cadence, documentation complete.",
+        ),
+        _ratio(
+            "monitoring_coverage",
+            int(prod["monitoring_url"].astype(bool).sum()),
+            len(prod),
+            "Production versions with a monitoring dashboard link (monitoring_url).",
+        ),
+        *[
+            _count(
+                f"open_findings_{s}",
+                int((open_["severity"] == s).sum()) if len(open_) else 0,
+                f"Open {s} findings (accepted risks excluded).",
+            )
+            for s in SEVERITIES
+        ],
+        _count(
+            "accepted_findings",
+            int((live_ledger["status"] == "accepted").sum()) if len(live_ledger) else 0,
+            "Findings under an unexpired risk acceptance.",
+        ),
+        _ratio(
+            "overdue_remediation",
+            int(open_["overdue"].astype(bool).sum()) if len(open_) else 0,
+            len(open_),
+            "Open findings past their due date from the policy's SLA.",
+        ),
+        _count(
+            "reviews_overdue",
+            int(current["review_overdue"].astype(bool).sum()),
+            "Versions never assured or not re-assured within their tier's review cadence.",
+        ),
+        _count(
+            "median_days_to_first_assurance",
+            lead_days.median() if len(lead_days) else float("nan"),
+            "Median days from registration to the first published assurance run.",
+            unit="days",
+        ),
+    ]
+    frame = pd.DataFrame(rows, columns=KPI_COLUMNS)
+    return frame.astype({"numerator": "Int64", "denominator": "Int64"})
+
+
+def production_history(store: EvidenceStore, folders: list[RunFolder], policy: Policy) -> pd.DataFrame:
+    """Which version each production alias pointed to, over time, from every run's alias record."""
+    stacked = stacked_table(store, folders, ALIAS_TABLE)
+    if stacked is None or stacked.empty:
+        return pd.DataFrame(columns=ALIAS_HISTORY_COLUMNS)
+    live = stacked[stacked["alias"].str.lower().isin(production_aliases(policy))]
+    grouped = live.groupby(["model", "alias", "version"], as_index=False).agg(
+        first_observed=("observed_at", "min"),
+        last_observed=("observed_at", "max"),
+        runs=("run_id", "nunique"),
+    )
+    return grouped.sort_values(["model", "alias", "first_observed"]).reset_index(drop=True)[
+        ALIAS_HISTORY_COLUMNS
+    ]
+
+
+def build_portfolio(
+    records: list[VersionRecord],
+    store: EvidenceStore,
+    policy: Policy | None = None,
+    now: datetime | None = None,
+) -> Portfolio:
+    """Inventory, ledger, KPIs and production alias history for the registry's versions and the store."""
+    policy = policy or Policy()
+    now = now or datetime.now(UTC)
+    folders = run_folders(store)
+    ledger = build_ledger(store, policy, now)
+    inv = inventory(records, store, policy, ledger, folders, now)
+    return Portfolio(inv, ledger, kpis(inv, ledger), production_history(store, folders, policy), now)
+
+
+def publish_portfolio(store: EvidenceStore, portfolio: Portfolio) -> list[str]:
+    """Replace the `_portfolio/` tables and report with this snapshot; returns the paths written."""
+    from assurance.evidence.store import parquet_bytes
+
+    blobs = {name: parquet_bytes(getattr(portfolio, attr)) for attr, name in FILES.items()}
+    blobs[REPORT] = report_html(portfolio).encode()
+    base = f"{store.base.rstrip('/')}/{PORTFOLIO}"
+    store.makedirs(base)
+    for name, data in blobs.items():
+        target = f"{base}/{name}"
+        staging = f"{base}/.{name}.staging" if store.local else target
+        with store.fs.open(staging, "wb") as fh:
+            fh.write(data)
+        if staging != target:
+            store.fs.mv(staging, target)
+    return [f"{PORTFOLIO}/{name}" for name in blobs]
+
+
+def _text(value: object) -> str:
+    if value is None or (isinstance(value, float) and value != value) or value is pd.NaT:
+        return ""
+    if isinstance(value, pd.Timestamp):
+        return value.strftime("%Y-%m-%d %H:%M")
+    if isinstance(value, (bool, np.bool_)):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return str(value)
+
+
+def kpi_value(row: Any) -> str:
+    """A KPI as people read it: percent with its fraction, a count, or days."""
+    if row.unit == "ratio":
+        if row.denominator in (0, None) or pd.isna(row.denominator):
+            return "n/a (none in scope)"
+        return f"{row.value:.0%} ({row.numerator}/{row.denominator})"
+    if row.unit == "days":
+        return "n/a" if pd.isna(row.value) else f"{row.value:.1f} days"
+    return f"{int(row.value)}"
+
+
+def _html_table(frame: pd.DataFrame, columns: list[str]) -> str:
+    if frame.empty:
+        return "<p>(none)</p>"
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(_text(getattr(r, c)))}</td>" for c in columns) + "</tr>"
+        for r in frame[columns].itertuples(index=False)
+    )
+    more = (
+        f"<p>{len(frame) - REPORT_ROWS} more rows are in the evidence table.</p>"
+        if len(frame) > REPORT_ROWS
+        else ""
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{more}"
+
+
+def open_findings(ledger: pd.DataFrame) -> pd.DataFrame:
+    """Open and accepted findings, overdue and most severe first."""
+    if ledger.empty:
+        return ledger
+    live = ledger[ledger["status"] != "closed"]
+    return (
+        live.assign(_rank=live["severity"].map(severity_rank))
+        .sort_values(["overdue", "_rank", "due"], ascending=[False, True, True])
+        .drop(columns="_rank")
+    )
+
+
+_CSS = (
+    "body{font-family:system-ui,sans-serif;max-width:1200px;margin:2rem auto;padding:0 1rem;color:#1f2328}"
+    "table{border-collapse:collapse;margin:.5rem 0 1.5rem;font-size:.85rem}"
+    "th,td{border:1px solid #d0d7de;padding:.3rem .5rem;text-align:left;vertical-align:top}th{background:#f6f8fa}"
+)
+
+
+def report_html(portfolio: Portfolio) -> str:
+    """The posture report: KPIs, production versions, inventory, open findings, production alias history.
+    Every value is HTML-escaped: tags, names and messages come from users."""
+    inv, kp = portfolio.inventory, portfolio.kpis
+    kpi_rows = pd.DataFrame(
+        {"kpi": kp["kpi"], "value": [kpi_value(r) for r in kp.itertuples()], "meaning": kp["description"]}
+    )
+    prod = inv[inv["production"].astype(bool)]
+    findings = open_findings(portfolio.ledger)
+    version_cols = [
+        "model",
+        "version",
+        "tier",
+        "aliases",
+        "owner",
+        "recommendation",
+        "open_findings",
+        "overdue_findings",
+        "last_assured",
+        "review_due",
+        "review_overdue",
+    ]
+    inventory_cols = [
+        "model",
+        "version",
+        "status",
+        "retired",
+        "owner",
+        "tier",
+        "tier_rationale",
+        "aliases",
+        "metadata_completeness",
+        "missing_metadata",
+        "runs",
+        "last_assured",
+        "recommendation",
+        "documentation_complete",
+        "evidence_complete",
+        "review_due",
+    ]
+    finding_cols = [
+        "severity",
+        "status",
+        "model",
+        "version",
+        "category",
+        "subject",
+        "message",
+        "first_seen",
+        "due",
+        "overdue",
+        "accepted_by",
+        "accepted_until",
+        "finding_id",
+    ]
+    body = [
+        "<h1>Model risk posture</h1>",
+        f"<p>Generated {html.escape(_text(pd.Timestamp(portfolio.generated_at)))} UTC.</p>",
+        "<h2>KPIs</h2>",
+        _html_table(kpi_rows, ["kpi", "value", "meaning"]),
+        "<h2>Production versions</h2>",
+        _html_table(prod.head(REPORT_ROWS), version_cols),
+        "<h2>Open findings</h2>",
+        _html_table(findings.head(REPORT_ROWS), finding_cols),
+        "<h2>Inventory</h2>",
+        _html_table(inv.head(REPORT_ROWS), inventory_cols),
+        "<h2>Production alias history</h2>",
+        _html_table(portfolio.alias_history.head(REPORT_ROWS), ALIAS_HISTORY_COLUMNS),
+    ]
+    return (
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Model risk posture</title>"
+        f"<style>{_CSS}</style></head><body>{''.join(body)}</body></html>"
+    )
+
+
+def posture_text(portfolio: Portfolio, max_rows: int = 50) -> str:
+    """The posture for a terminal: KPIs, every current version's standing, and overdue findings."""
+    inv, kp = portfolio.inventory, portfolio.kpis
+    current = inv[~inv["retired"].astype(bool)]
+    lines = [f"Model risk posture at {_text(pd.Timestamp(portfolio.generated_at))} UTC", ""]
+    width = max(len(k) for k in kp["kpi"])
+    lines += [f"  {r.kpi:<{width}}  {kpi_value(r)}" for r in kp.itertuples()]
+    cols = [
+        "model",
+        "version",
+        "tier",
+        "aliases",
+        "recommendation",
+        "open_findings",
+        "overdue_findings",
+        "review_due",
+    ]
+    shown = current[cols].head(max_rows).map(_text)
+    lines += ["", "Versions:", shown.to_string(index=False) if len(shown) else "  (none registered)"]
+    if len(current) > max_rows:
+        lines.append(f"  ... and {len(current) - max_rows} more (see {PORTFOLIO}/{FILES['inventory']})")
+    findings = open_findings(portfolio.ledger)
+    overdue = findings[findings["overdue"].astype(bool)] if len(findings) else findings
+    if len(overdue):
+        cols = ["finding_id", "severity", "model", "version", "subject", "due"]
+        lines += [
+            "",
+            f"Overdue findings ({len(overdue)}):",
+            overdue[cols].head(max_rows).map(_text).to_string(index=False),
+        ]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,1 @@
+"""Policy as code: the typed policy, risk tiers and the recommendation rule."""

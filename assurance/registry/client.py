@@ -1,0 +1,312 @@
+"""The MLflow registry adapter: one typed object around `MlflowClient`, with no global MLflow state.
+
+Works the same against an embedded `sqlite:///` registry and a `mlflow server` over HTTP, which differ
+in small ways (version int vs str, missing `model_id`, page tokens) that are absorbed here.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from assurance.domain.values import VersionRecord
+
+RESULT_TAG_PREFIX = "assurance.result."
+DOC_SUFFIXES = (".md", ".markdown", ".txt")
+MAX_DOC_BYTES = 1 << 20
+_UNREACHABLE = (
+    "Max retries exceeded",
+    "Failed to establish",
+    "Connection refused",
+    "timed out",
+    "Name or service",
+)
+
+
+class RegistryError(RuntimeError):
+    """The registry cannot be reached or does not hold what was asked for."""
+
+
+@dataclass(frozen=True)
+class VersionRef:
+    """A version as one registry snapshot sees it: enough to fingerprint changes without a full record."""
+
+    name: str
+    version: str
+    status: str
+    tags: dict[str, str]
+    aliases: tuple[str, ...]
+    run_id: str | None
+    created_ms: int | None
+
+
+def _model_id(mv: Any) -> str | None:
+    mid = getattr(mv, "model_id", None)
+    if mid:
+        return mid
+    source = getattr(mv, "source", "") or ""
+    if source.startswith("models:/m-"):
+        return source.split("/", 1)[1].split("/")[0]
+    return None
+
+
+class Registry:
+    """Read versions, their runs and artifacts; write back only `assurance.result.*` tags."""
+
+    def __init__(self, tracking_uri: str | None = None, registry_uri: str | None = None):
+        import os
+
+        self.tracking_uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or "sqlite:///mlflow.db"
+        self.registry_uri = registry_uri or self.tracking_uri
+        self._client = None
+
+    @property
+    def client(self):
+        if self._client is None:
+            from mlflow import MlflowClient
+
+            self._client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.registry_uri)
+        return self._client
+
+    def _call(self, what: str, fn, *args, **kwargs):
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return fn(*args, **kwargs)
+        except MlflowException as exc:
+            code = getattr(exc, "error_code", "")
+            if code in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"):
+                raise RegistryError(f"{what}: not found in the registry at {self.tracking_uri}") from exc
+            if any(marker in str(exc) for marker in _UNREACHABLE):
+                raise RegistryError(
+                    f"{what} failed: the registry at {self.tracking_uri} cannot be reached; "
+                    "check the tracking URI and that the MLflow server is up"
+                ) from exc
+            raise RegistryError(
+                f"{what} failed against {self.tracking_uri}: {str(exc).splitlines()[0]}"
+            ) from exc
+        except Exception as exc:  # noqa: BLE001 - connection errors come in many types
+            raise RegistryError(
+                f"{what} failed: the registry at {self.tracking_uri} cannot be reached ({type(exc).__name__}: {exc})"
+            ) from exc
+
+    def resolve_version(self, name: str, version: str | None = None, alias: str | None = None) -> str:
+        """The version number asked for: explicit, behind an alias, or the newest one."""
+        if version:
+            return str(
+                self._call(
+                    f"model version {name}/{version}", self.client.get_model_version, name, str(version)
+                ).version
+            )
+        if alias:
+            return str(
+                self._call(
+                    f"alias {alias!r} of {name}", self.client.get_model_version_by_alias, name, alias
+                ).version
+            )
+        versions = list(self._search_versions(f"name = '{_quote(name)}'"))
+        if not versions:
+            raise RegistryError(f"model {name!r} has no versions in the registry at {self.tracking_uri}")
+        return str(max(int(v.version) for v in versions))
+
+    def _paged(self, what: str, search, **kwargs) -> Iterator[Any]:
+        """Every item of a paginated search; page tokens are None/bytes embedded and ''/str over HTTP."""
+        token = None
+        while True:
+            page = self._call(what, search, max_results=1000, page_token=token, **kwargs)
+            yield from page
+            token = getattr(page, "token", None)
+            if not token:
+                return
+
+    def _search_versions(self, filter_string: str | None = None) -> Iterator[Any]:
+        return self._paged(
+            "listing model versions", self.client.search_model_versions, filter_string=filter_string
+        )
+
+    def _registered_models(self) -> Iterator[Any]:
+        return self._paged("listing registered models", self.client.search_registered_models)
+
+    def snapshot(self) -> list[VersionRef]:
+        """Every version with merged tags and aliases, from one paginated pass over the registry."""
+        models = {m.name: m for m in self._registered_models()}
+        refs = []
+        for mv in self._search_versions():
+            model = models.get(mv.name)
+            model_tags = dict(getattr(model, "tags", {}) or {})
+            aliases = tuple(
+                sorted(
+                    a for a, v in (getattr(model, "aliases", {}) or {}).items() if str(v) == str(mv.version)
+                )
+            )
+            refs.append(
+                VersionRef(
+                    name=mv.name,
+                    version=str(mv.version),
+                    status=str(mv.status),
+                    tags={**model_tags, **dict(mv.tags or {})},
+                    aliases=aliases,
+                    run_id=mv.run_id,
+                    created_ms=mv.creation_timestamp,
+                )
+            )
+        return refs
+
+    def version_record(self, name: str, version: str) -> VersionRecord:
+        """The full record the graph starts from; problems with the run or artifacts become notes."""
+        version = str(version)
+        mv = self._call(f"model version {name}/{version}", self.client.get_model_version, name, version)
+        rm = self._call(f"registered model {name}", self.client.get_registered_model, name)
+        model_tags = dict(rm.tags or {})
+        version_tags = dict(mv.tags or {})
+        aliases = sorted(a for a, v in (rm.aliases or {}).items() if str(v) == version)
+        record = VersionRecord(
+            name=name,
+            version=version,
+            tags={**model_tags, **version_tags},
+            model_tags=model_tags,
+            version_tags=version_tags,
+            aliases=aliases,
+            status=str(mv.status),
+            source=mv.source or "",
+            run_id=mv.run_id,
+            model_id=_model_id(mv),
+            created_ms=mv.creation_timestamp,
+            updated_ms=mv.last_updated_timestamp,
+            description=mv.description or "",
+            model_description=rm.description or "",
+        )
+        self._add_run(record)
+        self._add_model_metadata(record)
+        return record
+
+    def _add_run(self, record: VersionRecord) -> None:
+        if not record.run_id:
+            record.notes.append(
+                "the version has no source run: logged metrics and documents cannot be checked"
+            )
+            return
+        try:
+            run = self.client.get_run(record.run_id)
+        except Exception as exc:  # noqa: BLE001
+            record.notes.append(f"source run {record.run_id} could not be read: {exc}")
+            return
+        record.logged_metrics = {k: float(v) for k, v in (run.data.metrics or {}).items()}
+        record.run_params = dict(run.data.params or {})
+        for ds_input in getattr(run.inputs, "dataset_inputs", None) or []:
+            ds = ds_input.dataset
+            context = next((t.value for t in ds_input.tags or [] if t.key == "mlflow.data.context"), "")
+            record.run_datasets.append(
+                {
+                    "name": ds.name,
+                    "source": _dataset_source(ds.source),
+                    "source_type": ds.source_type,
+                    "context": context,
+                }
+            )
+        try:
+            artifacts = self.client.list_artifacts(record.run_id)
+        except Exception as exc:  # noqa: BLE001
+            record.notes.append(f"artifacts of run {record.run_id} could not be listed: {exc}")
+            return
+        record.run_artifacts = sorted(a.path for a in artifacts)
+        for art in artifacts:
+            if (
+                not art.is_dir
+                and art.path.lower().endswith(DOC_SUFFIXES)
+                and (art.file_size or 0) <= MAX_DOC_BYTES
+            ):
+                text = self._artifact_text(record.run_id, art.path)
+                if text is not None:
+                    record.documents[art.path] = text
+
+    def _artifact_text(self, run_id: str, path: str) -> str | None:
+        import mlflow.artifacts
+
+        with tempfile.TemporaryDirectory() as tmp:
+            try:
+                local = mlflow.artifacts.download_artifacts(
+                    run_id=run_id, artifact_path=path, dst_path=tmp, tracking_uri=self.tracking_uri
+                )
+                return Path(local).read_text(errors="replace")
+            except Exception:  # noqa: BLE001 - an unreadable document is reported as missing
+                return None
+
+    def model_download_uri(self, record: VersionRecord) -> str:
+        return self._call(
+            f"model artifacts of {record.key}",
+            self.client.get_model_version_download_uri,
+            record.name,
+            record.version,
+        )
+
+    def download_model(self, record: VersionRecord, dst: Path) -> Path:
+        """Model artifacts in a local folder (holding `MLmodel`)."""
+        import mlflow.artifacts
+
+        uri = self.model_download_uri(record)
+        return Path(
+            mlflow.artifacts.download_artifacts(
+                artifact_uri=uri, dst_path=str(dst), tracking_uri=self.tracking_uri
+            )
+        )
+
+    def _add_model_metadata(self, record: VersionRecord) -> None:
+        import mlflow.artifacts
+        import yaml
+
+        try:
+            uri = self.model_download_uri(record)
+            with tempfile.TemporaryDirectory() as tmp:
+                local = mlflow.artifacts.download_artifacts(
+                    artifact_uri=f"{uri.rstrip('/')}/MLmodel", dst_path=tmp, tracking_uri=self.tracking_uri
+                )
+                mlmodel = yaml.safe_load(Path(local).read_text()) or {}
+        except Exception as exc:  # noqa: BLE001
+            record.notes.append(f"the model's MLmodel file could not be read: {exc}")
+            return
+        record.flavors = sorted((mlmodel.get("flavors") or {}).keys())
+        signature = mlmodel.get("signature") or {}
+        record.signature_inputs = _columns(signature.get("inputs"))
+        record.signature_outputs = _columns(signature.get("outputs"))
+
+    def set_result_tags(self, name: str, version: str, tags: dict[str, str]) -> None:
+        """Write results back as `assurance.result.*` version tags, the only tags the product owns."""
+        for key, value in tags.items():
+            if not key.startswith(RESULT_TAG_PREFIX):
+                raise ValueError(
+                    f"refusing to write tag {key!r}: the product writes only {RESULT_TAG_PREFIX}* tags"
+                )
+            self._call(
+                f"writing tag {key}", self.client.set_model_version_tag, name, str(version), key, str(value)
+            )
+
+
+def _columns(spec: Any) -> list[dict[str, Any]] | None:
+    if not spec:
+        return None
+    cols = json.loads(spec) if isinstance(spec, str) else spec
+    if not isinstance(cols, list):
+        return None
+    return [{"name": c.get("name"), "type": c.get("type"), "required": c.get("required", True)} for c in cols]
+
+
+def _dataset_source(source: str) -> str:
+    """MLflow stores a dataset source as JSON such as {"uri": ...} or {"url": ...}; keep the location."""
+    try:
+        data = json.loads(source)
+    except (TypeError, ValueError):
+        return source
+    if isinstance(data, dict):
+        for key in ("uri", "url", "path", "location"):
+            if data.get(key):
+                return str(data[key])
+    return source
+
+
+def _quote(name: str) -> str:
+    return name.replace("'", "\\'")

@@ -1,0 +1,1 @@
+"""Markdown, HTML and plots for the version and portfolio reports."""

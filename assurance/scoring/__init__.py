@@ -1,0 +1,1 @@
+"""Loading a version's model and scoring datasets with it."""
