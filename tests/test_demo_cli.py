@@ -1,12 +1,18 @@
 """`assurance demo`, the README's first command, end to end: every version assured, planted problems found."""
 
+import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pandas as pd
 
 from assurance.evidence.store import EvidenceStore
+
+# The demo's findings as `check | subject | severity` per version. A refactoring must leave them as
+# they are; a deliberate change to a check updates this file in the same commit, so the diff shows it.
+SNAPSHOT = Path(__file__).resolve().parent / "snapshots" / "demo_findings.json"
 
 
 def test_demo_assures_every_version_and_finds_the_planted_problems(tmp_path):
@@ -42,6 +48,11 @@ def test_demo_assures_every_version_and_finds_the_planted_problems(tmp_path):
         assert rel is not None, f"no evidence for {model}/{version}"
         assert store.verify(rel) == []
         findings[model, version] = pd.read_parquet(store._abs(f"{rel}/findings.parquet"))
+    observed = {
+        f"{model}/{version}": sorted(f"{r.check} | {r.subject} | {r.severity}" for r in frame.itertuples())
+        for (model, version), frame in findings.items()
+    }
+    assert observed == json.loads(SNAPSHOT.read_text())
     healthy = findings["credit_default", "1"]
     assert not healthy["severity"].isin(["critical", "high", "medium"]).any(), healthy[["check", "subject"]]
     troubled = findings["credit_default", "2"]
