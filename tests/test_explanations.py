@@ -7,6 +7,8 @@ import pandas as pd
 import pytest
 
 from assurance.checks import explanations
+from assurance.checks.explanations import explainers
+from assurance.checks.explanations.codec import Codec
 from assurance.scoring.models import ScoringModel, from_estimator
 from tests import synthetic_version as sv
 
@@ -63,7 +65,7 @@ def test_one_hot_attributions_add_up_to_the_model_margin(model, current):
     import shap
 
     rows = current.head(50)
-    values = explanations.tree_explainer(model, sv.FEATURES).explain(rows)
+    values = explainers.tree_explainer(model, sv.FEATURES).explain(rows)
     base = shap.TreeExplainer(model.native.steps[-1][1]).expected_value
     margin = model.native.decision_function(rows[sv.FEATURES])
     assert np.allclose(values.sum(axis=1) + np.ravel(base)[0], margin, atol=1e-6)
@@ -139,18 +141,16 @@ def test_regressor_and_multiclass_tree_models():
 
 def test_pick_output_chooses_the_explained_output():
     raw = np.arange(2 * 3 * 3, dtype=float).reshape(2, 3, 3)
-    assert np.array_equal(explanations.pick_output(raw, "binary", None), raw[:, :, -1])
+    assert np.array_equal(explainers.pick_output(raw, "binary", None), raw[:, :, -1])
     assert np.array_equal(
-        explanations.pick_output(raw, "multiclass", np.array([0, 2])), np.stack([raw[0, :, 0], raw[1, :, 2]])
+        explainers.pick_output(raw, "multiclass", np.array([0, 2])), np.stack([raw[0, :, 0], raw[1, :, 2]])
     )
-    assert np.array_equal(
-        explanations.pick_output([raw[:, :, 0], raw[:, :, 1]], "binary", None), raw[:, :, 1]
-    )
+    assert np.array_equal(explainers.pick_output([raw[:, :, 0], raw[:, :, 1]], "binary", None), raw[:, :, 1])
 
 
 def test_source_matrix_maps_transformed_names_back():
     names = ["cat__region_north", "cat__region_south", "num__age", "num__age_band_young", "extra__score"]
-    matrix, columns = explanations.source_matrix(names, ["age", "age_band", "region"])
+    matrix, columns = explainers.source_matrix(names, ["age", "age_band", "region"])
     assert columns == ["age", "age_band", "region", "extra__score"]
     assert matrix.argmax(axis=1).tolist() == [2, 2, 0, 1, 3]
 
@@ -159,7 +159,7 @@ def test_codec_round_trips_categories_missing_values_and_dtypes():
     frame = pd.DataFrame(
         {"c": ["x", None, "y"], "n": [1, 2, 3], "f": [0.5, np.nan, 1.5], "b": [True, False, True]}
     )
-    codec = explanations.Codec(frame, ["c", "n", "f", "b"])
+    codec = Codec(frame, ["c", "n", "f", "b"])
     back = codec.decode(codec.encode(frame))
     pd.testing.assert_frame_equal(back, frame, check_dtype=False)
     assert back["n"].dtype == frame["n"].dtype and back["b"].dtype == bool

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from sklearn import metrics as skm
 
-from assurance.checks import estimation, metrics, performance
+from assurance.checks import estimation, metrics, performance, rows
 from assurance.policy.model import Policy
 from tests import synthetic_version as sv
 
@@ -152,9 +152,9 @@ def test_estimate_without_labels_tracks_realized_performance_under_covariate_shi
     """Stated tolerance: each estimated metric within 0.03 of the realized one on 10k shifted rows,
     where assuming "no change from reference" would be off by more than 0.08."""
     inputs = sv.inputs(sv.make_frame(10_000, seed=12), covariate_shifted(10_000, seed=seed), logistic)
-    reference = performance.labelled(performance.role_outcomes(inputs, "reference"))
-    current = performance.role_outcomes(inputs, "current")
-    realized = performance.labelled(current).point()
+    reference = rows.labelled_arrays(rows.role_outcomes(inputs, "reference"))
+    current = rows.role_outcomes(inputs, "current")
+    realized = rows.labelled_arrays(current).point()
     calibration = estimation.fit_calibration(reference.score, reference.truth)
     estimate = estimation.expected_outcomes(
         current.positives(current.prediction), current.score.to_numpy(), calibration

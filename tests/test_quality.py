@@ -9,6 +9,9 @@ import pandas as pd
 import pytest
 
 from assurance.checks import quality
+from assurance.checks.quality.expectations import Limits
+from assurance.checks.quality.findings import escalate
+from assurance.checks.quality.learning import value_kind
 from assurance.domain.findings import severity_rank
 from assurance.domain.values import Dataset, Inputs, Section, VersionRecord
 from assurance.policy.model import Policy
@@ -256,19 +259,19 @@ def test_odd_data_becomes_notes_not_crashes() -> None:
 
 
 def test_escalation_raises_one_level_only_far_beyond_tolerance() -> None:
-    assert quality.escalate("medium", excess=0.11, tolerance=0.02, factor=5) == "high"
-    assert quality.escalate("medium", excess=0.10, tolerance=0.02, factor=5) == "medium"
-    assert quality.escalate("low", excess=1.0, tolerance=0.05, factor=5) == "medium"
-    assert quality.escalate("critical", excess=1.0, tolerance=0.05, factor=5) == "critical"
-    assert quality.escalate("medium", excess=1.0, tolerance=0.0, factor=5) == "medium"
+    assert escalate("medium", excess=0.11, tolerance=0.02, factor=5) == "high"
+    assert escalate("medium", excess=0.10, tolerance=0.02, factor=5) == "medium"
+    assert escalate("low", excess=1.0, tolerance=0.05, factor=5) == "medium"
+    assert escalate("critical", excess=1.0, tolerance=0.05, factor=5) == "critical"
+    assert escalate("medium", excess=1.0, tolerance=0.0, factor=5) == "medium"
 
 
 def test_value_kinds_follow_dtype_and_cardinality() -> None:
-    limits = quality.Limits.from_policy(Policy())
+    limits = Limits.from_policy(Policy())
     ids = pd.Series([f"id{i}" for i in range(1000)])
-    assert quality.value_kind(pd.Series(np.arange(1000)), limits) == "numeric"
-    assert quality.value_kind(pd.Series(np.arange(1000) % 4), limits) == "categorical"
-    assert quality.value_kind(pd.Series(np.linspace(0, 1, 1000).round(1)), limits) == "numeric"
-    assert quality.value_kind(pd.Series([True, False] * 10), limits) == "categorical"
-    assert quality.value_kind(ids, limits) == "other"
-    assert quality.value_kind(pd.Series(pd.date_range("2020", periods=10)), limits) == "other"
+    assert value_kind(pd.Series(np.arange(1000)), limits) == "numeric"
+    assert value_kind(pd.Series(np.arange(1000) % 4), limits) == "categorical"
+    assert value_kind(pd.Series(np.linspace(0, 1, 1000).round(1)), limits) == "numeric"
+    assert value_kind(pd.Series([True, False] * 10), limits) == "categorical"
+    assert value_kind(ids, limits) == "other"
+    assert value_kind(pd.Series(pd.date_range("2020", periods=10)), limits) == "other"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from assurance.checks import performance, reproducibility
+from assurance.checks import reproducibility, rows
 from tests import synthetic_version as sv
 
 
@@ -46,7 +46,7 @@ def reference():
 
 def true_metrics(model, reference) -> dict[str, float]:
     inputs = sv.inputs(reference, None, model)
-    return performance.labelled(performance.role_outcomes(inputs, "reference")).point()
+    return rows.labelled_arrays(rows.role_outcomes(inputs, "reference")).point()
 
 
 def run_with(model, reference, logged: dict[str, float]):
@@ -95,7 +95,7 @@ def test_error_metrics_are_compared_relative_to_their_size():
     frame = sv.make_frame(3000, seed=21).assign(amount=lambda f: f["income"] / 1000 + 5 * f["tenure"])
     regressor = from_estimator(LinearRegression().fit(frame[["income"]], frame["amount"]), ["income"])
     inputs = sv.inputs(frame, None, regressor, label="amount")
-    rmse = performance.labelled(performance.role_outcomes(inputs, "reference")).point()["rmse"]
+    rmse = rows.labelled_arrays(rows.role_outcomes(inputs, "reference")).point()["rmse"]
     assert rmse > 1  # an absolute 0.02 tolerance would flag any rounding
     inputs.record.logged_metrics = {"test_rmse": rmse * 1.03, "test_mae": 0.5 * rmse}
     section = reproducibility.run(inputs)

@@ -14,8 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from assurance.checks.rows import Outcomes, Unavailable, outcomes, present_columns
-from assurance.checks.slices import Z95, slice_keys
+from assurance.checks.rows import Z95, Outcomes, Unavailable, group_labels, outcomes, present_columns
 from assurance.domain.findings import Finding
 from assurance.domain.values import Inputs, Section
 from assurance.policy.rules import load_rules
@@ -49,7 +48,7 @@ class Rules:
 def group_rates(data: Outcomes, attribute: str, rules: Rules) -> pd.DataFrame:
     """One row per group of `attribute`: support, selection rate, TPR, FPR, mean score, observed rate,
     calibration gap, and which of them are judged (enough rows, positives and negatives)."""
-    groups = slice_keys(data.frame, [attribute], MAX_GROUPS, 5)[attribute]
+    groups = group_labels(data.frame, [attribute], MAX_GROUPS, 5)[attribute]
     parts = pd.DataFrame({"group": groups, "selected": data.positives(data.prediction)})
     if data.label is not None:
         actual = data.positives(data.label)

@@ -185,7 +185,7 @@ def feature_table(inputs: Inputs, features: list[str], rules: Rules, section: Se
 
 def attribution_shares(inputs: Inputs, features: list[str], rules: Rules, section: Section) -> pd.Series:
     """Each feature's share of total mean |SHAP| on a small, budgeted sample (NaN when unavailable)."""
-    from assurance.checks.explanations import NotExplainable, global_importance
+    from assurance.checks.explanations.explainers import NotExplainable, global_importance
 
     empty = pd.Series(np.nan, index=features)
     if inputs.model is None or inputs.reference is None or not inputs.reference.ok:

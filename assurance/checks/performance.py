@@ -17,7 +17,7 @@ import pandas as pd
 
 from assurance.checks import estimation, metrics
 from assurance.checks.metrics import LABELS, Labelled
-from assurance.checks.rows import Outcomes, Unavailable, _aligned
+from assurance.checks.rows import Outcomes, Unavailable, labelled_arrays, role_outcomes
 from assurance.domain.findings import Finding
 from assurance.domain.values import Inputs, Section
 from assurance.reporting.markdown import table
@@ -105,49 +105,6 @@ class Evaluation:
                 )
             )
         return rows
-
-
-def role_outcomes(inputs: Inputs, role: str) -> Outcomes:
-    """One dataset aligned with the model's outputs on it; `Unavailable` says why it cannot be."""
-    predictions, dataset = inputs.predictions, inputs.dataset(role)
-    if predictions is None:
-        raise Unavailable("no model predictions are available")
-    scores = predictions.for_role(role)
-    if dataset is None or not dataset.ok:
-        raise Unavailable(f"no {role} data")
-    if not scores.ok:
-        raise Unavailable(f"{role} data was not scored ({scores.error})")
-    if len(scores.frame) != len(dataset.frame):
-        raise Unavailable(f"{role} scores do not align with its rows")
-    label = dataset.label if dataset.has_label and dataset.frame[dataset.label].notna().any() else None
-    # only the label column travels along: aligning copies the frame, and metrics need no features
-    return _aligned(role, dataset.frame[[label] if label else []], label, scores.frame, inputs)
-
-
-def labelled(out: Outcomes) -> Labelled:
-    """Arrays of the rows whose label and model output are both known; `Unavailable` if there are none."""
-    if out.label is None:
-        raise Unavailable(f"{out.role} data has no labels")
-    if out.task == "binary":
-        keep = out.prediction.notna() & (out.score.notna() if out.score is not None else True)
-        score = None if out.score is None else out.score[keep].to_numpy(dtype=float)
-        return Labelled(
-            "binary", out.positives(out.prediction[keep]), out.positives(out.label[keep]).astype(float), score
-        )
-    if out.task == "multiclass":
-        keep = out.prediction.notna()
-        codes, _ = pd.factorize(
-            np.concatenate([out.label[keep].to_numpy(object), out.prediction[keep].to_numpy(object)])
-        )
-        return Labelled("multiclass", codes[keep.sum() :], codes[: keep.sum()])
-    if out.task == "regression":
-        try:
-            truth, predicted = out.label.to_numpy(dtype=float), out.prediction.to_numpy(dtype=float)
-        except (TypeError, ValueError) as exc:
-            raise Unavailable(f"{out.role} labels or predictions are not numeric: {exc}") from exc
-        keep = np.isfinite(truth) & np.isfinite(predicted)
-        return Labelled("regression", predicted[keep], truth[keep])
-    raise Unavailable(f"the model's task is {out.task!r}, so no metrics apply")
 
 
 def evaluate(
@@ -291,7 +248,7 @@ def _evaluate_role(
     out = role_outcomes(inputs, role)
     if out.label is None and role == "current":
         return _estimate_current(out, reference, settings), None
-    data = labelled(out)
+    data = labelled_arrays(out)
     if data.rows < settings.min_rows:
         raise Unavailable(
             f"{role} data has {data.rows} labelled rows, fewer than the policy's {settings.min_rows}"

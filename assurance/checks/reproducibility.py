@@ -15,8 +15,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from assurance.checks.performance import labelled, role_outcomes
-from assurance.checks.rows import Unavailable
+from assurance.checks.rows import Unavailable, labelled_arrays, role_outcomes
 from assurance.domain.findings import Finding
 from assurance.domain.values import Inputs, Section
 from assurance.reporting.markdown import table
@@ -149,7 +148,7 @@ def run(inputs: Inputs) -> Section:
     if not logged:
         return section.skip("the version's source run logged no metrics to reproduce")
     try:
-        data = labelled(role_outcomes(inputs, "reference"))
+        data = labelled_arrays(role_outcomes(inputs, "reference"))
     except Unavailable as exc:
         return section.skip(f"logged metrics cannot be recomputed: {exc}")
     recomputed = data.point(int(inputs.policy.threshold("performance.calibration_bins", 10)))

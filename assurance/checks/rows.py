@@ -3,6 +3,8 @@
 Slices, fairness, leakage, explanations and robustness all need the same few things: which dataset
 to evaluate (current when it is labelled, else reference, and the report says which), the label and
 the model's outputs aligned row by row, the positive class, and the model's feature columns.
+Performance and reproducibility read one named dataset's rows as the arrays the metrics weigh;
+slices and fairness group rows by the values of a column.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from assurance.checks.metrics import Labelled
 from assurance.domain.findings import Finding
 from assurance.domain.values import Section
 
@@ -20,6 +23,9 @@ if TYPE_CHECKING:
     from assurance.domain.values import Inputs
 
 CLASSIFICATION = ("binary", "multiclass")
+MISSING = "(missing)"
+OTHER = "(other)"
+Z95 = 1.959963984540054  # two-sided 95% normal quantile
 
 
 class Unavailable(Exception):
@@ -108,6 +114,68 @@ def _positive(inputs: Inputs, label: pd.Series | None) -> Any:
     if label is not None and label.nunique() == 2:
         return sorted(label.unique().tolist(), key=str)[-1]
     return 1
+
+
+def role_outcomes(inputs: Inputs, role: str) -> Outcomes:
+    """One named dataset aligned with the model's outputs on it, labelled or not; `Unavailable` says why not.
+
+    Only the label column travels along: aligning copies the frame, and metrics need no features.
+    """
+    predictions, dataset = inputs.predictions, inputs.dataset(role)
+    if predictions is None:
+        raise Unavailable("no model predictions are available")
+    scores = predictions.for_role(role)
+    if dataset is None or not dataset.ok:
+        raise Unavailable(f"no {role} data")
+    if not scores.ok:
+        raise Unavailable(f"{role} data was not scored ({scores.error})")
+    if len(scores.frame) != len(dataset.frame):
+        raise Unavailable(f"{role} scores do not align with its rows")
+    label = dataset.label if dataset.has_label and dataset.frame[dataset.label].notna().any() else None
+    return _aligned(role, dataset.frame[[label] if label else []], label, scores.frame, inputs)
+
+
+def labelled_arrays(out: Outcomes) -> Labelled:
+    """Arrays of the rows whose label and model output are both known; `Unavailable` if there are none."""
+    if out.label is None:
+        raise Unavailable(f"{out.role} data has no labels")
+    if out.task == "binary":
+        keep = out.prediction.notna() & (out.score.notna() if out.score is not None else True)
+        score = None if out.score is None else out.score[keep].to_numpy(dtype=float)
+        return Labelled(
+            "binary", out.positives(out.prediction[keep]), out.positives(out.label[keep]).astype(float), score
+        )
+    if out.task == "multiclass":
+        keep = out.prediction.notna()
+        codes, _ = pd.factorize(
+            np.concatenate([out.label[keep].to_numpy(object), out.prediction[keep].to_numpy(object)])
+        )
+        return Labelled("multiclass", codes[keep.sum() :], codes[: keep.sum()])
+    if out.task == "regression":
+        try:
+            truth, predicted = out.label.to_numpy(dtype=float), out.prediction.to_numpy(dtype=float)
+        except (TypeError, ValueError) as exc:
+            raise Unavailable(f"{out.role} labels or predictions are not numeric: {exc}") from exc
+        keep = np.isfinite(truth) & np.isfinite(predicted)
+        return Labelled("regression", predicted[keep], truth[keep])
+    raise Unavailable(f"the model's task is {out.task!r}, so no metrics apply")
+
+
+def group_labels(frame: pd.DataFrame, columns: list[str], max_values: int, bins: int) -> pd.DataFrame:
+    """Each column as categorical group labels: many-valued numbers become quantile bins, many-valued
+    text keeps its most frequent values and groups the rest, and missing values are a group of their own."""
+    out = {}
+    for col in columns:
+        values = frame[col]
+        numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+        if numeric and values.nunique() > max_values:
+            values = pd.qcut(values, q=bins, duplicates="drop")
+        labels = values.astype(str).where(values.notna(), MISSING)
+        if not numeric:
+            top = labels.value_counts().index[:max_values]
+            labels = labels.where(labels.isin(top), OTHER)
+        out[col] = labels.astype("category")
+    return pd.DataFrame(out, index=frame.index)
 
 
 def feature_columns(inputs: Inputs, frame: pd.DataFrame) -> list[str]:

@@ -18,7 +18,15 @@ from itertools import combinations
 import numpy as np
 import pandas as pd
 
-from assurance.checks.rows import CLASSIFICATION, Outcomes, Unavailable, outcomes, present_columns
+from assurance.checks.rows import (
+    CLASSIFICATION,
+    Z95,
+    Outcomes,
+    Unavailable,
+    group_labels,
+    outcomes,
+    present_columns,
+)
 from assurance.domain.findings import Finding
 from assurance.domain.values import Inputs, Section
 from assurance.policy.rules import load_rules
@@ -32,9 +40,6 @@ CHECKS = {
     TAG_COLUMN: "A column named in assurance.slices is missing from the data.",
 }
 EVIDENCE = "slices.parquet"
-MISSING = "(missing)"
-OTHER = "(other)"
-Z95 = 1.959963984540054
 # share of a flagged parent's excess loss a pair must hold to be named instead of the parent
 CONCENTRATION = 0.5
 
@@ -60,23 +65,6 @@ class Rules:
 
 def slice_name(columns: list[str], values: tuple) -> str:
     return "&".join(f"{c}={v}" for c, v in zip(columns, values, strict=True))
-
-
-def slice_keys(frame: pd.DataFrame, columns: list[str], max_values: int, bins: int) -> pd.DataFrame:
-    """Each slice column as categorical text: many-valued numbers become quantile bins, many-valued
-    text keeps its most frequent values and groups the rest, and missing values are a slice of their own."""
-    out = {}
-    for col in columns:
-        values = frame[col]
-        numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
-        if numeric and values.nunique() > max_values:
-            values = pd.qcut(values, q=bins, duplicates="drop")
-        labels = values.astype(str).where(values.notna(), MISSING)
-        if not numeric:
-            top = labels.value_counts().index[:max_values]
-            labels = labels.where(labels.isin(top), OTHER)
-        out[col] = labels.astype("category")
-    return pd.DataFrame(out, index=frame.index)
 
 
 @dataclass
@@ -197,7 +185,7 @@ def slice_auc(data: Outcomes, keys: pd.DataFrame, columns: list[str], min_class:
 def slice_table(data: Outcomes, columns: list[str], rules: Rules) -> pd.DataFrame:
     """Every single-column and pair slice: support, metric with interval, the model's expected accuracy,
     gap to overall, adjusted p-value, and whether it is flagged; worst first."""
-    keys = slice_keys(data.frame, columns, rules.max_values, rules.numeric_bins)
+    keys = group_labels(data.frame, columns, rules.max_values, rules.numeric_bins)
     losses = row_losses(data)
     valid = pd.DataFrame({"shown": losses.shown, "judged": losses.judged}).dropna()
     n, j, jq = float(len(valid)), float(valid["judged"].sum()), float((valid["judged"] ** 2).sum())

@@ -1,0 +1,182 @@
+"""Findings: data that could not be had, a missing label, schema breaks and rates beyond tolerance."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from assurance.checks.quality.expectations import EVIDENCE, ROLES, ExpectationResult, Limits
+from assurance.domain.findings import SEVERITIES, Finding, severity_rank
+from assurance.domain.values import Dataset, Inputs, VersionRecord
+
+if TYPE_CHECKING:
+    from assurance.policy.model import Policy
+
+
+def availability_findings(inputs: Inputs, policy: Policy) -> list[Finding]:
+    """One finding per dataset that could not be had: every later check silently shrinks without it."""
+    findings = []
+    for role in ROLES:
+        ds: Dataset | None = inputs.dataset(role)
+        if ds is not None and ds.ok:
+            continue
+        where = ds.uri if ds is not None and ds.uri else f"no `assurance.{role}` tag"
+        error = (ds.error if ds is not None else None) or "no dataset was provided"
+        findings.append(
+            Finding(
+                category="data_quality",
+                check="data.unavailable",
+                subject=role,
+                severity=policy.severity("data.unavailable", "high"),
+                message=(
+                    f"The {role} data ({where}) could not be loaded ({error}), so the checks that need "
+                    f"it could not run: fix the URI or its access."
+                ),
+                evidence=EVIDENCE,
+            )
+        )
+    return findings
+
+
+def check_label(
+    record: VersionRecord, reference: pd.DataFrame | None, policy: Policy
+) -> tuple[list[Finding], str | None]:
+    """The label names the column performance is measured on; current may lack it (labels come late)."""
+    label = record.tags.get("assurance.label") or None
+    severity = policy.severity("data.label_missing", "medium")
+    if label is None:
+        message = "The model has no `assurance.label` tag, so its performance cannot be checked: tag the label column."
+        return [_label_finding("assurance.label", severity, message)], None
+    if reference is not None and label not in {str(c) for c in reference.columns}:
+        message = (
+            f"The `assurance.label` tag names '{label}', which the reference data does not have, so "
+            f"performance cannot be checked: fix the tag or the data."
+        )
+        return [_label_finding(label, severity, message)], label
+    return [], label
+
+
+def _label_finding(subject: str, severity: str, message: str) -> Finding:
+    return Finding("data_quality", "data.label_missing", subject, severity, message, evidence=EVIDENCE)
+
+
+def escalate(severity: str, excess: float, tolerance: float, factor: float) -> str:
+    """One level worse when the excess over the baseline is more than `factor` times the tolerance."""
+    if tolerance > 0 and excess > factor * tolerance:
+        return SEVERITIES[max(0, severity_rank(severity) - 1)]
+    return severity
+
+
+def schema_findings(results: list[ExpectationResult], policy: Policy, from_signature: bool) -> list[Finding]:
+    """One finding per column and schema check, naming every dataset where it failed."""
+    failed: dict[tuple[str, str], list[ExpectationResult]] = {}
+    for r in results:
+        if r.expectation.check.startswith("schema.") and not r.success and not math.isnan(r.observed):
+            failed.setdefault((r.expectation.check, r.expectation.column), []).append(r)
+    findings = []
+    source = "model signature" if from_signature else "reference data"
+    for (check, col), group in failed.items():
+        roles = " and ".join(r.role for r in group)
+        if check == "schema.missing_column":
+            message = (
+                f"Feature '{col}' expected from the {source} is missing from the {roles} data, so the "
+                f"model cannot score it as intended: restore the column or update the signature."
+            )
+            default = "high"
+        else:
+            found = "; ".join(f"{r.role} has {r.note}, {r.observed:.1%} of values off" for r in group)
+            message = (
+                f"Feature '{col}' should hold {group[0].expectation.learned} values per the {source} but does not "
+                f"({found}): fix the type upstream{' or the signature' if from_signature else ''}."
+            )
+            default = "medium"
+        findings.append(
+            Finding(
+                category="schema",
+                check=check,
+                subject=col,
+                severity=policy.severity(check, default),
+                message=message,
+                observed=max(r.observed for r in group),
+                threshold=0.0,
+                evidence=EVIDENCE,
+            )
+        )
+    return findings
+
+
+_RATE_MESSAGES = {
+    "quality.missing_values": (
+        "{observed:.1%} of current values of '{column}' are missing against {baseline:.1%} in reference "
+        "(allowed up to {threshold:.1%}): find where the feed loses them before trusting the scores."
+    ),
+    "quality.out_of_range": (
+        "{observed:.1%} of current values of '{column}' fall outside the reference {learned} (allowed "
+        "{threshold:.1%}{examples}): check units and upstream changes, the model never saw such values."
+    ),
+    "quality.unseen_categories": (
+        "{observed:.1%} of current values of '{column}' are categories never seen in reference (allowed "
+        "{threshold:.1%}{examples}): map them or retrain, the model has not learned them."
+    ),
+    "quality.duplicates": (
+        "{observed:.1%} of {role} rows ({note}) are exact duplicates (allowed {threshold:.1%}): check "
+        "the extraction for repeated records."
+    ),
+}
+_DEFAULT_SEVERITY = {"quality.duplicates": "low"}
+
+
+def rate_findings(results: list[ExpectationResult], policy: Policy, limits: Limits) -> list[Finding]:
+    """Quality expectations failing on current (duplicates on either dataset) become findings, worse when far off.
+
+    Values of the wrong type already have their finding: their range or categories are not reported again.
+    """
+    mistyped = {
+        (r.role, r.expectation.column)
+        for r in results
+        if r.expectation.check == "schema.type_mismatch" and not r.success
+    }
+    findings = []
+    for r in results:
+        check = r.expectation.check
+        if check not in _RATE_MESSAGES or r.success or math.isnan(r.observed):
+            continue
+        if r.role != "current" and check != "quality.duplicates":
+            continue
+        if (
+            check in ("quality.out_of_range", "quality.unseen_categories")
+            and (r.role, r.expectation.column) in mistyped
+        ):
+            continue
+        severity = escalate(
+            policy.severity(check, _DEFAULT_SEVERITY.get(check, "medium")),
+            excess=r.observed - r.expectation.baseline,
+            tolerance=r.expectation.threshold - r.expectation.baseline,
+            factor=limits.escalation_factor,
+        )
+        message = _RATE_MESSAGES[check].format(
+            observed=r.observed,
+            baseline=r.expectation.baseline,
+            threshold=r.expectation.threshold,
+            column=r.expectation.column,
+            role=r.role,
+            learned=r.expectation.learned,
+            note=r.note,
+            examples=f"; e.g. {r.examples}" if r.examples else "",
+        )
+        subject = r.role if check == "quality.duplicates" else r.expectation.column
+        findings.append(
+            Finding(
+                "data_quality",
+                check,
+                subject,
+                severity,
+                message,
+                r.observed,
+                r.expectation.threshold,
+                EVIDENCE,
+            )
+        )
+    return findings
