@@ -18,8 +18,8 @@ INPUT_ASSETS = {"reference": "reference_data", "current": "current_data", "predi
 
 def check_results(analysis: Analysis, section: Section, hold_on: list[str]) -> list[dg.AssetCheckResult]:
     results = []
-    for finding_check, _ in analysis.checks.items():
-        own = [f for f in section.findings if f.check == finding_check]
+    for spec in analysis.checks:
+        own = [f for f in section.findings if f.check == spec.name]
         judged = [f for f in own if f.severity not in ("low", "info")]
         worst_holds = any(f.severity in hold_on for f in judged)
         metadata = {
@@ -31,7 +31,7 @@ def check_results(analysis: Analysis, section: Section, hold_on: list[str]) -> l
         results.append(
             dg.AssetCheckResult(
                 asset_key=analysis.key,
-                check_name=check_name(finding_check),
+                check_name=check_name(spec.name),
                 passed=not judged,
                 severity=dg.AssetCheckSeverity.ERROR if worst_holds else dg.AssetCheckSeverity.WARN,
                 description=judged[0].message if judged else None,
@@ -71,8 +71,10 @@ def analysis_asset(analysis: Analysis) -> dg.AssetsDefinition:
         kinds=set(analysis.kinds),
         description=analysis.description,
         check_specs=[
-            dg.AssetCheckSpec(check_name(c), asset=analysis.key, description=d, blocking=False)
-            for c, d in analysis.checks.items()
+            dg.AssetCheckSpec(
+                check_name(spec.name), asset=analysis.key, description=spec.description, blocking=False
+            )
+            for spec in analysis.checks
         ],
     )
     def _run(

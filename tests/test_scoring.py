@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 
 from assurance.checks import performance
+from assurance.checks.predictions import prediction_findings
 from assurance.domain.values import Dataset, Inputs
-from assurance.evidence.publication import prediction_findings
 from assurance.policy.model import Policy
 from assurance.scoring.models import from_estimator
 from assurance.scoring.predict import predict, score_dataset

@@ -1,8 +1,9 @@
 """The analyses of the per-version graph, in report order.
 
-Each becomes one Dagster asset with one non-blocking asset check per finding check it declares.
-Adding an analysis means writing a `run(inputs) -> Section` function (heavy imports inside it) and
-listing it here; the graph, the findings, the report and the evidence pick it up.
+Each becomes one Dagster asset with one non-blocking asset check per `CheckSpec` it declares.
+Adding an analysis means writing a `run(inputs) -> Section` function (heavy imports inside it),
+declaring its checks as `CHECKS`, and listing it here; the graph, the findings, the policy's
+validation, the report and the evidence pick it up.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from assurance.domain.checks import CheckSpec
 from assurance.domain.values import Inputs, Section
 
 NEEDS_DATA = ("reference", "current", "predictions")
@@ -21,7 +23,7 @@ class Analysis:
     title: str
     description: str
     run: Callable[[Inputs], Section]
-    checks: dict[str, str]
+    checks: tuple[CheckSpec, ...]
     needs: tuple[str, ...] = NEEDS_DATA
     kinds: tuple[str, ...] = ("pandas",)
 
@@ -176,6 +178,18 @@ def all_analyses() -> list[Analysis]:
             kinds=("scikit-learn", "pandas"),
         ),
     ]
+
+
+def all_checks() -> tuple[CheckSpec, ...]:
+    """Every declared check: the analyses' and the model outputs' (`predictions.*`), each once."""
+    from assurance.checks import predictions
+
+    specs = [*(spec for analysis in all_analyses() for spec in analysis.checks), *predictions.CHECKS]
+    names = [spec.name for spec in specs]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise ValueError(f"checks declared twice: {', '.join(duplicates)}")
+    return tuple(specs)
 
 
 def check_name(finding_check: str) -> str:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from assurance.domain.checks import CheckSpec
 from assurance.domain.findings import Finding
 from assurance.domain.values import Inputs, Section, VersionRecord
 from assurance.evidence.history import read_table
@@ -31,11 +32,25 @@ TABLE_COLUMNS = ["alias", "version", "production", "observed_at"]
 APPROVAL_TAGS = ("approval.ticket", "approval.approved_by", "approval.approved_at")
 DEFAULT_PRODUCTION_ALIASES = ("production", "prod", "champion", "live")
 
-CHECKS: dict[str, str] = {
-    "change_control.unapproved": "A version behind a production alias has no complete, valid approval record.",
-    "change_control.approval_predates_version": "The approval is dated before the version was registered, so it cannot cover it.",
-    "change_control.approved_after_alias": "The approval is dated after the version was first seen behind a production alias.",
-}
+UNAPPROVED = CheckSpec(
+    "change_control.unapproved",
+    "change_control",
+    "A version behind a production alias has no complete, valid approval record.",
+    "critical",
+)
+APPROVAL_PREDATES_VERSION = CheckSpec(
+    "change_control.approval_predates_version",
+    "change_control",
+    "The approval is dated before the version was registered, so it cannot cover it.",
+    "high",
+)
+APPROVED_AFTER_ALIAS = CheckSpec(
+    "change_control.approved_after_alias",
+    "change_control",
+    "The approval is dated after the version was first seen behind a production alias.",
+    "high",
+)
+CHECKS: tuple[CheckSpec, ...] = (UNAPPROVED, APPROVAL_PREDATES_VERSION, APPROVED_AFTER_ALIAS)
 
 
 @dataclass(frozen=True)
@@ -140,13 +155,10 @@ def timing_findings(
     if record.created_ms is not None:
         created = pd.Timestamp(record.created_ms, unit="ms", tz=UTC)
         if approved.before(created):
-            check = "change_control.approval_predates_version"
             findings.append(
-                Finding(
-                    "change_control",
-                    check,
+                APPROVAL_PREDATES_VERSION.finding(
                     "approval.approved_at",
-                    policy.severity(check, "high"),
+                    policy.severity(APPROVAL_PREDATES_VERSION),
                     f"The approval ({raw}) predates the registration of version {record.version} "
                     f"({created:%Y-%m-%d %H:%M} UTC), so it approved something else: record this version's approval.",
                     observed=raw,
@@ -155,13 +167,10 @@ def timing_findings(
                 )
             )
     if approved.after(live_since):
-        check = "change_control.approved_after_alias"
         findings.append(
-            Finding(
-                "change_control",
-                check,
+            APPROVED_AFTER_ALIAS.finding(
                 "approval.approved_at",
-                policy.severity(check, "high"),
+                policy.severity(APPROVED_AFTER_ALIAS),
                 f"The approval ({raw}) is dated after version {record.version} was first seen behind "
                 f"{', '.join(live)} ({live_since:%Y-%m-%d %H:%M} UTC): it went live before it was approved.",
                 observed=raw,
@@ -179,13 +188,10 @@ def assess(record: VersionRecord, policy: Policy, history: pd.DataFrame, now: da
         return []
     problems = approval_problems(record)
     if problems:
-        check = "change_control.unapproved"
         return [
-            Finding(
-                "change_control",
-                check,
+            UNAPPROVED.finding(
                 "approval",
-                policy.severity(check, "critical"),
+                policy.severity(UNAPPROVED),
                 f"Version {record.version} is behind {', '.join(live)} without a valid approval record "
                 f"({'; '.join(problems)}): record the approval or move the alias off this version.",
                 observed="; ".join(problems),

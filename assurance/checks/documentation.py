@@ -17,6 +17,7 @@ from urllib.parse import urlparse
 
 import pandas as pd
 
+from assurance.domain.checks import CheckSpec
 from assurance.domain.findings import Finding
 from assurance.domain.values import Inputs, Section, VersionRecord
 from assurance.policy.tiers import (
@@ -24,7 +25,6 @@ from assurance.policy.tiers import (
     TierDecision,
     decide_tier,
     explicit_tier,
-    tier_severity,
     valid_tiers,
 )
 from assurance.reporting.markdown import table
@@ -36,13 +36,43 @@ EVIDENCE = "documentation.parquet"
 TABLE_COLUMNS = ["kind", "name", "status", "detail", "tier"]
 MONITORING_PREFIX = "monitoring"
 
-CHECKS: dict[str, str] = {
-    "documentation.missing_artifact": "A document the version's tier requires (model card, datasheet, ...) is not on its source run.",
-    "documentation.incomplete_artifact": "A required document is empty, very short or still an unfilled template.",
-    "documentation.missing_tag": "A tag the version's tier requires (owner, use_case, ...) is absent, a placeholder or malformed.",
-    "documentation.invalid_risk_tier": "The risk_tier tag names a tier the policy does not define.",
-    "monitoring.missing_tag": "A monitoring tag the tier requires (monitoring_url) is absent, a placeholder or not a link.",
-}
+MISSING_ARTIFACT = CheckSpec(
+    "documentation.missing_artifact",
+    "documentation",
+    "A document the version's tier requires (model card, datasheet, ...) is not on its source run.",
+    "medium",
+)
+INCOMPLETE_ARTIFACT = CheckSpec(
+    "documentation.incomplete_artifact",
+    "documentation",
+    "A required document is empty, very short or still an unfilled template.",
+    "medium",
+)
+MISSING_TAG = CheckSpec(
+    "documentation.missing_tag",
+    "documentation",
+    "A tag the version's tier requires (owner, use_case, ...) is absent, a placeholder or malformed.",
+    "medium",
+)
+INVALID_RISK_TIER = CheckSpec(
+    "documentation.invalid_risk_tier",
+    "documentation",
+    "The risk_tier tag names a tier the policy does not define.",
+    "medium",
+)
+MONITORING_TAG = CheckSpec(
+    "monitoring.missing_tag",
+    "monitoring",
+    "A monitoring tag the tier requires (monitoring_url) is absent, a placeholder or not a link.",
+    "medium",
+)
+CHECKS: tuple[CheckSpec, ...] = (
+    MISSING_ARTIFACT,
+    INCOMPLETE_ARTIFACT,
+    MISSING_TAG,
+    INVALID_RISK_TIER,
+    MONITORING_TAG,
+)
 
 _CODE_FENCE = re.compile(r"^(```|~~~).*?^\1[^\n]*$", re.M | re.S)
 _COMMENT = re.compile(r"<!--.*?-->", re.S)
@@ -161,8 +191,8 @@ def tag_problem(key: str, value: str | None) -> str | None:
     return None
 
 
-def _tag_category(key: str) -> str:
-    return "monitoring" if key.startswith(MONITORING_PREFIX) else "documentation"
+def _tag_check(key: str) -> CheckSpec:
+    return MONITORING_TAG if key.startswith(MONITORING_PREFIX) else MISSING_TAG
 
 
 def _artifact_gaps(record: VersionRecord, policy: Policy, tier: str) -> list[Gap]:
@@ -173,12 +203,9 @@ def _artifact_gaps(record: VersionRecord, policy: Policy, tier: str) -> list[Gap
     for name in required:
         path = find_artifact(record, name)
         if path is None:
-            check = "documentation.missing_artifact"
-            finding = Finding(
-                "documentation",
-                check,
+            finding = MISSING_ARTIFACT.finding(
                 name,
-                tier_severity(policy, tier, check, "medium"),
+                policy.severity(MISSING_ARTIFACT, tier),
                 f"Required {tier}-tier document {name} is not on {where}: log it as a run artifact.",
                 observed="missing",
                 threshold="required",
@@ -194,13 +221,10 @@ def _artifact_gaps(record: VersionRecord, policy: Policy, tier: str) -> list[Gap
         if not problems:
             gaps.append(Gap("artifact", name, "ok", f"{path}: {word_count(text)} words", None))
             continue
-        check = "documentation.incomplete_artifact"
         detail = "; ".join(problems)
-        finding = Finding(
-            "documentation",
-            check,
+        finding = INCOMPLETE_ARTIFACT.finding(
             name,
-            tier_severity(policy, tier, check, "medium"),
+            policy.severity(INCOMPLETE_ARTIFACT, tier),
             f"Document {path} {detail}: complete it so it documents this model.",
             observed=detail,
             threshold=f"filled in, at least {min_words} words",
@@ -217,13 +241,10 @@ def _tag_gaps(record: VersionRecord, policy: Policy, tier: str) -> list[Gap]:
         if problem is None:
             gaps.append(Gap("tag", key, "ok", "set", None))
             continue
-        category = _tag_category(key)
-        check = f"{category}.missing_tag"
-        finding = Finding(
-            category,
-            check,
+        check = _tag_check(key)
+        finding = check.finding(
             key,
-            tier_severity(policy, tier, check, "medium"),
+            policy.severity(check, tier),
             f"Tag {key}, required for {tier}-tier models, {problem}: set it on the registered model or version.",
             observed=record.tags.get(key) or "missing",
             threshold="required",
@@ -238,12 +259,9 @@ def _tier_gap(record: VersionRecord, policy: Policy, decision: TierDecision) -> 
     tiers = valid_tiers(policy)
     if not tagged or tagged in tiers:
         return Gap("tier", TIER_TAG, "ok", f"{decision.tier} ({decision.source}): {decision.rationale}", None)
-    check = "documentation.invalid_risk_tier"
-    finding = Finding(
-        "documentation",
-        check,
+    finding = INVALID_RISK_TIER.finding(
         TIER_TAG,
-        tier_severity(policy, decision.tier, check, "medium"),
+        policy.severity(INVALID_RISK_TIER, decision.tier),
         f"Tag {TIER_TAG} is {record.tags.get(TIER_TAG)!r}, not one of {', '.join(tiers)}; "
         f"the policy derived {decision.tier} instead: correct the tag.",
         observed=record.tags.get(TIER_TAG),

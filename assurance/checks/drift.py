@@ -19,6 +19,7 @@ import pandas as pd
 from assurance.checks import distances
 from assurance.checks.distances import CATEGORICAL, NUMERIC
 from assurance.checks.rows import feature_columns
+from assurance.domain.checks import CheckSpec
 from assurance.domain.findings import Finding
 from assurance.domain.values import Inputs, Section
 from assurance.reporting.markdown import table
@@ -41,12 +42,29 @@ TABLE_COLUMNS = [
 ]
 SHOWN_ROWS = 30
 
-CHECKS: dict[str, str] = {
-    "drift.feature": "A feature's distribution moved from reference to current beyond the policy's effect-size threshold.",
-    "drift.dataset": "More than the policy's share of the model's features drifted at once.",
-    "drift.prediction": "The model's score (or predicted value/class) distribution moved from reference to current.",
-    "drift.label": "The label distribution moved from reference to current (both labelled).",
-}
+FEATURE = CheckSpec(
+    "drift.feature",
+    "drift",
+    "A feature's distribution moved from reference to current beyond the policy's effect-size threshold.",
+    "medium",
+)
+DATASET = CheckSpec(
+    "drift.dataset", "drift", "More than the policy's share of the model's features drifted at once.", "high"
+)
+PREDICTION = CheckSpec(
+    "drift.prediction",
+    "drift",
+    "The model's score (or predicted value/class) distribution moved from reference to current.",
+    "medium",
+)
+LABEL = CheckSpec(
+    "drift.label",
+    "drift",
+    "The label distribution moved from reference to current (both labelled).",
+    "medium",
+)
+CHECKS: tuple[CheckSpec, ...] = (FEATURE, DATASET, PREDICTION, LABEL)
+BY_ROLE = {"feature": FEATURE, "prediction": PREDICTION, "label": LABEL}
 
 
 @dataclass(frozen=True)
@@ -206,21 +224,16 @@ def _output_frames(inputs: Inputs) -> tuple[pd.DataFrame, pd.DataFrame] | None:
 
 def _findings(table_: pd.DataFrame, share: float, share_threshold: float, policy: Policy) -> list[Finding]:
     findings = []
-    checks = {"feature": "drift.feature", "prediction": "drift.prediction", "label": "drift.label"}
-    defaults = {"feature": "medium", "prediction": "medium", "label": "medium"}
     what = {"feature": "Feature", "prediction": "Model output", "label": "Label"}
     for row in table_[table_["drifted"]].itertuples(index=False):
+        check = BY_ROLE[row.role]
         findings.append(
-            Finding(
-                category="drift",
-                check=checks[row.role],
-                subject=row.column,
-                severity=policy.severity(checks[row.role], defaults[row.role]),
-                message=(
-                    f"{what[row.role]} '{row.column}' drifted ({row.method} {row.statistic:.3g} >= {row.threshold:g}): "
-                    f"reference {row.reference_summary}; current {row.current_summary}. Check the upstream "
-                    "source and whether the model still fits this population."
-                ),
+            check.finding(
+                row.column,
+                policy.severity(check),
+                f"{what[row.role]} '{row.column}' drifted ({row.method} {row.statistic:.3g} >= {row.threshold:g}): "
+                f"reference {row.reference_summary}; current {row.current_summary}. Check the upstream "
+                "source and whether the model still fits this population.",
                 observed=float(row.statistic),
                 threshold=float(row.threshold),
                 evidence=EVIDENCE,
@@ -228,15 +241,11 @@ def _findings(table_: pd.DataFrame, share: float, share_threshold: float, policy
         )
     if share > share_threshold:
         findings.append(
-            Finding(
-                category="drift",
-                check="drift.dataset",
-                subject="dataset",
-                severity=policy.severity("drift.dataset", "high"),
-                message=(
-                    f"{share:.0%} of the model's features drifted (policy allows {share_threshold:.0%}): the current "
-                    "population differs broadly from the reference; revalidate or retrain on recent data."
-                ),
+            DATASET.finding(
+                "dataset",
+                policy.severity(DATASET),
+                f"{share:.0%} of the model's features drifted (policy allows {share_threshold:.0%}): the current "
+                "population differs broadly from the reference; revalidate or retrain on recent data.",
                 observed=share,
                 threshold=share_threshold,
                 evidence=EVIDENCE,

@@ -15,21 +15,37 @@ import numpy as np
 import pandas as pd
 
 from assurance.checks.rows import Z95, Outcomes, Unavailable, group_labels, outcomes, present_columns
+from assurance.domain.checks import CheckSpec
 from assurance.domain.findings import Finding
 from assurance.domain.values import Inputs, Section
 from assurance.policy.rules import load_rules
 from assurance.reporting.markdown import table
 
-DEMOGRAPHIC_PARITY = "fairness.demographic_parity"
-EQUALIZED_ODDS = "fairness.equalized_odds"
-CALIBRATION = "fairness.calibration"
-TAG_COLUMN = "fairness.tag_column_missing"
-CHECKS = {
-    DEMOGRAPHIC_PARITY: "The lowest group selection rate is below the policy's share of the highest (four-fifths rule).",
-    EQUALIZED_ODDS: "True or false positive rates differ between groups by more than the policy allows.",
-    CALIBRATION: "Scores over- or under-state the observed rate for some groups more than for others.",
-    TAG_COLUMN: "A protected attribute named in assurance.protected is missing from the data.",
-}
+DEMOGRAPHIC_PARITY = CheckSpec(
+    "fairness.demographic_parity",
+    "fairness",
+    "The lowest group selection rate is below the policy's share of the highest (four-fifths rule).",
+    "high",
+)
+EQUALIZED_ODDS = CheckSpec(
+    "fairness.equalized_odds",
+    "fairness",
+    "True or false positive rates differ between groups by more than the policy allows.",
+    "high",
+)
+CALIBRATION = CheckSpec(
+    "fairness.calibration",
+    "fairness",
+    "Scores over- or under-state the observed rate for some groups more than for others.",
+    "medium",
+)
+TAG_COLUMN = CheckSpec(
+    "fairness.tag_column_missing",
+    "documentation",
+    "A protected attribute named in assurance.protected is missing from the data.",
+    "medium",
+)
+CHECKS: tuple[CheckSpec, ...] = (DEMOGRAPHIC_PARITY, EQUALIZED_ODDS, CALIBRATION, TAG_COLUMN)
 EVIDENCE = "fairness.parquet"
 MAX_GROUPS = 50
 
@@ -139,12 +155,10 @@ def parity_finding(rates: pd.DataFrame, ratio: float, data: Outcomes, rules: Rul
     if not beyond_noise(low, high, "selection_rate", "support"):
         return []
     return [
-        Finding(
-            category="fairness",
-            check=DEMOGRAPHIC_PARITY,
-            subject=low["subject"],
-            severity=policy.severity(DEMOGRAPHIC_PARITY, "high"),
-            message=(
+        DEMOGRAPHIC_PARITY.finding(
+            low["subject"],
+            policy.severity(DEMOGRAPHIC_PARITY),
+            (
                 f"The model selects {low['subject']} at {low['selection_rate']:.1%} and {high['subject']} at "
                 f"{high['selection_rate']:.1%} on {data.role} data (ratio {ratio:.2f}, below "
                 f"{rules.min_demographic_parity_ratio}): review whether {low['subject']} is treated unequally."
@@ -174,12 +188,10 @@ def odds_finding(
         return []
     spread, rate, worst, best = max(candidates, key=lambda c: c[0])
     return [
-        Finding(
-            category="fairness",
-            check=EQUALIZED_ODDS,
-            subject=worst["subject"],
-            severity=policy.severity(EQUALIZED_ODDS, "high"),
-            message=(
+        EQUALIZED_ODDS.finding(
+            worst["subject"],
+            policy.severity(EQUALIZED_ODDS),
+            (
                 f"The {'true' if rate == 'tpr' else 'false'} positive rate is {worst[rate]:.3f} for "
                 f"{worst['subject']} against {best[rate]:.3f} for {best['subject']} on {data.role} data "
                 f"(difference {spread:.3f}, limit {rules.max_equalized_odds_difference}): the model's errors "
@@ -200,12 +212,10 @@ def calibration_finding(rates: pd.DataFrame, spread: float, rules: Rules, policy
     worst = judged.loc[judged["calibration_gap"].abs().idxmax()]
     subject, gap = worst["subject"], float(worst["calibration_gap"])
     return [
-        Finding(
-            category="fairness",
-            check=CALIBRATION,
-            subject=subject,
-            severity=policy.severity(CALIBRATION, "medium"),
-            message=(
+        CALIBRATION.finding(
+            subject,
+            policy.severity(CALIBRATION),
+            (
                 f"Scores for {subject} {'over' if gap > 0 else 'under'}state the observed rate by {abs(gap):.3f}, "
                 f"and calibration gaps differ between groups by {spread:.3f} (limit "
                 f"{rules.max_calibration_difference}): the same score does not mean the same risk across groups."
@@ -271,7 +281,7 @@ def run(inputs: Inputs) -> Section:
         data.frame,
         "assurance.protected",
         TAG_COLUMN,
-        inputs.policy.severity(TAG_COLUMN, "medium"),
+        inputs.policy.severity(TAG_COLUMN),
     )
     if not attributes:
         return section

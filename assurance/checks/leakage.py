@@ -18,21 +18,35 @@ import numpy as np
 import pandas as pd
 
 from assurance.checks.rows import CLASSIFICATION, feature_columns, is_categorical, sample
+from assurance.domain.checks import CheckSpec
 from assurance.domain.findings import Finding
 from assurance.domain.values import Dataset, Inputs, Section
 from assurance.policy.rules import load_rules
 from assurance.reporting.markdown import table
 
-LABEL_PROXY = "leakage.label_proxy"
-DOMINANT = "leakage.dominant_feature"
-SHARED_ROWS = "leakage.shared_rows"
-ID_FEATURE = "leakage.id_feature"
-CHECKS = {
-    LABEL_PROXY: "A single feature predicts the label almost perfectly on its own: it may encode the outcome.",
-    DOMINANT: "One feature carries most of the model's attribution.",
-    SHARED_ROWS: "Current rows also appear in the reference (training) data more than chance explains.",
-    ID_FEATURE: "An identifier-like column (almost all values distinct) is used as a feature.",
-}
+LABEL_PROXY = CheckSpec(
+    "leakage.label_proxy",
+    "leakage",
+    "A single feature predicts the label almost perfectly on its own: it may encode the outcome.",
+    "high",
+)
+# one feature carrying most attribution is common in healthy models: a pointer, not proof of leakage
+DOMINANT = CheckSpec(
+    "leakage.dominant_feature", "leakage", "One feature carries most of the model's attribution.", "low"
+)
+SHARED_ROWS = CheckSpec(
+    "leakage.shared_rows",
+    "leakage",
+    "Current rows also appear in the reference (training) data more than chance explains.",
+    "medium",
+)
+ID_FEATURE = CheckSpec(
+    "leakage.id_feature",
+    "leakage",
+    "An identifier-like column (almost all values distinct) is used as a feature.",
+    "medium",
+)
+CHECKS: tuple[CheckSpec, ...] = (LABEL_PROXY, DOMINANT, SHARED_ROWS, ID_FEATURE)
 EVIDENCE = "leakage.parquet"
 BINS = 50
 ID_TOKEN = re.compile(r"(?i)(^|[_\W])(id|uuid|guid|key|ref|number|no|num)$")
@@ -218,12 +232,10 @@ def findings(rows: pd.DataFrame, rules: Rules, policy) -> list[Finding]:
         for r in rows[rows["label_strength"] >= limit].itertuples(index=False):
             proxies.add(r.feature)
             out.append(
-                Finding(
-                    category="leakage",
-                    check=LABEL_PROXY,
-                    subject=r.feature,
-                    severity=policy.severity(LABEL_PROXY, "high"),
-                    message=(
+                LABEL_PROXY.finding(
+                    r.feature,
+                    policy.severity(LABEL_PROXY),
+                    (
                         f"{r.feature} alone predicts the label with {metric} {r.label_strength:.3f} on "
                         f"{r.strength_role} data (limit {limit}): confirm it is known before the outcome, "
                         "or remove it and retrain."
@@ -237,12 +249,10 @@ def findings(rows: pd.DataFrame, rules: Rules, policy) -> list[Finding]:
         top = rows.loc[rows["attribution_share"].idxmax()]
         if top["attribution_share"] > rules.max_attribution_share and top["feature"] not in proxies:
             out.append(
-                Finding(
-                    category="leakage",
-                    check=DOMINANT,
-                    subject=top["feature"],
-                    severity=policy.severity(DOMINANT, "medium"),
-                    message=(
+                DOMINANT.finding(
+                    top["feature"],
+                    policy.severity(DOMINANT),
+                    (
                         f"{top['feature']} carries {top['attribution_share']:.0%} of the model's attribution "
                         f"(limit {rules.max_attribution_share:.0%}): check that it is legitimately available "
                         "at prediction time and not a stand-in for the outcome."
@@ -256,12 +266,10 @@ def findings(rows: pd.DataFrame, rules: Rules, policy) -> list[Finding]:
         suspects = rows[(rows["unique_ratio"] >= rules.id_unique_ratio) & (rows["id_hints"] != "")]
         for r in suspects.itertuples(index=False):
             out.append(
-                Finding(
-                    category="leakage",
-                    check=ID_FEATURE,
-                    subject=r.feature,
-                    severity=policy.severity(ID_FEATURE, "medium"),
-                    message=(
+                ID_FEATURE.finding(
+                    r.feature,
+                    policy.severity(ID_FEATURE),
+                    (
                         f"{r.feature} looks like an identifier ({r.unique_ratio:.1%} distinct values; {r.id_hints}) "
                         "but is a model feature: drop it, since it can only let the model memorise rows."
                     ),
@@ -278,12 +286,10 @@ def shared_rows_finding(shared: float, baseline: float, rules: Rules, policy) ->
     if excess <= rules.max_shared_row_excess:
         return []
     return [
-        Finding(
-            category="leakage",
-            check=SHARED_ROWS,
-            subject="current data",
-            severity=policy.severity(SHARED_ROWS, "medium"),
-            message=(
+        SHARED_ROWS.finding(
+            "current data",
+            policy.severity(SHARED_ROWS),
+            (
                 f"{shared:.1%} of current rows also appear in the reference data, against {baseline:.1%} "
                 f"expected from reference's own repeats: current data overlaps training data, so metrics "
                 "measured on it are optimistic."

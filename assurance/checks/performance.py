@@ -18,6 +18,7 @@ import pandas as pd
 from assurance.checks import estimation, metrics
 from assurance.checks.metrics import LABELS, Labelled
 from assurance.checks.rows import Outcomes, Unavailable, labelled_arrays, role_outcomes
+from assurance.domain.checks import CheckSpec
 from assurance.domain.findings import Finding
 from assurance.domain.values import Inputs, Section
 from assurance.reporting.markdown import table
@@ -32,12 +33,31 @@ ROLES = ("reference", "current")
 # fixed seeds make the evidence repeatable; distinct ones keep the two datasets' resamples independent
 SEEDS = {"reference": 0, "current": 1}
 
-CHECKS: dict[str, str] = {
-    "performance.degradation": "A metric on labelled current data is worse than on reference beyond the policy's tolerance, and significantly so.",
-    "performance.estimated_degradation": "A metric estimated without labels (CBPE) on current data is worse than on reference beyond tolerance.",
-    "performance.floor": "A metric is below the policy's floor on reference or current data.",
-    "performance.ceiling": "An error metric (log loss, calibration error, ...) is above the policy's ceiling on reference or current data.",
-}
+DEGRADATION = CheckSpec(
+    "performance.degradation",
+    "performance",
+    "A metric on labelled current data is worse than on reference beyond the policy's tolerance, and significantly so.",
+    "high",
+)
+ESTIMATED_DEGRADATION = CheckSpec(
+    "performance.estimated_degradation",
+    "performance",
+    "A metric estimated without labels (CBPE) on current data is worse than on reference beyond tolerance.",
+    "medium",
+)
+FLOOR = CheckSpec(
+    "performance.floor",
+    "performance",
+    "A metric is below the policy's floor on reference or current data.",
+    "high",
+)
+CEILING = CheckSpec(
+    "performance.ceiling",
+    "performance",
+    "An error metric (log loss, calibration error, ...) is above the policy's ceiling on reference or current data.",
+    "medium",
+)
+CHECKS: tuple[CheckSpec, ...] = (DEGRADATION, ESTIMATED_DEGRADATION, FLOOR, CEILING)
 
 
 @dataclass(frozen=True)
@@ -143,7 +163,7 @@ def _worsening_finding(
     )
     if np.isfinite(low) and low <= 0:
         return None  # within bootstrap noise
-    check = "performance.estimated_degradation" if current.estimated else "performance.degradation"
+    check = ESTIMATED_DEGRADATION if current.estimated else DEGRADATION
     how = " (estimated without labels)" if current.estimated else ""
     interval_text = (
         f"; {settings.confidence:.0%} interval of the change {low:.3f} to {high:.3f}"
@@ -151,16 +171,12 @@ def _worsening_finding(
         else ""
     )
     limit = before - tolerance if metric in metrics.HIGHER_IS_BETTER else before + tolerance
-    return Finding(
-        category="performance",
-        check=check,
-        subject=metric,
-        severity=policy.severity(check, "medium" if current.estimated else "high"),
-        message=(
-            f"{LABELS.get(metric, metric)} went from {before:.3f} on reference to {after:.3f} on current{how}, "
-            f"worse by {worse:.3f}, beyond the tolerance {tolerance:.3f}{interval_text}; investigate input drift "
-            "and consider retraining."
-        ),
+    return check.finding(
+        metric,
+        policy.severity(check),
+        f"{LABELS.get(metric, metric)} went from {before:.3f} on reference to {after:.3f} on current{how}, "
+        f"worse by {worse:.3f}, beyond the tolerance {tolerance:.3f}{interval_text}; investigate input drift "
+        "and consider retraining.",
         observed=after,
         threshold=limit,
         evidence=EVIDENCE,
@@ -197,21 +213,17 @@ def limit_findings(evaluation: Evaluation, settings: Settings, policy: Policy) -
             continue
         floor, ceiling = settings.floors.get(metric), settings.ceilings.get(metric)
         if floor is not None and value < floor:
-            check, limit, word = "performance.floor", floor, "below the floor"
+            check, limit, word = FLOOR, floor, "below the floor"
         elif ceiling is not None and value > ceiling:
-            check, limit, word = "performance.ceiling", ceiling, "above the ceiling"
+            check, limit, word = CEILING, ceiling, "above the ceiling"
         else:
             continue
         findings.append(
-            Finding(
-                category="performance",
-                check=check,
-                subject=f"{metric} on {evaluation.dataset}",
-                severity=policy.severity(check, "high" if check == "performance.floor" else "medium"),
-                message=(
-                    f"{LABELS.get(metric, metric)} on {evaluation.dataset} data is {value:.3f}, {word} of {limit:g} "
-                    "the policy sets; the model may not be fit for use until this is remedied."
-                ),
+            check.finding(
+                f"{metric} on {evaluation.dataset}",
+                policy.severity(check),
+                f"{LABELS.get(metric, metric)} on {evaluation.dataset} data is {value:.3f}, {word} of {limit:g} "
+                "the policy sets; the model may not be fit for use until this is remedied.",
                 observed=value,
                 threshold=limit,
                 evidence=EVIDENCE,

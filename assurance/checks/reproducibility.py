@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from assurance.checks.rows import Unavailable, labelled_arrays, role_outcomes
+from assurance.domain.checks import CheckSpec
 from assurance.domain.findings import Finding
 from assurance.domain.values import Inputs, Section
 from assurance.reporting.markdown import table
@@ -25,12 +26,14 @@ if TYPE_CHECKING:
 
 EVIDENCE = "reproducibility.parquet"
 TABLE_COLUMNS = ["metric", "canonical", "logged", "recomputed", "gap", "tolerance", "status", "reason"]
-CHECKS: dict[str, str] = {
-    "reproducibility.metric_mismatch": (
-        "A metric logged on the version's source run differs from its value recomputed on the reference data "
-        "beyond the policy's tolerance."
-    ),
-}
+MISMATCH = CheckSpec(
+    "reproducibility.metric_mismatch",
+    "reproducibility",
+    "A metric logged on the version's source run differs from its value recomputed on the reference data "
+    "beyond the policy's tolerance.",
+    "high",
+)
+CHECKS: tuple[CheckSpec, ...] = (MISMATCH,)
 EVALUATION_PREFIXES = ("validation_", "valid_", "val_", "holdout_", "test_", "evaluation_", "eval_")
 TRAINING_PREFIXES = ("training_", "train_")
 ALIASES = {
@@ -103,12 +106,10 @@ def compare(logged: dict[str, float], recomputed: dict[str, float], policy: Poli
 
 
 def _finding(row: tuple, policy: Policy) -> Finding:
-    return Finding(
-        category="reproducibility",
-        check="reproducibility.metric_mismatch",
-        subject=str(row.metric),
-        severity=policy.severity("reproducibility.metric_mismatch", "high"),
-        message=(
+    return MISMATCH.finding(
+        str(row.metric),
+        policy.severity(MISMATCH),
+        (
             f"Logged {row.metric} = {row.logged:.4g} on the source run, but the model scores {row.recomputed:.4g} "
             f"on the reference data (gap {row.gap:.3g} > tolerance {row.tolerance:.3g}): the documented "
             "performance does not reproduce; check which data and code produced the logged value."

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from assurance.checks.rows import CLASSIFICATION, describe_error, feature_columns, is_categorical, sample
+from assurance.domain.checks import CheckSpec
 from assurance.domain.findings import Finding
 from assurance.domain.values import Inputs, Section
 from assurance.policy.rules import load_rules
@@ -27,12 +28,19 @@ from assurance.reporting.markdown import table
 if TYPE_CHECKING:
     from assurance.scoring.models import ScoringModel
 
-SENSITIVITY = "robustness.sensitivity"
-MISSING_UNSUPPORTED = "robustness.missing_unsupported"
-CHECKS = {
-    SENSITIVITY: "A small perturbation of one feature flips predictions or moves scores beyond the policy's limit.",
-    MISSING_UNSUPPORTED: "The model cannot score rows with a missing value in some features.",
-}
+SENSITIVITY = CheckSpec(
+    "robustness.sensitivity",
+    "robustness",
+    "A small perturbation of one feature flips predictions or moves scores beyond the policy's limit.",
+    "medium",
+)
+MISSING_UNSUPPORTED = CheckSpec(
+    "robustness.missing_unsupported",
+    "robustness",
+    "The model cannot score rows with a missing value in some features.",
+    "low",
+)
+CHECKS: tuple[CheckSpec, ...] = (SENSITIVITY, MISSING_UNSUPPORTED)
 EVIDENCE = "robustness.parquet"
 Perturb = Callable[[pd.Series], pd.Series]
 
@@ -169,12 +177,10 @@ def sensitivity_findings(rows: pd.DataFrame, rules: Rules, severity: str, role: 
         observed = worst["flip_rate"] if worst["flip_rate"] > rules.max_flip_rate else worst["score_change"]
         limit = rules.max_flip_rate if worst["flip_rate"] > rules.max_flip_rate else rules.max_score_change
         out.append(
-            Finding(
-                category="robustness",
-                check=SENSITIVITY,
-                subject=str(feature),
-                severity=severity,
-                message=(
+            SENSITIVITY.finding(
+                str(feature),
+                severity,
+                (
                     f"A small {worst['perturbation']} perturbation of {feature} {what} on {role} data "
                     f"(limits {rules.max_flip_rate:.0%} flips, {rules.max_score_change} score change): the model is "
                     "fragile in this feature; consider smoothing, regularisation or monotonic constraints."
@@ -192,12 +198,10 @@ def missing_finding(rows: pd.DataFrame, severity: str) -> list[Finding]:
     if not failed:
         return []
     return [
-        Finding(
-            category="robustness",
-            check=MISSING_UNSUPPORTED,
-            subject="missing values",
-            severity=severity,
-            message=(
+        MISSING_UNSUPPORTED.finding(
+            "missing values",
+            severity,
+            (
                 f"The model cannot score a row with a missing value in {len(failed)} feature(s) "
                 f"({', '.join(failed[:10])}{', ...' if len(failed) > 10 else ''}): add imputation or guard the inputs upstream."
             ),
@@ -258,11 +262,9 @@ def run(inputs: Inputs) -> Section:
         return section
     rows = measure(inputs.model, frame, base, features, spreads(inputs, dataset.frame, features), rules)
     section.tables["robustness"] = rows
-    section.findings = sensitivity_findings(
-        rows, rules, inputs.policy.severity(SENSITIVITY, "medium"), dataset.role
-    )
+    section.findings = sensitivity_findings(rows, rules, inputs.policy.severity(SENSITIVITY), dataset.role)
     if rules.missing_failure_is_finding:
-        section.findings += missing_finding(rows, inputs.policy.severity(MISSING_UNSUPPORTED, "low"))
+        section.findings += missing_finding(rows, inputs.policy.severity(MISSING_UNSUPPORTED))
     section.summary = report(rows, dataset.role, len(frame), rules)
     judged = rows[rows["judged"]]
     section.metrics = {

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from assurance.checks.metrics import Labelled
-from assurance.domain.findings import Finding
+from assurance.domain.checks import CheckSpec
 from assurance.domain.values import Section
 
 if TYPE_CHECKING:
@@ -198,7 +198,7 @@ def sample(frame: pd.DataFrame, rows: int, seed: int = 0) -> pd.DataFrame:
 
 
 def present_columns(
-    section: Section, requested: list[str], frame: pd.DataFrame, tag: str, check: str, severity: str
+    section: Section, requested: list[str], frame: pd.DataFrame, tag: str, check: CheckSpec, severity: str
 ) -> list[str]:
     """The columns a tag names that are in the data; each one that is not is a finding on the tag.
 
@@ -208,9 +208,7 @@ def present_columns(
     for column in (c for c in requested if c not in frame.columns):
         section.skip(f"column {column!r} named in tag {tag} is not in the data")
         section.findings.append(
-            Finding(
-                "documentation",
-                check,
+            check.finding(
                 column,
                 severity,
                 f"Column {column!r} named in tag {tag} is not in the data, so it was not analysed: "

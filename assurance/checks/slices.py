@@ -27,18 +27,26 @@ from assurance.checks.rows import (
     outcomes,
     present_columns,
 )
+from assurance.domain.checks import CheckSpec
 from assurance.domain.findings import Finding
 from assurance.domain.values import Inputs, Section
 from assurance.policy.rules import load_rules
 from assurance.reporting.markdown import table
 
-CHECK = "slices.underperforming"
-TAG_COLUMN = "slices.tag_column_missing"
-CHECKS = {
-    CHECK: "A slice of the data (column=value, or a pair a=x&b=y) where the model performs materially "
+CHECK = CheckSpec(
+    "slices.underperforming",
+    "performance",
+    "A slice of the data (column=value, or a pair a=x&b=y) where the model performs materially "
     "and significantly worse than on the whole.",
-    TAG_COLUMN: "A column named in assurance.slices is missing from the data.",
-}
+    "medium",
+)
+TAG_COLUMN = CheckSpec(
+    "slices.tag_column_missing",
+    "documentation",
+    "A column named in assurance.slices is missing from the data.",
+    "low",
+)
+CHECKS: tuple[CheckSpec, ...] = (CHECK, TAG_COLUMN)
 EVIDENCE = "slices.parquet"
 # share of a flagged parent's excess loss a pair must hold to be named instead of the parent
 CONCENTRATION = 0.5
@@ -270,12 +278,10 @@ def findings(frame: pd.DataFrame, rules: Rules, severity: str) -> list[Finding]:
     """One performance finding per flagged slice, worst first, at most `max_findings`; observed is the
     slice's gap in loss to the whole, the threshold the policy's material gap."""
     return [
-        Finding(
-            category="performance",
-            check=CHECK,
-            subject=row.slice,
-            severity=severity,
-            message=finding_message(row),
+        CHECK.finding(
+            row.slice,
+            severity,
+            finding_message(row),
             observed=float(row.gap),
             threshold=float(row.min_gap),
             evidence=EVIDENCE,
@@ -327,14 +333,14 @@ def run(inputs: Inputs) -> Section:
         data.frame,
         "assurance.slices",
         TAG_COLUMN,
-        inputs.policy.severity(TAG_COLUMN, "low"),
+        inputs.policy.severity(TAG_COLUMN),
     )
     if not columns:
         return section
     rules = load_rules(Rules, inputs.policy, "slices")
     frame = slice_table(data, columns, rules)
     section.tables["slices"] = frame
-    section.findings += findings(frame, rules, inputs.policy.severity(CHECK, "medium"))
+    section.findings += findings(frame, rules, inputs.policy.severity(CHECK))
     section.summary = summary(frame, data, rules)
     section.metrics = {
         "slices_tested": int(frame["tested"].sum()),

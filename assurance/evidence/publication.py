@@ -8,49 +8,13 @@ from typing import Any
 import pandas as pd
 
 from assurance import __version__
+from assurance.checks.predictions import prediction_findings
+from assurance.domain.findings import findings_frame
 from assurance.domain.values import Dataset, Predictions, Section, VersionRecord
 from assurance.evidence.store import parquet_bytes
-from assurance.domain.findings import Finding, findings_frame
 from assurance.policy.model import Policy
 from assurance.policy.recommendation import Recommendation
 from assurance.reporting.version_report import render_html, render_markdown
-
-
-def prediction_findings(predictions: Predictions | None, policy: Policy) -> list[Finding]:
-    """A model that cannot be loaded or cannot score a dataset blocks most checks: say so once per dataset."""
-    if predictions is None:
-        return []
-    severity = policy.severity("predictions.failed", "high")
-    out = []
-    for role in ("reference", "current"):
-        scores = predictions.for_role(role)
-        if scores.unscored:
-            share = scores.unscored / len(scores.frame)
-            out.append(
-                Finding(
-                    "performance",
-                    "predictions.partial",
-                    role,
-                    policy.severity("predictions.partial", "medium"),
-                    f"The model could not score {scores.unscored} of {len(scores.frame)} {role} rows ({share:.1%}), "
-                    f"those with missing feature values ({scores.unscored_reason}); checks used the other rows: "
-                    "fix the data feed or make the model handle missing values.",
-                    observed=share,
-                    evidence="findings.parquet",
-                )
-            )
-        if scores.error and not scores.error.startswith("no "):
-            out.append(
-                Finding(
-                    "performance",
-                    "predictions.failed",
-                    role,
-                    severity,
-                    f"Predictions on {role} data failed, so checks that need them did not run: {scores.error}.",
-                    evidence="findings.parquet",
-                )
-            )
-    return out
 
 
 def collect_findings(

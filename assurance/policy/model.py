@@ -8,9 +8,12 @@ import json
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
+
+if TYPE_CHECKING:
+    from assurance.domain.checks import CheckSpec
 
 DEFAULT_POLICY = "default_policy.yaml"
 
@@ -59,8 +62,18 @@ class Policy:
 
     @property
     def hash(self) -> str:
-        canonical = json.dumps(self.data, sort_keys=True, default=str)
+        """sha256 of the merged policy with every declared check's policy-wide severity spelled out, so a
+        default that moved from the YAML into its `CheckSpec` hashes as it did when the YAML held it."""
+        canonical = json.dumps(self.effective_data(), sort_keys=True, default=str)
         return hashlib.sha256(canonical.encode()).hexdigest()
+
+    def effective_data(self) -> dict:
+        """The merged policy with `severity:` holding every declared check's default, overridden by the file."""
+        from assurance.checks.catalog import all_checks
+
+        severity = {spec.name: spec.severity for spec in all_checks()}
+        severity.update(self.data.get("severity") or {})
+        return {**self.data, "severity": severity}
 
     def get(self, dotted: str, default: Any = None) -> Any:
         node: Any = self.data
@@ -77,8 +90,14 @@ class Policy:
             raise PolicyError(f"policy has no threshold thresholds.{dotted}")
         return value
 
-    def severity(self, check: str, default: str) -> str:
-        return self.data.get("severity", {}).get(check, default)
+    def severity(self, check: CheckSpec, tier: str | None = None) -> str:
+        """The check's severity: the tier's override (`tiers.levels.<tier>.severity`), else the policy-wide
+        one (`severity:`), else the default the check declares."""
+        if tier is not None:
+            own = (self.tier_config(tier).get("severity") or {}).get(check.name)
+            if own:
+                return own
+        return (self.data.get("severity") or {}).get(check.name) or check.severity
 
     def sla_days(self, severity: str) -> int | None:
         return self.data.get("sla_days", {}).get(severity)

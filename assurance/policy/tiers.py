@@ -162,12 +162,6 @@ def decide_tier(record: VersionRecord, policy: Policy) -> TierDecision:
     return TierDecision(default, f"{invalid}{NO_RULE}; policy default {default}", "default")
 
 
-def tier_severity(policy: Policy, tier: str, check: str, default: str) -> str:
-    """A check's severity for this tier: `tiers.levels.<tier>.severity` overrides the policy-wide one."""
-    own = (policy.tier_config(tier).get("severity") or {}).get(check)
-    return own or policy.severity(check, default)
-
-
 def derive_tier(record: VersionRecord, policy: Policy) -> tuple[str, str]:
     """(tier, rationale) for this version; see `decide_tier` for where the tier came from."""
     decision = decide_tier(record, policy)

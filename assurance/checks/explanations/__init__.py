@@ -103,7 +103,7 @@ def run(inputs: Inputs) -> Section:
         previous[1] if previous else None,
     )
     section.tables["explanations"] = table_
-    severity = inputs.policy.severity(CHECK, "medium")
+    severity = inputs.policy.severity(CHECK)
     local = None
     if current is not None:
         section.findings += attribution_drift_findings(

@@ -7,14 +7,18 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from assurance.domain.checks import CheckSpec
 from assurance.domain.findings import Finding, fmt
 from assurance.domain.values import Inputs
 
-CHECK = "explainability.attribution_drift"
-CHECKS = {
-    CHECK: "Feature attributions (mean |SHAP|) rank the features very differently between reference and "
+CHECK = CheckSpec(
+    "explainability.attribution_drift",
+    "explainability",
+    "Feature attributions (mean |SHAP|) rank the features very differently between reference and "
     "current data, or against the previous version of the model.",
-}
+    "medium",
+)
+CHECKS: tuple[CheckSpec, ...] = (CHECK,)
 EVIDENCE = "explanations.parquet"
 
 
@@ -83,12 +87,10 @@ def attribution_drift_findings(
         r = rows.loc[feature]
         was, now = int(r[f"rank_{base}"]), int(r[f"rank_{other}"])
         out.append(
-            Finding(
-                category="explainability",
-                check=CHECK,
-                subject=f"{prefix}{feature}",
-                severity=severity,
-                message=(
+            CHECK.finding(
+                f"{prefix}{feature}",
+                severity,
+                (
                     f"{feature} moved from rank {was} to {now} in attribution ({r[f'share_{base}']:.0%} to "
                     f"{r[f'share_{other}']:.0%} of mean |SHAP|) {label}: check whether and why the model now "
                     "relies on it differently."
@@ -100,12 +102,10 @@ def attribution_drift_findings(
         )
     if np.isfinite(rho) and rho < rules.min_rank_correlation:
         out.append(
-            Finding(
-                category="explainability",
-                check=CHECK,
-                subject=f"{prefix}ranking",
-                severity=severity,
-                message=(
+            CHECK.finding(
+                f"{prefix}ranking",
+                severity,
+                (
                     f"The feature importance ranking {label} has a Spearman correlation of {rho:.2f} "
                     f"(limit {rules.min_rank_correlation}): the model's reasoning has shifted."
                 ),

@@ -9,7 +9,7 @@ every result lands in `quality.parquet`, and what fails on current becomes a fin
 
 from __future__ import annotations
 
-from assurance.checks.quality.expectations import ROLES, Limits
+from assurance.checks.quality.expectations import CHECKS, ROLES, Limits
 from assurance.checks.quality.findings import (
     availability_findings,
     check_label,
@@ -22,17 +22,6 @@ from assurance.checks.quality.summary import TABLE_COLUMNS, quality_metrics, res
 from assurance.checks.quality.validation import duplicate_results, evaluate
 from assurance.checks.rows import sample
 from assurance.domain.values import Inputs, Section
-
-CHECKS: dict[str, str] = {
-    "data.unavailable": "Reference or current data could not be loaded, so the checks that need it did not run.",
-    "data.label_missing": "The `assurance.label` tag is absent or names a column the reference data lacks.",
-    "schema.missing_column": "A model input (from the signature, else the reference columns) is missing from a dataset.",
-    "schema.type_mismatch": "A column's values do not fit the type the model signature declares.",
-    "quality.missing_values": "A feature is missing in current data more often than in reference, beyond the policy's margin.",
-    "quality.out_of_range": "Too many current values of a numeric feature fall outside the reference range.",
-    "quality.unseen_categories": "Too many current values of a categorical feature were never seen in reference.",
-    "quality.duplicates": "A dataset holds more exact duplicate rows than the policy allows.",
-}
 
 __all__ = ["CHECKS", "TABLE_COLUMNS", "run"]
 

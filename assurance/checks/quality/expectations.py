@@ -1,14 +1,76 @@
-"""What the quality suite is made of: expectations learned from reference data, and their results."""
+"""What the quality suite is made of: the checks it reports, expectations learned from reference
+data, and their results."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
 
+from assurance.domain.checks import CheckSpec
+
 EVIDENCE = "quality.parquet"
 ROLES = ("reference", "current")
 ALL_COLUMNS = "*"
 DUPLICATES = "expect_no_duplicate_rows"  # computed with pandas on the full dataset, not sampled
+
+UNAVAILABLE = CheckSpec(
+    "data.unavailable",
+    "data_quality",
+    "Reference or current data could not be loaded, so the checks that need it did not run.",
+    "high",
+)
+LABEL_MISSING = CheckSpec(
+    "data.label_missing",
+    "data_quality",
+    "The `assurance.label` tag is absent or names a column the reference data lacks.",
+    "medium",
+)
+MISSING_COLUMN = CheckSpec(
+    "schema.missing_column",
+    "schema",
+    "A model input (from the signature, else the reference columns) is missing from a dataset.",
+    "high",
+)
+TYPE_MISMATCH = CheckSpec(
+    "schema.type_mismatch",
+    "schema",
+    "A column's values do not fit the type the model signature declares.",
+    "medium",
+)
+MISSING_VALUES = CheckSpec(
+    "quality.missing_values",
+    "data_quality",
+    "A feature is missing in current data more often than in reference, beyond the policy's margin.",
+    "medium",
+)
+OUT_OF_RANGE = CheckSpec(
+    "quality.out_of_range",
+    "data_quality",
+    "Too many current values of a numeric feature fall outside the reference range.",
+    "medium",
+)
+UNSEEN_CATEGORIES = CheckSpec(
+    "quality.unseen_categories",
+    "data_quality",
+    "Too many current values of a categorical feature were never seen in reference.",
+    "medium",
+)
+DUPLICATE_ROWS = CheckSpec(
+    "quality.duplicates",
+    "data_quality",
+    "A dataset holds more exact duplicate rows than the policy allows.",
+    "low",
+)
+CHECKS: tuple[CheckSpec, ...] = (
+    UNAVAILABLE,
+    LABEL_MISSING,
+    MISSING_COLUMN,
+    TYPE_MISMATCH,
+    MISSING_VALUES,
+    OUT_OF_RANGE,
+    UNSEEN_CATEGORIES,
+    DUPLICATE_ROWS,
+)
 
 
 @dataclass(frozen=True)
@@ -41,7 +103,7 @@ class Expectation:
 
     column: str
     name: str
-    check: str
+    check: CheckSpec
     threshold: float = 0.0
     baseline: float = 0.0
     kwargs: dict[str, Any] = field(default_factory=dict)

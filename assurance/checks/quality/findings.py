@@ -7,7 +7,21 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from assurance.checks.quality.expectations import EVIDENCE, ROLES, ExpectationResult, Limits
+from assurance.checks.quality.expectations import (
+    DUPLICATE_ROWS,
+    EVIDENCE,
+    LABEL_MISSING,
+    MISSING_COLUMN,
+    MISSING_VALUES,
+    OUT_OF_RANGE,
+    ROLES,
+    TYPE_MISMATCH,
+    UNAVAILABLE,
+    UNSEEN_CATEGORIES,
+    ExpectationResult,
+    Limits,
+)
+from assurance.domain.checks import CheckSpec
 from assurance.domain.findings import SEVERITIES, Finding, severity_rank
 from assurance.domain.values import Dataset, Inputs, VersionRecord
 
@@ -25,15 +39,11 @@ def availability_findings(inputs: Inputs, policy: Policy) -> list[Finding]:
         where = ds.uri if ds is not None and ds.uri else f"no `assurance.{role}` tag"
         error = (ds.error if ds is not None else None) or "no dataset was provided"
         findings.append(
-            Finding(
-                category="data_quality",
-                check="data.unavailable",
-                subject=role,
-                severity=policy.severity("data.unavailable", "high"),
-                message=(
-                    f"The {role} data ({where}) could not be loaded ({error}), so the checks that need "
-                    f"it could not run: fix the URI or its access."
-                ),
+            UNAVAILABLE.finding(
+                role,
+                policy.severity(UNAVAILABLE),
+                f"The {role} data ({where}) could not be loaded ({error}), so the checks that need "
+                f"it could not run: fix the URI or its access.",
                 evidence=EVIDENCE,
             )
         )
@@ -45,21 +55,17 @@ def check_label(
 ) -> tuple[list[Finding], str | None]:
     """The label names the column performance is measured on; current may lack it (labels come late)."""
     label = record.tags.get("assurance.label") or None
-    severity = policy.severity("data.label_missing", "medium")
+    severity = policy.severity(LABEL_MISSING)
     if label is None:
         message = "The model has no `assurance.label` tag, so its performance cannot be checked: tag the label column."
-        return [_label_finding("assurance.label", severity, message)], None
+        return [LABEL_MISSING.finding("assurance.label", severity, message, evidence=EVIDENCE)], None
     if reference is not None and label not in {str(c) for c in reference.columns}:
         message = (
             f"The `assurance.label` tag names '{label}', which the reference data does not have, so "
             f"performance cannot be checked: fix the tag or the data."
         )
-        return [_label_finding(label, severity, message)], label
+        return [LABEL_MISSING.finding(label, severity, message, evidence=EVIDENCE)], label
     return [], label
-
-
-def _label_finding(subject: str, severity: str, message: str) -> Finding:
-    return Finding("data_quality", "data.label_missing", subject, severity, message, evidence=EVIDENCE)
 
 
 def escalate(severity: str, excess: float, tolerance: float, factor: float) -> str:
@@ -71,34 +77,31 @@ def escalate(severity: str, excess: float, tolerance: float, factor: float) -> s
 
 def schema_findings(results: list[ExpectationResult], policy: Policy, from_signature: bool) -> list[Finding]:
     """One finding per column and schema check, naming every dataset where it failed."""
-    failed: dict[tuple[str, str], list[ExpectationResult]] = {}
+    failed: dict[tuple[CheckSpec, str], list[ExpectationResult]] = {}
     for r in results:
-        if r.expectation.check.startswith("schema.") and not r.success and not math.isnan(r.observed):
-            failed.setdefault((r.expectation.check, r.expectation.column), []).append(r)
+        check = r.expectation.check
+        if check in (MISSING_COLUMN, TYPE_MISMATCH) and not r.success and not math.isnan(r.observed):
+            failed.setdefault((check, r.expectation.column), []).append(r)
     findings = []
     source = "model signature" if from_signature else "reference data"
     for (check, col), group in failed.items():
         roles = " and ".join(r.role for r in group)
-        if check == "schema.missing_column":
+        if check == MISSING_COLUMN:
             message = (
                 f"Feature '{col}' expected from the {source} is missing from the {roles} data, so the "
                 f"model cannot score it as intended: restore the column or update the signature."
             )
-            default = "high"
         else:
             found = "; ".join(f"{r.role} has {r.note}, {r.observed:.1%} of values off" for r in group)
             message = (
                 f"Feature '{col}' should hold {group[0].expectation.learned} values per the {source} but does not "
                 f"({found}): fix the type upstream{' or the signature' if from_signature else ''}."
             )
-            default = "medium"
         findings.append(
-            Finding(
-                category="schema",
-                check=check,
-                subject=col,
-                severity=policy.severity(check, default),
-                message=message,
+            check.finding(
+                col,
+                policy.severity(check),
+                message,
                 observed=max(r.observed for r in group),
                 threshold=0.0,
                 evidence=EVIDENCE,
@@ -108,24 +111,23 @@ def schema_findings(results: list[ExpectationResult], policy: Policy, from_signa
 
 
 _RATE_MESSAGES = {
-    "quality.missing_values": (
+    MISSING_VALUES: (
         "{observed:.1%} of current values of '{column}' are missing against {baseline:.1%} in reference "
         "(allowed up to {threshold:.1%}): find where the feed loses them before trusting the scores."
     ),
-    "quality.out_of_range": (
+    OUT_OF_RANGE: (
         "{observed:.1%} of current values of '{column}' fall outside the reference {learned} (allowed "
         "{threshold:.1%}{examples}): check units and upstream changes, the model never saw such values."
     ),
-    "quality.unseen_categories": (
+    UNSEEN_CATEGORIES: (
         "{observed:.1%} of current values of '{column}' are categories never seen in reference (allowed "
         "{threshold:.1%}{examples}): map them or retrain, the model has not learned them."
     ),
-    "quality.duplicates": (
+    DUPLICATE_ROWS: (
         "{observed:.1%} of {role} rows ({note}) are exact duplicates (allowed {threshold:.1%}): check "
         "the extraction for repeated records."
     ),
 }
-_DEFAULT_SEVERITY = {"quality.duplicates": "low"}
 
 
 def rate_findings(results: list[ExpectationResult], policy: Policy, limits: Limits) -> list[Finding]:
@@ -136,22 +138,19 @@ def rate_findings(results: list[ExpectationResult], policy: Policy, limits: Limi
     mistyped = {
         (r.role, r.expectation.column)
         for r in results
-        if r.expectation.check == "schema.type_mismatch" and not r.success
+        if r.expectation.check == TYPE_MISMATCH and not r.success
     }
     findings = []
     for r in results:
         check = r.expectation.check
         if check not in _RATE_MESSAGES or r.success or math.isnan(r.observed):
             continue
-        if r.role != "current" and check != "quality.duplicates":
+        if r.role != "current" and check != DUPLICATE_ROWS:
             continue
-        if (
-            check in ("quality.out_of_range", "quality.unseen_categories")
-            and (r.role, r.expectation.column) in mistyped
-        ):
+        if check in (OUT_OF_RANGE, UNSEEN_CATEGORIES) and (r.role, r.expectation.column) in mistyped:
             continue
         severity = escalate(
-            policy.severity(check, _DEFAULT_SEVERITY.get(check, "medium")),
+            policy.severity(check),
             excess=r.observed - r.expectation.baseline,
             tolerance=r.expectation.threshold - r.expectation.baseline,
             factor=limits.escalation_factor,
@@ -166,17 +165,8 @@ def rate_findings(results: list[ExpectationResult], policy: Policy, limits: Limi
             note=r.note,
             examples=f"; e.g. {r.examples}" if r.examples else "",
         )
-        subject = r.role if check == "quality.duplicates" else r.expectation.column
+        subject = r.role if check == DUPLICATE_ROWS else r.expectation.column
         findings.append(
-            Finding(
-                "data_quality",
-                check,
-                subject,
-                severity,
-                message,
-                r.observed,
-                r.expectation.threshold,
-                EVIDENCE,
-            )
+            check.finding(subject, severity, message, r.observed, r.expectation.threshold, EVIDENCE)
         )
     return findings

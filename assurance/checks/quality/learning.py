@@ -8,7 +8,13 @@ import numpy as np
 import pandas as pd
 from pandas.api import types as ptypes
 
-from assurance.checks.quality.expectations import Expectation, Limits
+from assurance.checks.quality.expectations import (
+    MISSING_VALUES,
+    OUT_OF_RANGE,
+    UNSEEN_CATEGORIES,
+    Expectation,
+    Limits,
+)
 from assurance.domain.values import Section
 
 
@@ -34,7 +40,7 @@ def missing_expectation(series: pd.Series, col: str, limits: Limits) -> Expectat
     return Expectation(
         col,
         "expect_column_values_to_not_be_null",
-        "quality.missing_values",
+        MISSING_VALUES,
         threshold=threshold,
         baseline=missing,
         kwargs={"mostly": 1.0 - threshold},
@@ -92,7 +98,7 @@ def _range_expectation(values: pd.Series, col: str, limits: Limits) -> list[Expe
         Expectation(
             col,
             "expect_column_values_to_be_between",
-            "quality.out_of_range",
+            OUT_OF_RANGE,
             threshold=threshold,
             baseline=baseline,
             kwargs={"min_value": lo - margin, "max_value": hi + margin, "mostly": 1.0 - threshold},
@@ -112,7 +118,7 @@ def _category_expectation(values: pd.Series, col: str, limits: Limits) -> Expect
     return Expectation(
         col,
         "expect_column_values_to_be_in_set",
-        "quality.unseen_categories",
+        UNSEEN_CATEGORIES,
         threshold=threshold,
         baseline=baseline,
         kwargs={"value_set": known, "mostly": 1.0 - threshold},

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from pandas.api import types as ptypes
 
-from assurance.checks.quality.expectations import Expectation
+from assurance.checks.quality.expectations import MISSING_COLUMN, TYPE_MISMATCH, Expectation
 from assurance.domain.values import Section, VersionRecord
 
 _INTS = [f"{sign}int{bits}" for sign in ("", "u") for bits in (8, 16, 32, 64)]
@@ -132,7 +132,7 @@ def infer_type(series: pd.Series) -> str:
 
 def schema_expectations(schema: dict[str, str], section: Section) -> list[Expectation]:
     """Every expected feature must exist; those with a known type must hold values of that type."""
-    expectations = [Expectation(col, "expect_column_to_exist", "schema.missing_column") for col in schema]
+    expectations = [Expectation(col, "expect_column_to_exist", MISSING_COLUMN) for col in schema]
     unchecked = sorted(
         f"{col} ({kind or 'unknown'})" for col, kind in schema.items() if kind not in TYPE_LISTS
     )
@@ -142,7 +142,7 @@ def schema_expectations(schema: dict[str, str], section: Section) -> list[Expect
         Expectation(
             col,
             "expect_column_values_to_be_in_type_list",
-            "schema.type_mismatch",
+            TYPE_MISMATCH,
             kwargs={"type_list": TYPE_LISTS[kind]},
             learned=kind,
         )

@@ -9,7 +9,10 @@ import pandas as pd
 
 from assurance.checks.quality.expectations import (
     ALL_COLUMNS,
+    DUPLICATE_ROWS,
     DUPLICATES,
+    MISSING_VALUES,
+    TYPE_MISMATCH,
     Expectation,
     ExpectationResult,
     Limits,
@@ -114,10 +117,8 @@ def _result(
         )
     pct = res.get("unexpected_percent")
     observed = float(pct) / 100.0 if pct is not None else (0.0 if success else 1.0)
-    note = f"dtype {frame[expectation.column].dtype}" if expectation.check == "schema.type_mismatch" else ""
-    examples = (
-        "" if expectation.check == "quality.missing_values" else _examples(res.get("partial_unexpected_list"))
-    )
+    note = f"dtype {frame[expectation.column].dtype}" if expectation.check == TYPE_MISMATCH else ""
+    examples = "" if expectation.check == MISSING_VALUES else _examples(res.get("partial_unexpected_list"))
     return ExpectationResult(role, expectation, success, observed, note, examples)
 
 
@@ -158,7 +159,7 @@ def duplicate_results(
         baseline = shares.get("reference", 0.0) if role == "current" else 0.0
         threshold = baseline + limits.duplicate_rate
         expectation = Expectation(
-            ALL_COLUMNS, DUPLICATES, "quality.duplicates", threshold=threshold, baseline=baseline
+            ALL_COLUMNS, DUPLICATES, DUPLICATE_ROWS, threshold=threshold, baseline=baseline
         )
         note = f"{int(round(share * len(frames[role])))} duplicate rows"
         results.append(ExpectationResult(role, expectation, share <= threshold, share, note))
