@@ -101,9 +101,7 @@ def analysis_asset(analysis: Analysis) -> dg.AssetsDefinition:
         )
         progress(context, f"{analysis.title}: {len(section.findings)} findings")
         yield dg.Output(section, metadata=section_metadata(section))
-        yield from check_results(
-            analysis, section, pol.get("recommendation.hold_if_any", ["critical", "high"])
-        )
+        yield from check_results(analysis, section, pol.recommendation.hold_if_any)
 
     return _run
 

@@ -91,7 +91,7 @@ def describe(section: Section, policy: Policy) -> str:
         return found
     m = section.metrics
     spent = m["seconds_reference"] + m.get("seconds_current", 0.0)
-    budget = float(policy.threshold("explanations.time_budget_seconds"))
+    budget = policy.thresholds.explanations.time_budget_seconds
     rows = int(m["rows_explained_reference"] + m.get("rows_explained_current", 0))
     verdict = "within" if spent <= budget else "OVER"
     return f"{found}; SHAP {rows:,} rows in {spent:.1f} s ({verdict} the {budget:.0f} s budget; setup {m['seconds_setup']:.1f} s)"

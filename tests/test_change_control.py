@@ -42,7 +42,7 @@ def test_not_in_production_needs_no_approval():
 
 
 def test_production_aliases_from_policy_case_insensitive():
-    policy = Policy({**Policy().data, "change_control": {"production_aliases": ["serving"]}})
+    policy = Policy().with_overrides({"change_control": {"production_aliases": ["serving"]}})
     assert checks(assess(record(aliases=["Serving"]), policy, EMPTY, datetime.now(UTC))) == {
         "change_control.unapproved"
     }

@@ -154,7 +154,7 @@ def test_artifact_found_case_insensitively_and_unreadable_counts_as_present():
 
 
 def test_min_words_comes_from_policy():
-    policy = Policy({**Policy().data, "thresholds": {"documentation": {"min_words": 500}}})
+    policy = Policy().with_overrides({"thresholds": {"documentation": {"min_words": 500}}})
     record = make_record(
         model_tags={"owner": "a", "use_case": "churn"}, documents={"model_card.md": GOOD_CARD}
     )

@@ -122,17 +122,16 @@ def test_absent_attribute_and_regressor_are_skipped(fair_model, current):
 def test_gap_between_small_groups_within_noise_is_not_judged():
     from assurance.checks.rows import Outcomes
     from assurance.policy.model import Policy
-    from assurance.policy.rules import load_rules
 
     def judge(scale: int):
         selected = ([1] * 10 + [0] * 110 + [1] * 15 + [0] * 105) * scale
         frame = pd.DataFrame({"g": (["A"] * 120 + ["B"] * 120) * scale})
         prediction = pd.Series(selected)
         data = Outcomes("current", frame, prediction, prediction, None, "binary", 1)
-        rules = load_rules(fairness.Rules, Policy(), "fairness")
-        rates = fairness.group_rates(data, "g", rules)
+        limits = Policy().thresholds.fairness
+        rates = fairness.group_rates(data, "g", limits)
         summary = fairness.disparities(rates)
-        return summary, fairness.findings(rates, summary, data, rules, Policy())
+        return summary, fairness.findings(rates, summary, data, limits, Policy())
 
     summary, found = judge(1)
     assert summary["demographic_parity_ratio"] == pytest.approx(10 / 15) and found == []

@@ -104,14 +104,14 @@ def test_scrambled_current_labels_are_a_degradation_naming_the_metric(model, ref
 def test_a_drop_beyond_tolerance_is_a_finding_only_when_its_interval_excludes_zero(spread, expected):
     """The same 0.06 accuracy drop: noise on a small window (wide replicates), real on a large one."""
     rng = np.random.default_rng(6)
-    settings = performance.Settings.from_policy(Policy())
+    limits = Policy().thresholds.performance
     reference = performance.Evaluation(
         "reference", 5000, {"accuracy": 0.87}, {"accuracy": rng.normal(0.87, 0.005, 200)}
     )
     current = performance.Evaluation(
         "current", 80, {"accuracy": 0.81}, {"accuracy": rng.normal(0.81, spread, 200)}
     )
-    found = performance.degradation_findings(reference, current, settings, Policy())
+    found = performance.degradation_findings(reference, current, limits, Policy())
     assert [f.subject for f in found] == expected
 
 

@@ -9,7 +9,6 @@ import pandas as pd
 import pytest
 
 from assurance.checks import quality
-from assurance.checks.quality.expectations import Limits
 from assurance.checks.quality.findings import escalate
 from assurance.checks.quality.learning import value_kind
 from assurance.domain.findings import severity_rank
@@ -267,7 +266,7 @@ def test_escalation_raises_one_level_only_far_beyond_tolerance() -> None:
 
 
 def test_value_kinds_follow_dtype_and_cardinality() -> None:
-    limits = Limits.from_policy(Policy())
+    limits = Policy().thresholds.quality
     ids = pd.Series([f"id{i}" for i in range(1000)])
     assert value_kind(pd.Series(np.arange(1000)), limits) == "numeric"
     assert value_kind(pd.Series(np.arange(1000) % 4), limits) == "categorical"

@@ -37,7 +37,7 @@ def test_use_case_regex_rule(policy):
 
 def test_default_when_nothing_matches(policy):
     decision = decide_tier(make_record(model_tags={"use_case": "churn outreach"}), policy)
-    assert decision.tier == policy.get("tiers.default")
+    assert decision.tier == policy.tiers.default
     assert decision.source == "default"
     assert NO_RULE in decision.rationale
 
@@ -76,14 +76,13 @@ def test_conditions(when, expected):
 
 
 def test_policy_rules_drive_tier():
-    policy = Policy(
+    policy = Policy().with_overrides(
         {
             "tiers": {
                 "default": "low",
                 "rules": [
                     {"tier": "high", "when": {"tag_equals": {"decision": "automated"}}, "why": "automated"}
                 ],
-                "levels": {"high": {}, "low": {}},
             }
         }
     )
@@ -101,6 +100,6 @@ def test_policy_rules_drive_tier():
     ],
 )
 def test_policy_mistakes_are_policy_errors(rules):
-    policy = Policy({"tiers": {"default": "low", "rules": rules, "levels": {"high": {}, "low": {}}}})
     with pytest.raises(PolicyError):
+        policy = Policy().with_overrides({"tiers": {"default": "low", "rules": rules}})
         derive_tier(make_record(model_tags={"x": "1"}), policy)

@@ -30,7 +30,6 @@ EVIDENCE = "change_control.parquet"
 TABLE = "change_control"
 TABLE_COLUMNS = ["alias", "version", "production", "observed_at"]
 APPROVAL_TAGS = ("approval.ticket", "approval.approved_by", "approval.approved_at")
-DEFAULT_PRODUCTION_ALIASES = ("production", "prod", "champion", "live")
 
 UNAPPROVED = CheckSpec(
     "change_control.unapproved",
@@ -73,8 +72,7 @@ class ApprovalTime:
 
 def production_aliases(policy: Policy) -> set[str]:
     """Alias names (lower case) that mean "serving in production" under this policy."""
-    names = policy.get("change_control.production_aliases", None) or DEFAULT_PRODUCTION_ALIASES
-    return {str(a).strip().lower() for a in names}
+    return {str(a).strip().lower() for a in policy.change_control.production_aliases}
 
 
 def live_aliases(record: VersionRecord, policy: Policy) -> list[str]:

@@ -196,8 +196,8 @@ def _tag_check(key: str) -> CheckSpec:
 
 
 def _artifact_gaps(record: VersionRecord, policy: Policy, tier: str) -> list[Gap]:
-    required = policy.tier_config(tier).get("required_artifacts") or []
-    min_words = int(policy.threshold("documentation.min_words"))
+    required = policy.tier_level(tier).required_artifacts
+    min_words = policy.thresholds.documentation.min_words
     where = f"source run {record.run_id}" if record.run_id else "the version, which has no source run"
     gaps = []
     for name in required:
@@ -236,7 +236,7 @@ def _artifact_gaps(record: VersionRecord, policy: Policy, tier: str) -> list[Gap
 
 def _tag_gaps(record: VersionRecord, policy: Policy, tier: str) -> list[Gap]:
     gaps = []
-    for key in policy.tier_config(tier).get("required_tags") or []:
+    for key in policy.tier_level(tier).required_tags:
         problem = tag_problem(key, record.tags.get(key))
         if problem is None:
             gaps.append(Gap("tag", key, "ok", "set", None))

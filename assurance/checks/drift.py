@@ -93,27 +93,29 @@ def column_kind(values: pd.Series, max_distinct: int) -> str | None:
 
 def column_specs(frame: pd.DataFrame, columns: list[str], role: str, policy: Policy) -> list[ColumnSpec]:
     """The comparison for each column of `frame` drift can compare, methods and thresholds from the policy."""
-    max_distinct = int(policy.threshold("drift.categorical_max_distinct", 10))
+    limits = policy.thresholds.drift
+    methods = {
+        NUMERIC: (limits.numeric_method, limits.numeric_threshold),
+        CATEGORICAL: (limits.categorical_method, limits.categorical_threshold),
+    }
     specs = []
     for column in columns:
-        kind = column_kind(frame[column], max_distinct)
+        kind = column_kind(frame[column], limits.categorical_max_distinct)
         if kind is not None:
-            method = policy.threshold(f"drift.{kind}_method")
-            specs.append(
-                ColumnSpec(role, column, kind, method, float(policy.threshold(f"drift.{kind}_threshold")))
-            )
+            method, threshold = methods[kind]
+            specs.append(ColumnSpec(role, column, kind, method, float(threshold)))
     return specs
 
 
 def choose_engine(specs: list[ColumnSpec], rows: int, policy: Policy) -> str:
     """ "evidently" or "numpy": the policy's choice; with "auto", Evidently on small data or for methods
     numpy does not implement, numpy otherwise."""
-    engine = policy.threshold("drift.engine", "auto")
+    limits = policy.thresholds.drift
     if any((s.kind, s.method) not in distances.FAST_METHODS for s in specs):
         return "evidently"
-    if engine == "auto":
-        return "evidently" if rows <= int(policy.threshold("drift.evidently_max_rows", 100_000)) else "numpy"
-    return engine
+    if limits.engine == "auto":
+        return "evidently" if rows <= limits.evidently_max_rows else "numpy"
+    return limits.engine
 
 
 def measure(
@@ -309,7 +311,7 @@ def run(inputs: Inputs) -> Section:
     ref, cur, policy = inputs.reference, inputs.current, inputs.policy
     if ref is None or cur is None or not ref.ok or not cur.ok:
         return section.skip("drift needs both reference and current data")
-    min_rows = int(policy.threshold("drift.min_rows", 100))
+    min_rows = policy.thresholds.drift.min_rows
     if min(ref.rows, cur.rows) < min_rows:
         return section.skip(
             f"drift needs at least {min_rows} rows on each side (reference {ref.rows}, current {cur.rows})"
@@ -341,7 +343,7 @@ def run(inputs: Inputs) -> Section:
     result = pd.concat([p for p in parts if len(p)] or parts[:1], ignore_index=True)
     feature_rows = result[result["role"] == "feature"]
     share = float(feature_rows["drifted"].mean()) if len(feature_rows) else 0.0
-    share_threshold = float(policy.threshold("drift.share_threshold"))
+    share_threshold = policy.thresholds.drift.share_threshold
     section.findings = _findings(result, share, share_threshold, policy)
     section.tables["drift"] = result
     section.plots = _plots(result, outputs)

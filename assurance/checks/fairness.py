@@ -9,8 +9,6 @@ pandas groupby: Fairlearn's MetricFrame gives the same numbers (the tests check 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pandas as pd
 
@@ -18,7 +16,7 @@ from assurance.checks.rows import Z95, Outcomes, Unavailable, group_labels, outc
 from assurance.domain.checks import CheckSpec
 from assurance.domain.findings import Finding
 from assurance.domain.values import Inputs, Section
-from assurance.policy.rules import load_rules
+from assurance.policy.thresholds import FairnessThresholds
 from assurance.reporting.markdown import table
 
 DEMOGRAPHIC_PARITY = CheckSpec(
@@ -50,18 +48,7 @@ EVIDENCE = "fairness.parquet"
 MAX_GROUPS = 50
 
 
-@dataclass(frozen=True)
-class Rules:
-    """`thresholds.fairness` of the policy."""
-
-    min_support: int
-    min_class_support: int
-    min_demographic_parity_ratio: float
-    max_equalized_odds_difference: float
-    max_calibration_difference: float
-
-
-def group_rates(data: Outcomes, attribute: str, rules: Rules) -> pd.DataFrame:
+def group_rates(data: Outcomes, attribute: str, limits: FairnessThresholds) -> pd.DataFrame:
     """One row per group of `attribute`: support, selection rate, TPR, FPR, mean score, observed rate,
     calibration gap, and which of them are judged (enough rows, positives and negatives)."""
     groups = group_labels(data.frame, [attribute], MAX_GROUPS, 5)[attribute]
@@ -86,9 +73,11 @@ def group_rates(data: Outcomes, attribute: str, rules: Rules) -> pd.DataFrame:
         rates["positives"] = rates["tpr"] = rates["fpr"] = rates["observed_rate"] = np.nan
     rates["mean_score"] = grouped["score"].mean() if data.score is not None else np.nan
     rates["calibration_gap"] = rates["mean_score"] - rates["observed_rate"]
-    rates["judged"] = rates["support"] >= rules.min_support
-    rates["tpr_judged"] = rates["judged"] & (rates["positives"] >= rules.min_class_support)
-    rates["fpr_judged"] = rates["judged"] & (rates["support"] - rates["positives"] >= rules.min_class_support)
+    rates["judged"] = rates["support"] >= limits.min_support
+    rates["tpr_judged"] = rates["judged"] & (rates["positives"] >= limits.min_class_support)
+    rates["fpr_judged"] = rates["judged"] & (
+        rates["support"] - rates["positives"] >= limits.min_class_support
+    )
     rates = rates.reset_index()
     rates.insert(0, "attribute", attribute)
     rates.insert(2, "subject", attribute + "=" + rates["group"].astype(str))
@@ -146,9 +135,11 @@ def _count(group: pd.Series, count: str) -> float:
     return float(group[count])
 
 
-def parity_finding(rates: pd.DataFrame, ratio: float, data: Outcomes, rules: Rules, policy) -> list[Finding]:
+def parity_finding(
+    rates: pd.DataFrame, ratio: float, data: Outcomes, limits: FairnessThresholds, policy
+) -> list[Finding]:
     """Demographic parity: the group with the lowest selection rate, when the ratio is below the limit."""
-    if not np.isfinite(ratio) or ratio >= rules.min_demographic_parity_ratio:
+    if not np.isfinite(ratio) or ratio >= limits.min_demographic_parity_ratio:
         return []
     low = extreme_group(rates, "selection_rate", rates["judged"], lowest=True)
     high = extreme_group(rates, "selection_rate", rates["judged"], lowest=False)
@@ -161,24 +152,24 @@ def parity_finding(rates: pd.DataFrame, ratio: float, data: Outcomes, rules: Rul
             (
                 f"The model selects {low['subject']} at {low['selection_rate']:.1%} and {high['subject']} at "
                 f"{high['selection_rate']:.1%} on {data.role} data (ratio {ratio:.2f}, below "
-                f"{rules.min_demographic_parity_ratio}): review whether {low['subject']} is treated unequally."
+                f"{limits.min_demographic_parity_ratio}): review whether {low['subject']} is treated unequally."
             ),
             observed=ratio,
-            threshold=rules.min_demographic_parity_ratio,
+            threshold=limits.min_demographic_parity_ratio,
             evidence=EVIDENCE,
         )
     ]
 
 
 def odds_finding(
-    rates: pd.DataFrame, summary: dict[str, float], data: Outcomes, rules: Rules, policy
+    rates: pd.DataFrame, summary: dict[str, float], data: Outcomes, limits: FairnessThresholds, policy
 ) -> list[Finding]:
     """Equalized odds: of the TPR and FPR gaps over the limit and beyond noise, the larger, naming the
     group with the lowest TPR or the highest FPR."""
     candidates = []
     for rate, count in (("tpr", "positives"), ("fpr", "negatives")):
         spread = summary[f"{rate}_difference"]
-        if not np.isfinite(spread) or spread <= rules.max_equalized_odds_difference:
+        if not np.isfinite(spread) or spread <= limits.max_equalized_odds_difference:
             continue
         worst = extreme_group(rates, rate, rates[f"{rate}_judged"], lowest=rate == "tpr")
         best = extreme_group(rates, rate, rates[f"{rate}_judged"], lowest=rate != "tpr")
@@ -194,19 +185,21 @@ def odds_finding(
             (
                 f"The {'true' if rate == 'tpr' else 'false'} positive rate is {worst[rate]:.3f} for "
                 f"{worst['subject']} against {best[rate]:.3f} for {best['subject']} on {data.role} data "
-                f"(difference {spread:.3f}, limit {rules.max_equalized_odds_difference}): the model's errors "
+                f"(difference {spread:.3f}, limit {limits.max_equalized_odds_difference}): the model's errors "
                 f"fall unequally on {worst['subject']}."
             ),
             observed=spread,
-            threshold=rules.max_equalized_odds_difference,
+            threshold=limits.max_equalized_odds_difference,
             evidence=EVIDENCE,
         )
     ]
 
 
-def calibration_finding(rates: pd.DataFrame, spread: float, rules: Rules, policy) -> list[Finding]:
+def calibration_finding(
+    rates: pd.DataFrame, spread: float, limits: FairnessThresholds, policy
+) -> list[Finding]:
     """Calibration: the group whose scores miss its observed rate the most, when gaps differ too much."""
-    if not np.isfinite(spread) or spread <= rules.max_calibration_difference:
+    if not np.isfinite(spread) or spread <= limits.max_calibration_difference:
         return []
     judged = rates[rates["judged"]]
     worst = judged.loc[judged["calibration_gap"].abs().idxmax()]
@@ -218,23 +211,23 @@ def calibration_finding(rates: pd.DataFrame, spread: float, rules: Rules, policy
             (
                 f"Scores for {subject} {'over' if gap > 0 else 'under'}state the observed rate by {abs(gap):.3f}, "
                 f"and calibration gaps differ between groups by {spread:.3f} (limit "
-                f"{rules.max_calibration_difference}): the same score does not mean the same risk across groups."
+                f"{limits.max_calibration_difference}): the same score does not mean the same risk across groups."
             ),
             observed=spread,
-            threshold=rules.max_calibration_difference,
+            threshold=limits.max_calibration_difference,
             evidence=EVIDENCE,
         )
     ]
 
 
 def findings(
-    rates: pd.DataFrame, summary: dict[str, float], data: Outcomes, rules: Rules, policy
+    rates: pd.DataFrame, summary: dict[str, float], data: Outcomes, limits: FairnessThresholds, policy
 ) -> list[Finding]:
     """Findings for one attribute whose disparities pass the policy's limits, each naming a group."""
     return [
-        *parity_finding(rates, summary["demographic_parity_ratio"], data, rules, policy),
-        *odds_finding(rates, summary, data, rules, policy),
-        *calibration_finding(rates, summary["calibration_difference"], rules, policy),
+        *parity_finding(rates, summary["demographic_parity_ratio"], data, limits, policy),
+        *odds_finding(rates, summary, data, limits, policy),
+        *calibration_finding(rates, summary["calibration_difference"], limits, policy),
     ]
 
 
@@ -285,12 +278,12 @@ def run(inputs: Inputs) -> Section:
     )
     if not attributes:
         return section
-    rules = load_rules(Rules, inputs.policy, "fairness")
+    limits = inputs.policy.thresholds.fairness
     all_rates, summaries = [], []
     for attribute in attributes:
-        rates = group_rates(data, attribute, rules)
+        rates = group_rates(data, attribute, limits)
         summary = disparities(rates)
-        section.findings += findings(rates, summary, data, rules, inputs.policy)
+        section.findings += findings(rates, summary, data, limits, inputs.policy)
         all_rates.append(rates)
         summaries.append({"attribute": attribute, **summary})
     rates = pd.concat(all_rates, ignore_index=True)

@@ -12,7 +12,6 @@ Four signs, each judged as an effect size against the policy:
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -21,7 +20,7 @@ from assurance.checks.rows import CLASSIFICATION, feature_columns, is_categorica
 from assurance.domain.checks import CheckSpec
 from assurance.domain.findings import Finding
 from assurance.domain.values import Dataset, Inputs, Section
-from assurance.policy.rules import load_rules
+from assurance.policy.thresholds import LeakageThresholds
 from assurance.reporting.markdown import table
 
 LABEL_PROXY = CheckSpec(
@@ -51,20 +50,6 @@ EVIDENCE = "leakage.parquet"
 BINS = 50
 ID_TOKEN = re.compile(r"(?i)(^|[_\W])(id|uuid|guid|key|ref|number|no|num)$")
 ID_CAMEL = re.compile(r"[a-z](Id|ID|Uuid|Guid|Key|Ref|Number|No|Num)$")
-
-
-@dataclass(frozen=True)
-class Rules:
-    """`thresholds.leakage` of the policy."""
-
-    sample_rows: int
-    max_single_feature_auc: float
-    max_single_feature_correlation: float
-    max_attribution_share: float
-    attribution_sample_rows: int
-    attribution_budget_seconds: float
-    max_shared_row_excess: float
-    id_unique_ratio: float
 
 
 def bin_codes(values: pd.Series) -> np.ndarray:
@@ -170,7 +155,9 @@ def labelled(inputs: Inputs) -> Dataset | None:
     return None
 
 
-def feature_table(inputs: Inputs, features: list[str], rules: Rules, section: Section) -> pd.DataFrame:
+def feature_table(
+    inputs: Inputs, features: list[str], limits: LeakageThresholds, section: Section
+) -> pd.DataFrame:
     """One row per feature: its label strength, attribution share and identifier evidence."""
     dataset = labelled(inputs)
     base = inputs.reference if inputs.reference is not None and inputs.reference.ok else dataset
@@ -181,23 +168,25 @@ def feature_table(inputs: Inputs, features: list[str], rules: Rules, section: Se
     elif task not in (*CLASSIFICATION, "regression"):
         section.skip(f"label-proxy check skipped: the model's task is {task}")
     else:
-        frame = sample(dataset.frame[dataset.frame[dataset.label].notna()], rules.sample_rows, seed=3)
+        frame = sample(dataset.frame[dataset.frame[dataset.label].notna()], limits.sample_rows, seed=3)
         if frame[dataset.label].nunique() < 2:
             section.skip("label-proxy check skipped: the label has a single value")
         else:
             rows["label_strength"] = [label_strength(frame[f], frame[dataset.label], task) for f in features]
             rows["strength_metric"] = "auc" if task in CLASSIFICATION else "correlation"
             rows["strength_role"] = dataset.role
-    rows["attribution_share"] = attribution_shares(inputs, features, rules, section)
+    rows["attribution_share"] = attribution_shares(inputs, features, limits, section)
     if base is not None:
-        id_frame = sample(base.frame, rules.sample_rows, seed=4)
-        evidence = [id_evidence(id_frame[f], f, rules.id_unique_ratio) for f in features]
+        id_frame = sample(base.frame, limits.sample_rows, seed=4)
+        evidence = [id_evidence(id_frame[f], f, limits.id_unique_ratio) for f in features]
         rows["unique_ratio"] = [ratio for ratio, _ in evidence]
         rows["id_hints"] = [hints for _, hints in evidence]
     return rows.reset_index()
 
 
-def attribution_shares(inputs: Inputs, features: list[str], rules: Rules, section: Section) -> pd.Series:
+def attribution_shares(
+    inputs: Inputs, features: list[str], limits: LeakageThresholds, section: Section
+) -> pd.Series:
     """Each feature's share of total mean |SHAP| on a small, budgeted sample (NaN when unavailable)."""
     from assurance.checks.explanations.explainers import NotExplainable, global_importance
 
@@ -210,9 +199,9 @@ def attribution_shares(inputs: Inputs, features: list[str], rules: Rules, sectio
             inputs.model,
             inputs.reference.frame,
             features,
-            rules.attribution_sample_rows,
-            min(100, rules.attribution_sample_rows),
-            rules.attribution_budget_seconds,
+            limits.attribution_sample_rows,
+            min(100, limits.attribution_sample_rows),
+            limits.attribution_budget_seconds,
         )
     except NotExplainable as exc:
         section.skip(f"dominant-feature check skipped: {exc}")
@@ -222,13 +211,13 @@ def attribution_shares(inputs: Inputs, features: list[str], rules: Rules, sectio
     return importance / total if total > 0 else empty
 
 
-def findings(rows: pd.DataFrame, rules: Rules, policy) -> list[Finding]:
+def findings(rows: pd.DataFrame, limits: LeakageThresholds, policy) -> list[Finding]:
     """Label-proxy, dominant-feature and ID-feature findings from the feature table."""
     out = []
     proxies = set()
     if "label_strength" in rows.columns:
         metric = rows["strength_metric"].iloc[0]
-        limit = rules.max_single_feature_auc if metric == "auc" else rules.max_single_feature_correlation
+        limit = limits.max_single_feature_auc if metric == "auc" else limits.max_single_feature_correlation
         for r in rows[rows["label_strength"] >= limit].itertuples(index=False):
             proxies.add(r.feature)
             out.append(
@@ -247,23 +236,23 @@ def findings(rows: pd.DataFrame, rules: Rules, policy) -> list[Finding]:
             )
     if len(rows) >= 3 and rows["attribution_share"].notna().any():
         top = rows.loc[rows["attribution_share"].idxmax()]
-        if top["attribution_share"] > rules.max_attribution_share and top["feature"] not in proxies:
+        if top["attribution_share"] > limits.max_attribution_share and top["feature"] not in proxies:
             out.append(
                 DOMINANT.finding(
                     top["feature"],
                     policy.severity(DOMINANT),
                     (
                         f"{top['feature']} carries {top['attribution_share']:.0%} of the model's attribution "
-                        f"(limit {rules.max_attribution_share:.0%}): check that it is legitimately available "
+                        f"(limit {limits.max_attribution_share:.0%}): check that it is legitimately available "
                         "at prediction time and not a stand-in for the outcome."
                     ),
                     observed=float(top["attribution_share"]),
-                    threshold=rules.max_attribution_share,
+                    threshold=limits.max_attribution_share,
                     evidence=EVIDENCE,
                 )
             )
     if "unique_ratio" in rows.columns:
-        suspects = rows[(rows["unique_ratio"] >= rules.id_unique_ratio) & (rows["id_hints"] != "")]
+        suspects = rows[(rows["unique_ratio"] >= limits.id_unique_ratio) & (rows["id_hints"] != "")]
         for r in suspects.itertuples(index=False):
             out.append(
                 ID_FEATURE.finding(
@@ -274,16 +263,16 @@ def findings(rows: pd.DataFrame, rules: Rules, policy) -> list[Finding]:
                         "but is a model feature: drop it, since it can only let the model memorise rows."
                     ),
                     observed=float(r.unique_ratio),
-                    threshold=rules.id_unique_ratio,
+                    threshold=limits.id_unique_ratio,
                     evidence=EVIDENCE,
                 )
             )
     return out
 
 
-def shared_rows_finding(shared: float, baseline: float, rules: Rules, policy) -> list[Finding]:
+def shared_rows_finding(shared: float, baseline: float, limits: LeakageThresholds, policy) -> list[Finding]:
     excess = shared - baseline
-    if excess <= rules.max_shared_row_excess:
+    if excess <= limits.max_shared_row_excess:
         return []
     return [
         SHARED_ROWS.finding(
@@ -295,7 +284,7 @@ def shared_rows_finding(shared: float, baseline: float, rules: Rules, policy) ->
                 "measured on it are optimistic."
             ),
             observed=excess,
-            threshold=rules.max_shared_row_excess,
+            threshold=limits.max_shared_row_excess,
             evidence=EVIDENCE,
         )
     ]
@@ -321,9 +310,9 @@ def run(inputs: Inputs) -> Section:
     features = feature_columns(inputs, base.frame)
     if not features:
         return section.skip("the model's features are not in the reference data")
-    rules = load_rules(Rules, inputs.policy, "leakage")
-    rows = feature_table(inputs, features, rules, section)
-    section.findings = findings(rows, rules, inputs.policy)
+    limits = inputs.policy.thresholds.leakage
+    rows = feature_table(inputs, features, limits, section)
+    section.findings = findings(rows, limits, inputs.policy)
     overlap = None
     current = inputs.current.frame if inputs.current is not None and inputs.current.ok else None
     if (
@@ -333,7 +322,7 @@ def run(inputs: Inputs) -> Section:
         and set(features) <= set(current.columns)
     ):
         overlap = shared_rows(inputs.reference.frame, current, features)
-        section.findings += shared_rows_finding(*overlap, rules, inputs.policy)
+        section.findings += shared_rows_finding(*overlap, limits, inputs.policy)
         section.metrics["shared_row_share"] = overlap[0]
         section.metrics["shared_row_baseline"] = overlap[1]
     else:

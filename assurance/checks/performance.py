@@ -21,6 +21,7 @@ from assurance.checks.rows import Outcomes, Unavailable, labelled_arrays, role_o
 from assurance.domain.checks import CheckSpec
 from assurance.domain.findings import Finding
 from assurance.domain.values import Inputs, Section
+from assurance.policy.thresholds import PerformanceThresholds
 from assurance.reporting.markdown import table
 
 if TYPE_CHECKING:
@@ -60,44 +61,6 @@ CEILING = CheckSpec(
 CHECKS: tuple[CheckSpec, ...] = (DEGRADATION, ESTIMATED_DEGRADATION, FLOOR, CEILING)
 
 
-@dataclass(frozen=True)
-class Settings:
-    """The policy's performance thresholds, read once."""
-
-    samples: int
-    max_rows: int
-    confidence: float
-    bins: int
-    min_rows: int
-    calibration_min_rows: int
-    max_drop: dict[str, float]
-    max_relative_drop: dict[str, float]
-    floors: dict[str, float]
-    ceilings: dict[str, float]
-
-    @classmethod
-    def from_policy(cls, policy: Policy) -> Settings:
-        def mapping(name: str) -> dict[str, float]:
-            return {
-                k: float(v)
-                for k, v in (policy.threshold(f"performance.{name}", {}) or {}).items()
-                if v is not None
-            }
-
-        return cls(
-            samples=int(policy.threshold("performance.bootstrap_samples", 200)),
-            max_rows=int(policy.threshold("performance.bootstrap_max_rows", 20_000)),
-            confidence=float(policy.threshold("performance.confidence", 0.95)),
-            bins=int(policy.threshold("performance.calibration_bins", 10)),
-            min_rows=int(policy.threshold("performance.min_rows", 30)),
-            calibration_min_rows=int(policy.threshold("performance.calibration_min_rows", 1000)),
-            max_drop=mapping("max_drop"),
-            max_relative_drop=mapping("max_relative_drop"),
-            floors=mapping("floors"),
-            ceilings=mapping("ceilings"),
-        )
-
-
 @dataclass
 class Evaluation:
     """One dataset's metrics: point values, bootstrap replicates, and whether they are estimated."""
@@ -128,28 +91,39 @@ class Evaluation:
 
 
 def evaluate(
-    data: Labelled, dataset: str, settings: Settings, estimated: bool = False, names: tuple[str, ...] = ()
+    data: Labelled,
+    dataset: str,
+    limits: PerformanceThresholds,
+    estimated: bool = False,
+    names: tuple[str, ...] = (),
 ) -> Evaluation:
     """Point values (all rows) and bootstrap replicates of the task's metrics, or only `names`."""
-    point = data.point(settings.bins)
+    point = data.point(limits.calibration_bins)
     if names:
         point = {k: v for k, v in point.items() if k in names}
     replicates = (
-        metrics.bootstrap(data, point, settings.samples, settings.max_rows, SEEDS[dataset], settings.bins)
-        if settings.samples
+        metrics.bootstrap(
+            data,
+            point,
+            limits.bootstrap_samples,
+            limits.bootstrap_max_rows,
+            SEEDS[dataset],
+            limits.calibration_bins,
+        )
+        if limits.bootstrap_samples
         else {}
     )
     return Evaluation(dataset, data.rows, point, replicates, estimated)
 
 
 def _worsening_finding(
-    reference: Evaluation, current: Evaluation, metric: str, settings: Settings, policy: Policy
+    reference: Evaluation, current: Evaluation, metric: str, limits: PerformanceThresholds, policy: Policy
 ) -> Finding | None:
     before, after = reference.point[metric], current.point[metric]
-    if metric in settings.max_drop:
-        tolerance = settings.max_drop[metric]
+    if metric in limits.max_drop:
+        tolerance = limits.max_drop[metric]
     else:
-        tolerance = settings.max_relative_drop[metric] * abs(before)
+        tolerance = limits.max_relative_drop[metric] * abs(before)
     worse = float(metrics.worsening(metric, before, after))
     if not worse > tolerance:
         return None
@@ -159,14 +133,14 @@ def _worsening_finding(
             reference.replicates.get(metric, np.array([])),
             current.replicates.get(metric, np.array([])),
         ),
-        settings.confidence,
+        limits.confidence,
     )
     if np.isfinite(low) and low <= 0:
         return None  # within bootstrap noise
     check = ESTIMATED_DEGRADATION if current.estimated else DEGRADATION
     how = " (estimated without labels)" if current.estimated else ""
     interval_text = (
-        f"; {settings.confidence:.0%} interval of the change {low:.3f} to {high:.3f}"
+        f"; {limits.confidence:.0%} interval of the change {low:.3f} to {high:.3f}"
         if np.isfinite(low)
         else ""
     )
@@ -183,35 +157,35 @@ def _worsening_finding(
     )
 
 
-def judged(evaluation: Evaluation, metric: str, settings: Settings) -> bool:
+def judged(evaluation: Evaluation, metric: str, limits: PerformanceThresholds) -> bool:
     """Calibration error is biased upward on few rows (each bin's rate is noisy), so it is judged only
     with the policy's `calibration_min_rows`; every other metric is judged whenever it is computed."""
-    return metric != "calibration_error" or evaluation.rows >= settings.calibration_min_rows
+    return metric != "calibration_error" or evaluation.rows >= limits.calibration_min_rows
 
 
 def degradation_findings(
-    reference: Evaluation, current: Evaluation, settings: Settings, policy: Policy
+    reference: Evaluation, current: Evaluation, limits: PerformanceThresholds, policy: Policy
 ) -> list[Finding]:
     """Findings for metrics that worsened from reference to current beyond tolerance and beyond noise."""
     watched = [
         m
         for m in current.point
         if m in reference.point
-        and (m in settings.max_drop or m in settings.max_relative_drop)
-        and judged(reference, m, settings)
-        and judged(current, m, settings)
+        and (m in limits.max_drop or m in limits.max_relative_drop)
+        and judged(reference, m, limits)
+        and judged(current, m, limits)
     ]
-    found = [_worsening_finding(reference, current, m, settings, policy) for m in watched]
+    found = [_worsening_finding(reference, current, m, limits, policy) for m in watched]
     return [f for f in found if f is not None]
 
 
-def limit_findings(evaluation: Evaluation, settings: Settings, policy: Policy) -> list[Finding]:
+def limit_findings(evaluation: Evaluation, limits: PerformanceThresholds, policy: Policy) -> list[Finding]:
     """Findings for realized metrics below their floor or above their ceiling."""
     findings = []
     for metric, value in evaluation.point.items():
-        if not judged(evaluation, metric, settings):
+        if not judged(evaluation, metric, limits):
             continue
-        floor, ceiling = settings.floors.get(metric), settings.ceilings.get(metric)
+        floor, ceiling = limits.floors.get(metric), limits.ceilings.get(metric)
         if floor is not None and value < floor:
             check, limit, word = FLOOR, floor, "below the floor"
         elif ceiling is not None and value > ceiling:
@@ -232,40 +206,42 @@ def limit_findings(evaluation: Evaluation, settings: Settings, policy: Policy) -
     return findings
 
 
-def _estimate_current(current: Outcomes, reference: Labelled | None, settings: Settings) -> Evaluation:
+def _estimate_current(
+    current: Outcomes, reference: Labelled | None, limits: PerformanceThresholds
+) -> Evaluation:
     """CBPE estimate of current performance, calibrated on the labelled reference when there is one."""
     if current.task != "binary" or current.score is None:
         raise Unavailable(
             "current data has no labels, and label-free estimation needs a binary classifier's scores"
         )
     keep = current.score.notna() & current.prediction.notna()
-    if int(keep.sum()) < settings.min_rows:
+    if int(keep.sum()) < limits.min_rows:
         raise Unavailable(
-            f"current data has fewer than {settings.min_rows} scored rows to estimate performance on"
+            f"current data has fewer than {limits.min_rows} scored rows to estimate performance on"
         )
     ref_score = reference.score if reference is not None else None
     calibration = estimation.fit_calibration(ref_score, reference.truth if reference is not None else None)
     data = estimation.expected_outcomes(
         current.positives(current.prediction[keep]), current.score[keep].to_numpy(dtype=float), calibration
     )
-    evaluation = evaluate(data, "current", settings, estimated=True, names=estimation.ESTIMATED_METRICS)
+    evaluation = evaluate(data, "current", limits, estimated=True, names=estimation.ESTIMATED_METRICS)
     evaluation.note = f"scores calibrated by {calibration.method}"
     return evaluation
 
 
 def _evaluate_role(
-    inputs: Inputs, role: str, reference: Labelled | None, settings: Settings
+    inputs: Inputs, role: str, reference: Labelled | None, limits: PerformanceThresholds
 ) -> tuple[Evaluation, Labelled | None]:
     """Realized metrics of one dataset, or the CBPE estimate for current data without labels."""
     out = role_outcomes(inputs, role)
     if out.label is None and role == "current":
-        return _estimate_current(out, reference, settings), None
+        return _estimate_current(out, reference, limits), None
     data = labelled_arrays(out)
-    if data.rows < settings.min_rows:
+    if data.rows < limits.min_rows:
         raise Unavailable(
-            f"{role} data has {data.rows} labelled rows, fewer than the policy's {settings.min_rows}"
+            f"{role} data has {data.rows} labelled rows, fewer than the policy's {limits.min_rows}"
         )
-    return evaluate(data, role, settings), data
+    return evaluate(data, role, limits), data
 
 
 def _metric_table(evaluations: list[Evaluation], confidence: float) -> pd.DataFrame:
@@ -293,7 +269,7 @@ def _summary(
     findings: list[Finding],
     evaluations: dict[str, Evaluation],
     frame: pd.DataFrame,
-    settings: Settings,
+    limits: PerformanceThresholds,
     plotted: bool,
 ) -> str:
     parts = []
@@ -310,8 +286,8 @@ def _summary(
         )
     if len(frame):
         parts.append(
-            f"Values with {settings.confidence:.0%} bootstrap intervals ({settings.samples} resamples of at most "
-            f"{settings.max_rows} rows, scaled to the full size; estimates also draw each label from its "
+            f"Values with {limits.confidence:.0%} bootstrap intervals ({limits.bootstrap_samples} resamples of at most "
+            f"{limits.bootstrap_max_rows} rows, scaled to the full size; estimates also draw each label from its "
             "calibrated probability):\n\n" + table(_side_by_side(frame))
         )
     if plotted:
@@ -344,42 +320,42 @@ def _reliability_plot(frame: pd.DataFrame) -> bytes:
 def run(inputs: Inputs) -> Section:
     """Metrics with intervals on reference and current (estimated when unlabelled), findings, tables, plot."""
     section = Section(key="performance", title="Performance")
-    settings = Settings.from_policy(inputs.policy)
+    limits = inputs.policy.thresholds.performance
     evaluations: dict[str, Evaluation] = {}
     reliability_parts = []
     reference: Labelled | None = None
     for role in ROLES:
         try:
-            evaluations[role], data = _evaluate_role(inputs, role, reference, settings)
+            evaluations[role], data = _evaluate_role(inputs, role, reference, limits)
         except Unavailable as exc:
             section.skip(f"{role} performance: {exc}")
             continue
         if role == "reference":
             reference = data
         if data is not None and data.score is not None:
-            part = metrics.reliability(data.score, data.truth, settings.bins)
+            part = metrics.reliability(data.score, data.truth, limits.calibration_bins)
             reliability_parts.append(part.assign(dataset=role)[["dataset", *part.columns]])
     for evaluation in evaluations.values():
-        if not judged(evaluation, "calibration_error", settings) and "calibration_error" in evaluation.point:
+        if not judged(evaluation, "calibration_error", limits) and "calibration_error" in evaluation.point:
             section.skip(
                 f"calibration error on {evaluation.dataset} data is reported, not judged: {evaluation.rows} rows, "
-                f"fewer than the {settings.calibration_min_rows} it needs to be unbiased enough"
+                f"fewer than the {limits.calibration_min_rows} it needs to be unbiased enough"
             )
     findings = []
     if "reference" in evaluations and "current" in evaluations:
         findings += degradation_findings(
-            evaluations["reference"], evaluations["current"], settings, inputs.policy
+            evaluations["reference"], evaluations["current"], limits, inputs.policy
         )
     for evaluation in evaluations.values():
         if not evaluation.estimated:
-            findings += limit_findings(evaluation, settings, inputs.policy)
-    frame = _metric_table(list(evaluations.values()), settings.confidence)
+            findings += limit_findings(evaluation, limits, inputs.policy)
+    frame = _metric_table(list(evaluations.values()), limits.confidence)
     section.findings = findings
     section.tables["performance"] = frame
     if reliability_parts:
         reliability = pd.concat(reliability_parts, ignore_index=True)
         section.tables["performance_reliability"] = reliability
         section.plots["reliability_diagram"] = _reliability_plot(reliability)
-    section.summary = _summary(findings, evaluations, frame, settings, bool(reliability_parts))
+    section.summary = _summary(findings, evaluations, frame, limits, bool(reliability_parts))
     section.metrics = _section_metrics(evaluations)
     return section

@@ -72,9 +72,8 @@ def canonical_name(name: str) -> tuple[str | None, str]:
 
 def compare(logged: dict[str, float], recomputed: dict[str, float], policy: Policy) -> pd.DataFrame:
     """One row per logged metric: canonical name, both values, gap, tolerance, status and reason."""
-    absolute = float(policy.threshold("reproducibility.tolerance", 0.02))
-    relative = float(policy.threshold("reproducibility.relative_tolerance", 0.05))
-    relative_for = set(policy.threshold("reproducibility.relative_for", ["mae", "rmse", "mse", "log_loss"]))
+    limits = policy.thresholds.reproducibility
+    absolute, relative, relative_for = limits.tolerance, limits.relative_tolerance, set(limits.relative_for)
     rows = []
     for name, value in sorted(logged.items()):
         canonical, reason = canonical_name(name)
@@ -152,7 +151,7 @@ def run(inputs: Inputs) -> Section:
         data = labelled_arrays(role_outcomes(inputs, "reference"))
     except Unavailable as exc:
         return section.skip(f"logged metrics cannot be recomputed: {exc}")
-    recomputed = data.point(int(inputs.policy.threshold("performance.calibration_bins", 10)))
+    recomputed = data.point(inputs.policy.thresholds.performance.calibration_bins)
     frame = compare(logged, recomputed, inputs.policy)
     section.tables["reproducibility"] = frame
     section.findings = [

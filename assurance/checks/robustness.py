@@ -12,7 +12,6 @@ score a missing value is recorded, and is a finding only if the policy says so.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -22,7 +21,7 @@ from assurance.checks.rows import CLASSIFICATION, describe_error, feature_column
 from assurance.domain.checks import CheckSpec
 from assurance.domain.findings import Finding
 from assurance.domain.values import Inputs, Section
-from assurance.policy.rules import load_rules
+from assurance.policy.thresholds import RobustnessThresholds
 from assurance.reporting.markdown import table
 
 if TYPE_CHECKING:
@@ -45,19 +44,9 @@ EVIDENCE = "robustness.parquet"
 Perturb = Callable[[pd.Series], pd.Series]
 
 
-@dataclass(frozen=True)
-class Rules:
-    """`thresholds.robustness` of the policy."""
-
-    sample_rows: int
-    noise_std: float
-    max_flip_rate: float
-    max_score_change: float
-    judged: list
-    missing_failure_is_finding: bool
-
-
-def perturbations(values: pd.Series, spread: float, rules: Rules, seed: int) -> dict[str, Perturb]:
+def perturbations(
+    values: pd.Series, spread: float, limits: RobustnessThresholds, seed: int
+) -> dict[str, Perturb]:
     """The disturbances that make sense for one column: noise for numbers (integers stay integers),
     a swap to the most frequent value for categories, and missing values for both."""
     out: dict[str, Perturb] = {
@@ -71,7 +60,7 @@ def perturbations(values: pd.Series, spread: float, rules: Rules, seed: int) -> 
         rng = np.random.default_rng(seed)
 
         def noise(v: pd.Series) -> pd.Series:
-            moved = v + rng.normal(0.0, rules.noise_std * spread, len(v))
+            moved = v + rng.normal(0.0, limits.noise_std * spread, len(v))
             return moved.round().astype(v.dtype) if pd.api.types.is_integer_dtype(v) else moved
 
         out["noise"] = noise
@@ -118,7 +107,7 @@ def measure(
     base: pd.DataFrame,
     features: list[str],
     spreads: pd.Series,
-    rules: Rules,
+    limits: RobustnessThresholds,
 ) -> pd.DataFrame:
     """One row per feature and perturbation against the unperturbed scores `base`: rows changed, flip
     rate, score change, scoring error."""
@@ -128,7 +117,7 @@ def measure(
     records = []
     for i, feature in enumerate(features):
         for name, perturb in perturbations(
-            frame[feature], float(spreads.get(feature, 0.0)), rules, seed=i
+            frame[feature], float(spreads.get(feature, 0.0)), limits, seed=i
         ).items():
             after = perturb(frame[feature])
             rows = changed(frame[feature], after)
@@ -147,21 +136,23 @@ def measure(
                 record["error"] = describe_error(exc)
             records.append(record)
     out = pd.DataFrame.from_records(records)
-    out["judged"] = out["perturbation"].isin(list(rules.judged))
+    out["judged"] = out["perturbation"].isin(list(limits.judged))
     out["exceeds"] = out["judged"] & (
-        (out["flip_rate"] > rules.max_flip_rate) | (out["score_change"] > rules.max_score_change)
+        (out["flip_rate"] > limits.max_flip_rate) | (out["score_change"] > limits.max_score_change)
     )
     return out
 
 
-def sensitivity_findings(rows: pd.DataFrame, rules: Rules, severity: str, role: str) -> list[Finding]:
+def sensitivity_findings(
+    rows: pd.DataFrame, limits: RobustnessThresholds, severity: str, role: str
+) -> list[Finding]:
     """One finding per feature whose judged perturbation exceeds a limit, naming the worst one."""
     out = []
     for feature, group in rows[rows["exceeds"]].groupby("feature", sort=False):
         worst = (
             group.assign(
                 excess=np.fmax(
-                    group["flip_rate"] / rules.max_flip_rate, group["score_change"] / rules.max_score_change
+                    group["flip_rate"] / limits.max_flip_rate, group["score_change"] / limits.max_score_change
                 )
             )
             .sort_values("excess", ascending=False)
@@ -174,15 +165,15 @@ def sensitivity_findings(rows: pd.DataFrame, rules: Rules, severity: str, role: 
             else ""
         )
         what = " and ".join(p for p in (flips, moves) if p)
-        observed = worst["flip_rate"] if worst["flip_rate"] > rules.max_flip_rate else worst["score_change"]
-        limit = rules.max_flip_rate if worst["flip_rate"] > rules.max_flip_rate else rules.max_score_change
+        observed = worst["flip_rate"] if worst["flip_rate"] > limits.max_flip_rate else worst["score_change"]
+        limit = limits.max_flip_rate if worst["flip_rate"] > limits.max_flip_rate else limits.max_score_change
         out.append(
             SENSITIVITY.finding(
                 str(feature),
                 severity,
                 (
                     f"A small {worst['perturbation']} perturbation of {feature} {what} on {role} data "
-                    f"(limits {rules.max_flip_rate:.0%} flips, {rules.max_score_change} score change): the model is "
+                    f"(limits {limits.max_flip_rate:.0%} flips, {limits.max_score_change} score change): the model is "
                     "fragile in this feature; consider smoothing, regularisation or monotonic constraints."
                 ),
                 observed=float(observed),
@@ -212,12 +203,12 @@ def missing_finding(rows: pd.DataFrame, severity: str) -> list[Finding]:
     ]
 
 
-def report(rows: pd.DataFrame, role: str, sample_rows: int, rules: Rules) -> str:
-    judged = ", ".join(rules.judged) or "none"
+def report(rows: pd.DataFrame, role: str, sample_rows: int, limits: RobustnessThresholds) -> str:
+    judged = ", ".join(limits.judged) or "none"
     head = (
         f"Perturbations on {sample_rows:,} sampled rows of {role} data, one feature at a time; judged: {judged} "
-        f"(limits {rules.max_flip_rate:.0%} flipped predictions, {rules.max_score_change} mean score change; "
-        f"noise = {rules.noise_std} standard deviations)."
+        f"(limits {limits.max_flip_rate:.0%} flipped predictions, {limits.max_score_change} mean score change; "
+        f"noise = {limits.noise_std} standard deviations)."
     )
     failures = rows[rows["error"] != ""]
     note = (
@@ -246,13 +237,13 @@ def run(inputs: Inputs) -> Section:
     candidates = [d for d in (inputs.current, inputs.reference) if d is not None and d.ok]
     if not candidates:
         return section.skip("robustness needs reference or current data")
-    rules = load_rules(Rules, inputs.policy, "robustness")
+    limits = inputs.policy.thresholds.robustness
     for dataset in candidates:
         features = feature_columns(inputs, dataset.frame)
         if not features:
             section.skip(f"the model's features are not in the {dataset.role} data")
             continue
-        frame = sample(dataset.frame, rules.sample_rows, seed=5).reset_index(drop=True)
+        frame = sample(dataset.frame, limits.sample_rows, seed=5).reset_index(drop=True)
         try:
             base = inputs.model.score(frame)
             break
@@ -260,12 +251,12 @@ def run(inputs: Inputs) -> Section:
             section.skip(f"the model could not score the {dataset.role} sample: {describe_error(exc)}")
     else:
         return section
-    rows = measure(inputs.model, frame, base, features, spreads(inputs, dataset.frame, features), rules)
+    rows = measure(inputs.model, frame, base, features, spreads(inputs, dataset.frame, features), limits)
     section.tables["robustness"] = rows
-    section.findings = sensitivity_findings(rows, rules, inputs.policy.severity(SENSITIVITY), dataset.role)
-    if rules.missing_failure_is_finding:
+    section.findings = sensitivity_findings(rows, limits, inputs.policy.severity(SENSITIVITY), dataset.role)
+    if limits.missing_failure_is_finding:
         section.findings += missing_finding(rows, inputs.policy.severity(MISSING_UNSUPPORTED))
-    section.summary = report(rows, dataset.role, len(frame), rules)
+    section.summary = report(rows, dataset.role, len(frame), limits)
     judged = rows[rows["judged"]]
     section.metrics = {
         "features": len(features),

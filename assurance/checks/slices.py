@@ -30,7 +30,7 @@ from assurance.checks.rows import (
 from assurance.domain.checks import CheckSpec
 from assurance.domain.findings import Finding
 from assurance.domain.values import Inputs, Section
-from assurance.policy.rules import load_rules
+from assurance.policy.thresholds import SlicesThresholds
 from assurance.reporting.markdown import table
 
 CHECK = CheckSpec(
@@ -52,23 +52,9 @@ EVIDENCE = "slices.parquet"
 CONCENTRATION = 0.5
 
 
-@dataclass(frozen=True)
-class Rules:
-    """`thresholds.slices` of the policy."""
-
-    min_support: int
-    alpha: float
-    min_gap_accuracy: float
-    min_relative_gap_mae: float
-    test_margin_share: float
-    max_values: int
-    numeric_bins: int
-    auc_min_class_rows: int
-    max_findings: int
-
-    def min_gap(self, metric: str, overall_loss: float) -> float:
-        """The smallest loss gap that matters: absolute for accuracy, relative to the overall MAE."""
-        return self.min_gap_accuracy if metric == "accuracy" else self.min_relative_gap_mae * overall_loss
+def material_gap(limits: SlicesThresholds, metric: str, overall_loss: float) -> float:
+    """The smallest loss gap that matters: absolute for accuracy, relative to the overall MAE."""
+    return limits.min_gap_accuracy if metric == "accuracy" else limits.min_relative_gap_mae * overall_loss
 
 
 def slice_name(columns: list[str], values: tuple) -> str:
@@ -190,10 +176,10 @@ def slice_auc(data: Outcomes, keys: pd.DataFrame, columns: list[str], min_class:
     return pd.Series(auc.to_numpy(dtype=float), index=names)
 
 
-def slice_table(data: Outcomes, columns: list[str], rules: Rules) -> pd.DataFrame:
+def slice_table(data: Outcomes, columns: list[str], limits: SlicesThresholds) -> pd.DataFrame:
     """Every single-column and pair slice: support, metric with interval, the model's expected accuracy,
     gap to overall, adjusted p-value, and whether it is flagged; worst first."""
-    keys = group_labels(data.frame, columns, rules.max_values, rules.numeric_bins)
+    keys = group_labels(data.frame, columns, limits.max_values, limits.numeric_bins)
     losses = row_losses(data)
     valid = pd.DataFrame({"shown": losses.shown, "judged": losses.judged}).dropna()
     n, j, jq = float(len(valid)), float(valid["judged"].sum()), float((valid["judged"] ** 2).sum())
@@ -210,20 +196,20 @@ def slice_table(data: Outcomes, columns: list[str], rules: Rules) -> pd.DataFram
     stats["overall"] = to_metric(overall_shown)
     stats["overall_shortfall"] = overall_judged if losses.expected is not None else np.nan
     stats["gap"] = stats["judged"] / n1 - overall_judged
-    stats["tested"] = stats["support"] >= rules.min_support
+    stats["tested"] = stats["support"] >= limits.min_support
     tested = stats["tested"].to_numpy()
     judged, judged2 = stats["judged"].to_numpy(float), stats["judged2"].to_numpy(float)
-    min_gap = rules.min_gap(losses.metric, overall_shown)
-    margin = rules.test_margin_share * min_gap
+    min_gap = material_gap(limits, losses.metric, overall_shown)
+    margin = limits.test_margin_share * min_gap
     p = welch_worse(n1[tested], judged[tested], judged2[tested], n, j, jq, margin=margin)
     stats["p_value"] = pd.Series(p, index=stats.index[tested], dtype=float)
     stats["q_value"] = pd.Series(benjamini_hochberg(p), index=stats.index[tested], dtype=float)
-    stats["flagged"] = stats["tested"] & (stats["gap"] >= min_gap) & (stats["q_value"] <= rules.alpha)
+    stats["flagged"] = stats["tested"] & (stats["gap"] >= min_gap) & (stats["q_value"] <= limits.alpha)
     stats["flagged"] = most_specific(stats, min_gap)
     stats["min_gap"] = min_gap
     stats["auc"] = np.nan
     if data.task == "binary" and data.score is not None:
-        auc = pd.concat([slice_auc(data, keys, g, rules.auc_min_class_rows) for g in groupings])
+        auc = pd.concat([slice_auc(data, keys, g, limits.auc_min_class_rows) for g in groupings])
         stats["auc"] = stats["slice"].map(auc)
     stats["role"] = data.role
     ordered = stats.sort_values(["flagged", "gap"], ascending=[False, False], kind="stable")
@@ -274,7 +260,7 @@ def finding_message(row) -> str:
     return f"{head}{against}: investigate this segment before relying on the model there."
 
 
-def findings(frame: pd.DataFrame, rules: Rules, severity: str) -> list[Finding]:
+def findings(frame: pd.DataFrame, limits: SlicesThresholds, severity: str) -> list[Finding]:
     """One performance finding per flagged slice, worst first, at most `max_findings`; observed is the
     slice's gap in loss to the whole, the threshold the policy's material gap."""
     return [
@@ -286,30 +272,30 @@ def findings(frame: pd.DataFrame, rules: Rules, severity: str) -> list[Finding]:
             threshold=float(row.min_gap),
             evidence=EVIDENCE,
         )
-        for row in frame[frame["flagged"]].head(rules.max_findings).itertuples(index=False)
+        for row in frame[frame["flagged"]].head(limits.max_findings).itertuples(index=False)
     ]
 
 
-def summary(frame: pd.DataFrame, data: Outcomes, rules: Rules, shown: int = 10) -> str:
+def summary(frame: pd.DataFrame, data: Outcomes, limits: SlicesThresholds, shown: int = 10) -> str:
     """Worst slices first, with what was evaluated and how slices were judged."""
     metric = frame["metric"].iloc[0]
     calibrated = frame["expected"].notna().any()
     basis = (
         "its accuracy falls short of what the model's own scores promise for its rows by at least "
-        f"{rules.min_gap_accuracy} more than overall"
+        f"{limits.min_gap_accuracy} more than overall"
         if calibrated
         else (
-            f"its accuracy is at least {rules.min_gap_accuracy} below overall"
+            f"its accuracy is at least {limits.min_gap_accuracy} below overall"
             if metric == "accuracy"
-            else f"its MAE is at least {rules.min_relative_gap_mae:.0%} above overall"
+            else f"its MAE is at least {limits.min_relative_gap_mae:.0%} above overall"
         )
     )
     head = (
         f"**{int(frame['flagged'].sum())} slice(s) flagged** of {int(frame['tested'].sum())} tested "
-        f"(support >= {rules.min_support}) on {data.role} data ({data.rows:,} labelled rows); {metric} "
+        f"(support >= {limits.min_support}) on {data.role} data ({data.rows:,} labelled rows); {metric} "
         f"overall {frame['overall'].iloc[0]:.3f}. A slice is flagged when {basis}, and a "
-        f"one-sided Welch test against the rest of the data excludes gaps below {rules.test_margin_share:.0%} of "
-        f"that (Benjamini-Hochberg q <= {rules.alpha}); a pair is "
+        f"one-sided Welch test against the rest of the data excludes gaps below {limits.test_margin_share:.0%} of "
+        f"that (Benjamini-Hochberg q <= {limits.alpha}); a pair is "
         "named instead of its single-column parents only when it holds most of their shortfall."
     )
     cols = ["slice", "support", "value", "ci_low", "ci_high", "expected", "gap", "q_value", "auc", "flagged"]
@@ -337,11 +323,11 @@ def run(inputs: Inputs) -> Section:
     )
     if not columns:
         return section
-    rules = load_rules(Rules, inputs.policy, "slices")
-    frame = slice_table(data, columns, rules)
+    limits = inputs.policy.thresholds.slices
+    frame = slice_table(data, columns, limits)
     section.tables["slices"] = frame
-    section.findings += findings(frame, rules, inputs.policy.severity(CHECK))
-    section.summary = summary(frame, data, rules)
+    section.findings += findings(frame, limits, inputs.policy.severity(CHECK))
+    section.summary = summary(frame, data, limits)
     section.metrics = {
         "slices_tested": int(frame["tested"].sum()),
         "slices_flagged": int(frame["flagged"].sum()),

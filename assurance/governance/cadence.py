@@ -66,7 +66,7 @@ def revalidation_due(
         if last is None:
             continue
         tier = decide_tier(record_from_ref(ref), policy).tier
-        days = policy.tier_config(tier).get("revalidate_days")
+        days = policy.tier_level(tier).revalidate_days
         if days is not None and last + timedelta(days=float(days)) <= now:
             out.append(Due(ref, f"{tier} tier reviews every {days} days; last assured {last:%Y-%m-%d}"))
     return out

@@ -102,9 +102,7 @@ def record_from_ref(ref: Any) -> VersionRecord:
 
 def metadata_gaps(record: VersionRecord, policy: Policy, tier: str) -> tuple[list[str], int]:
     """Inventory metadata the version lacks (owner, use case and the tier's required tags), and how many are asked."""
-    required = list(
-        dict.fromkeys([*INVENTORY_METADATA, *(policy.tier_config(tier).get("required_tags") or [])])
-    )
+    required = list(dict.fromkeys([*INVENTORY_METADATA, *policy.tier_level(tier).required_tags]))
     return [k for k in required if tag_problem(k, record.tags.get(k))], len(required)
 
 
@@ -179,7 +177,7 @@ def inventory(
         key = (row["model"], row["version"])
         runs = sorted(by_version.get(key, []), key=lambda r: r.at)
         latest = runs[-1] if runs else None
-        cadence = policy.tier_config(row["tier"]).get("revalidate_days") if row.get("tier") else None
+        cadence = policy.tier_level(row["tier"]).revalidate_days if row.get("tier") else None
         row["runs"] = len(runs)
         row["first_assured"] = runs[0].at if runs else pd.NaT
         row["last_assured"] = latest.at if latest else pd.NaT

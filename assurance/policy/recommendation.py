@@ -31,8 +31,8 @@ def _reason(group: pd.DataFrame) -> str:
 def recommend(findings: pd.DataFrame, policy: Policy) -> Recommendation:
     """People decide; this recommends, naming the findings that drove it."""
     counts = counts_by_severity(findings)
-    hold_on = policy.get("recommendation.hold_if_any", ["critical", "high"])
-    cond_on = policy.get("recommendation.conditions_if_any", ["medium"])
+    hold_on = policy.recommendation.hold_if_any
+    cond_on = policy.recommendation.conditions_if_any
     open_ = findings[findings["status"] == "open"] if len(findings) else findings
 
     def reasons_for(severities: list[str]) -> list[str]:

@@ -9,7 +9,8 @@ A rule's `when:` is a mapping of conditions that must all hold. Conditions:
 - `aliases_include: [a, ...]`: the version carries one of these aliases (case-insensitive)
 - `any: [when, ...]`, `all: [when, ...]`, `not: when`: combinations of the above
 
-A condition the evaluator does not know is a policy error, so a typo never silently tiers a model.
+A condition the evaluator does not know is a policy error, so a typo never silently tiers a model:
+`Policy` refuses it at load (`unknown_conditions`), and `matches` refuses it again for rules built by hand.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ class TierDecision:
 
 def valid_tiers(policy: Policy) -> list[str]:
     """The tier names the policy defines levels for."""
-    return list(policy.get("tiers.levels", {}) or {})
+    return list(policy.tiers.levels)
 
 
 def explicit_tier(record: VersionRecord) -> str:
@@ -120,6 +121,17 @@ def _mapping(value: Any, what: str) -> dict:
     return value
 
 
+def unknown_conditions(when: Any) -> list[str]:
+    """Condition names in `when` (and the `any`, `all` and `not` inside it) the evaluator does not know."""
+    if not isinstance(when, dict):
+        return []
+    unknown = [name for name in when if name not in CONDITIONS]
+    for name in ("any", "all"):
+        for inner in _as_list(when.get(name, [])):
+            unknown += unknown_conditions(inner)
+    return unknown + unknown_conditions(when.get("not"))
+
+
 def matches(record: VersionRecord, when: Any) -> bool:
     """True when every condition of `when` holds for the version's merged tags and aliases."""
     conditions = _mapping(when, "when")
@@ -129,15 +141,6 @@ def matches(record: VersionRecord, when: Any) -> bool:
             f"unknown tier rule condition(s) {', '.join(unknown)}; known: {', '.join(CONDITIONS)}"
         )
     return all(CONDITIONS[name](record, arg) for name, arg in conditions.items())
-
-
-def _rules(policy: Policy) -> list[dict]:
-    rules = policy.get("tiers.rules", []) or []
-    tiers = valid_tiers(policy)
-    for i, rule in enumerate(rules, 1):
-        if not isinstance(rule, dict) or "when" not in rule or rule.get("tier") not in tiers:
-            raise PolicyError(f"tier rule {i} needs `when:` and a `tier:` among {', '.join(tiers)}: {rule!r}")
-    return rules
 
 
 def decide_tier(record: VersionRecord, policy: Policy) -> TierDecision:
@@ -154,11 +157,11 @@ def decide_tier(record: VersionRecord, policy: Policy) -> TierDecision:
         )
         return TierDecision(tagged, f"{TIER_TAG} tag{where} says {tagged}", "tag")
     invalid = f"{TIER_TAG} tag {tagged!r} is not one of {', '.join(tiers)}; " if tagged else ""
-    for i, rule in enumerate(_rules(policy), 1):
-        if matches(record, rule["when"]):
-            why = rule.get("why") or f"rule {i} matched"
-            return TierDecision(rule["tier"], f"{invalid}{why}", "rule")
-    default = policy.get("tiers.default", "medium")
+    for i, rule in enumerate(policy.tiers.rules, 1):
+        if matches(record, rule.when):
+            why = rule.why or f"rule {i} matched"
+            return TierDecision(rule.tier, f"{invalid}{why}", "rule")
+    default = policy.tiers.default
     return TierDecision(default, f"{invalid}{NO_RULE}; policy default {default}", "default")
 
 

@@ -17,7 +17,6 @@ import pandas as pd
 from assurance.checks.explanations.attributions import (
     CHECK,
     CHECKS,
-    Rules,
     attribution_drift_findings,
     importance_table,
     local_table,
@@ -34,13 +33,13 @@ from assurance.checks.explanations.explainers import (
 from assurance.checks.explanations.report import PLOT, importance_plot, metrics, report
 from assurance.checks.rows import describe_error, feature_columns, sample
 from assurance.domain.values import Inputs, Section
-from assurance.policy.rules import load_rules
+from assurance.policy.thresholds import ExplanationsThresholds
 
 __all__ = ["CHECKS", "run"]
 
 
 def explain_datasets(
-    inputs: Inputs, features: list[str], rules: Rules, section: Section
+    inputs: Inputs, features: list[str], limits: ExplanationsThresholds, section: Section
 ) -> tuple[Explainer, dict[str, Attributions], pd.Series]:
     """Reference and current attributions within the budget (reference gets half, current what is left),
     the current sample led by its highest-scoring rows so they are always explained. The budget starts
@@ -50,20 +49,20 @@ def explain_datasets(
     current = inputs.current.frame if inputs.current is not None and inputs.current.ok else None
     if current is not None and not set(features) <= set(current.columns):
         current = None
-    rows = {"reference": sample(reference, rules.sample_rows, seed=1)}
+    rows = {"reference": sample(reference, limits.sample_rows, seed=1)}
     top = pd.Series(dtype=float)
     if current is not None:
-        top = top_scores(inputs, current, "current", rules.local_rows)
-        rest = sample(current, rules.sample_rows, seed=1).drop(index=top.index, errors="ignore")
+        top = top_scores(inputs, current, "current", limits.local_rows)
+        rest = sample(current, limits.sample_rows, seed=1).drop(index=top.index, errors="ignore")
         rows["current"] = pd.concat([current.loc[top.index], rest])
-    background = sample(reference, rules.background_rows, seed=2)
+    background = sample(reference, limits.background_rows, seed=2)
     started = time.perf_counter()
     explainer = make_explainer(
         model=inputs.model, features=features, background=background, rows=pd.concat(rows.values())
     )
     explainer.setup_seconds = time.perf_counter() - started
-    deadline = time.perf_counter() + rules.time_budget_seconds
-    attributions = {"reference": explain_within(explainer, rows["reference"], rules.time_budget_seconds / 2)}
+    deadline = time.perf_counter() + limits.time_budget_seconds
+    attributions = {"reference": explain_within(explainer, rows["reference"], limits.time_budget_seconds / 2)}
     if current is not None:
         try:
             attributions["current"] = explain_within(
@@ -84,15 +83,15 @@ def run(inputs: Inputs) -> Section:
     features = feature_columns(inputs, inputs.reference.frame)
     if not features:
         return section.skip("the model's features are not in the reference data")
-    rules = load_rules(Rules, inputs.policy, "explanations")
+    limits = inputs.policy.thresholds.explanations
     try:
-        explainer, attributions, top = explain_datasets(inputs, features, rules, section)
+        explainer, attributions, top = explain_datasets(inputs, features, limits, section)
     except NotExplainable as exc:
         return section.skip(f"the model cannot be explained: {exc}")
     current = attributions["current"].values if "current" in attributions else None
     previous = None
     try:
-        previous = previous_importance(inputs, rules.previous_lookback) if inputs.store is not None else None
+        previous = previous_importance(inputs, limits.previous_lookback) if inputs.store is not None else None
         if previous is None:
             section.skip("no explanations of an earlier version were found in the evidence store")
     except Exception as exc:  # noqa: BLE001 - unreadable earlier evidence only costs this comparison
@@ -107,7 +106,7 @@ def run(inputs: Inputs) -> Section:
     local = None
     if current is not None:
         section.findings += attribution_drift_findings(
-            table_, "reference", "current", "from reference to current data", "", rules, severity
+            table_, "reference", "current", "from reference to current data", "", limits, severity
         )
         local = local_table(current.loc[current.index.intersection(top.index)], inputs.current.frame, top)
         section.tables["explanations_local"] = local
@@ -116,11 +115,11 @@ def run(inputs: Inputs) -> Section:
     if previous is not None:
         label = f"from version {previous[0]} to this version (on reference data)"
         section.findings += attribution_drift_findings(
-            table_, "previous", "reference", label, "previous:", rules, severity
+            table_, "previous", "reference", label, "previous:", limits, severity
         )
     section.plots[PLOT] = importance_plot(
         table_.set_index("feature")["mean_abs_shap_reference"], "Mean |SHAP| on reference data"
     )
     section.summary = report(table_, explainer, attributions, local)
-    section.metrics = metrics(table_, explainer, attributions, rules)
+    section.metrics = metrics(table_, explainer, attributions, limits)
     return section

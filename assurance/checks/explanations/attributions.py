@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pandas as pd
 
 from assurance.domain.checks import CheckSpec
 from assurance.domain.findings import Finding, fmt
 from assurance.domain.values import Inputs
+from assurance.policy.thresholds import ExplanationsThresholds
 
 CHECK = CheckSpec(
     "explainability.attribution_drift",
@@ -20,21 +19,6 @@ CHECK = CheckSpec(
 )
 CHECKS: tuple[CheckSpec, ...] = (CHECK,)
 EVIDENCE = "explanations.parquet"
-
-
-@dataclass(frozen=True)
-class Rules:
-    """`thresholds.explanations` of the policy."""
-
-    sample_rows: int
-    time_budget_seconds: float
-    background_rows: int
-    local_rows: int
-    top_k: int
-    max_rank_move: int
-    min_share_change: float
-    min_rank_correlation: float
-    previous_lookback: int
 
 
 def ranked(importance: pd.Series) -> pd.DataFrame:
@@ -63,24 +47,32 @@ def importance_table(
     return out.sort_values("rank_reference").reset_index()
 
 
-def attribution_drift(table_: pd.DataFrame, base: str, other: str, rules: Rules) -> tuple[float, list[str]]:
+def attribution_drift(
+    table_: pd.DataFrame, base: str, other: str, limits: ExplanationsThresholds
+) -> tuple[float, list[str]]:
     """Spearman correlation of importances between two columns, and the top-k features that moved far
     (at least `max_rank_move` places and `min_share_change` of attribution)."""
     a, b = table_[f"mean_abs_shap_{base}"], table_[f"mean_abs_shap_{other}"]
     comparable = len(table_) >= 4 and a.nunique() > 1 and b.nunique() > 1
     rho = float(a.corr(b, method="spearman")) if comparable else np.nan
-    top = (table_[f"rank_{base}"] <= rules.top_k) | (table_[f"rank_{other}"] <= rules.top_k)
-    moved = (table_[f"rank_{other}"] - table_[f"rank_{base}"]).abs() >= rules.max_rank_move
-    shifted = (table_[f"share_{other}"] - table_[f"share_{base}"]).abs() >= rules.min_share_change
+    top = (table_[f"rank_{base}"] <= limits.top_k) | (table_[f"rank_{other}"] <= limits.top_k)
+    moved = (table_[f"rank_{other}"] - table_[f"rank_{base}"]).abs() >= limits.max_rank_move
+    shifted = (table_[f"share_{other}"] - table_[f"share_{base}"]).abs() >= limits.min_share_change
     return rho, table_.loc[top & moved & shifted, "feature"].tolist()
 
 
 def attribution_drift_findings(
-    table_: pd.DataFrame, base: str, other: str, label: str, prefix: str, rules: Rules, severity: str
+    table_: pd.DataFrame,
+    base: str,
+    other: str,
+    label: str,
+    prefix: str,
+    limits: ExplanationsThresholds,
+    severity: str,
 ) -> list[Finding]:
     """Attribution-drift findings from the `base` to the `other` importances: one per top feature that
     moved far, and one for the whole ranking when its correlation is too low."""
-    rho, moved = attribution_drift(table_, base, other, rules)
+    rho, moved = attribution_drift(table_, base, other, limits)
     rows = table_.set_index("feature")
     out = []
     for feature in moved:
@@ -96,21 +88,21 @@ def attribution_drift_findings(
                     "relies on it differently."
                 ),
                 observed=abs(now - was),
-                threshold=rules.max_rank_move,
+                threshold=limits.max_rank_move,
                 evidence=EVIDENCE,
             )
         )
-    if np.isfinite(rho) and rho < rules.min_rank_correlation:
+    if np.isfinite(rho) and rho < limits.min_rank_correlation:
         out.append(
             CHECK.finding(
                 f"{prefix}ranking",
                 severity,
                 (
                     f"The feature importance ranking {label} has a Spearman correlation of {rho:.2f} "
-                    f"(limit {rules.min_rank_correlation}): the model's reasoning has shifted."
+                    f"(limit {limits.min_rank_correlation}): the model's reasoning has shifted."
                 ),
                 observed=rho,
-                threshold=rules.min_rank_correlation,
+                threshold=limits.min_rank_correlation,
                 evidence=EVIDENCE,
             )
         )

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from assurance.checks.explanations.attributions import Rules, attribution_drift
+from assurance.checks.explanations.attributions import attribution_drift
 from assurance.checks.explanations.explainers import Attributions, Explainer
+from assurance.policy.thresholds import ExplanationsThresholds
 from assurance.reporting.markdown import table
 
 PLOT = "shap_importance"
@@ -53,14 +54,17 @@ def report(
 
 
 def metrics(
-    table_: pd.DataFrame, explainer: Explainer, attributions: dict[str, Attributions], rules: Rules
+    table_: pd.DataFrame,
+    explainer: Explainer,
+    attributions: dict[str, Attributions],
+    limits: ExplanationsThresholds,
 ) -> dict[str, float]:
     out: dict[str, float] = {"seconds_setup": round(explainer.setup_seconds, 2)}
     for role, att in attributions.items():
         out[f"rows_explained_{role}"] = len(att.values)
         out[f"seconds_{role}"] = round(att.seconds, 2)
     if "current" in attributions:
-        rho = attribution_drift(table_, "reference", "current", rules)[0]
+        rho = attribution_drift(table_, "reference", "current", limits)[0]
         if np.isfinite(rho):
             out["rank_correlation_current"] = rho
     return out

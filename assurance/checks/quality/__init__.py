@@ -9,7 +9,7 @@ every result lands in `quality.parquet`, and what fails on current becomes a fin
 
 from __future__ import annotations
 
-from assurance.checks.quality.expectations import CHECKS, ROLES, Limits
+from assurance.checks.quality.expectations import CHECKS, ROLES
 from assurance.checks.quality.findings import (
     availability_findings,
     check_label,
@@ -30,7 +30,7 @@ def run(inputs: Inputs) -> Section:
     """Learn the suite from reference, run it on both datasets and turn what fails into findings."""
     section = Section("data_quality", "Data quality")
     policy, record = inputs.policy, inputs.record
-    limits = Limits.from_policy(policy)
+    limits = policy.thresholds.quality
     section.findings += availability_findings(inputs, policy)
     datasets = {role: inputs.dataset(role) for role in ROLES}
     frames = {role: ds.frame for role, ds in datasets.items() if ds is not None and ds.ok}

@@ -74,26 +74,6 @@ CHECKS: tuple[CheckSpec, ...] = (
 
 
 @dataclass(frozen=True)
-class Limits:
-    """The policy's quality thresholds, read once."""
-
-    missing_rate_increase: float
-    out_of_range_rate: float
-    range_margin: float
-    unseen_category_rate: float
-    duplicate_rate: float
-    max_categories: int
-    max_category_share: float
-    sample_rows: int
-    escalation_factor: float
-
-    @classmethod
-    def from_policy(cls, policy: Any) -> Limits:
-        q = {name: policy.threshold(f"quality.{name}") for name in cls.__dataclass_fields__}
-        return cls(**q)
-
-
-@dataclass(frozen=True)
 class Expectation:
     """One expectation learned from the reference data; `name` is the GX expectation's snake_case name.
 

@@ -19,11 +19,11 @@ from assurance.checks.quality.expectations import (
     UNAVAILABLE,
     UNSEEN_CATEGORIES,
     ExpectationResult,
-    Limits,
 )
 from assurance.domain.checks import CheckSpec
 from assurance.domain.findings import SEVERITIES, Finding, severity_rank
 from assurance.domain.values import Dataset, Inputs, VersionRecord
+from assurance.policy.thresholds import QualityThresholds
 
 if TYPE_CHECKING:
     from assurance.policy.model import Policy
@@ -130,7 +130,9 @@ _RATE_MESSAGES = {
 }
 
 
-def rate_findings(results: list[ExpectationResult], policy: Policy, limits: Limits) -> list[Finding]:
+def rate_findings(
+    results: list[ExpectationResult], policy: Policy, limits: QualityThresholds
+) -> list[Finding]:
     """Quality expectations failing on current (duplicates on either dataset) become findings, worse when far off.
 
     Values of the wrong type already have their finding: their range or categories are not reported again.

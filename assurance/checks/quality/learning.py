@@ -13,13 +13,13 @@ from assurance.checks.quality.expectations import (
     OUT_OF_RANGE,
     UNSEEN_CATEGORIES,
     Expectation,
-    Limits,
 )
 from assurance.domain.values import Section
+from assurance.policy.thresholds import QualityThresholds
 
 
 def learn_expectations(
-    reference: pd.DataFrame, columns: list[str], limits: Limits, section: Section
+    reference: pd.DataFrame, columns: list[str], limits: QualityThresholds, section: Section
 ) -> list[Expectation]:
     """Missingness, then range or categories, per feature; a column that defeats learning becomes a note."""
     expectations: list[Expectation] = []
@@ -33,7 +33,7 @@ def learn_expectations(
     return expectations
 
 
-def missing_expectation(series: pd.Series, col: str, limits: Limits) -> Expectation:
+def missing_expectation(series: pd.Series, col: str, limits: QualityThresholds) -> Expectation:
     """Current may miss a feature as often as reference did, plus the policy's margin."""
     missing = float(series.isna().mean()) if len(series) else 0.0
     threshold = min(1.0, missing + limits.missing_rate_increase)
@@ -48,7 +48,7 @@ def missing_expectation(series: pd.Series, col: str, limits: Limits) -> Expectat
     )
 
 
-def value_expectations(values: pd.Series, col: str, limits: Limits) -> list[Expectation]:
+def value_expectations(values: pd.Series, col: str, limits: QualityThresholds) -> list[Expectation]:
     """The reference's range for numeric features, its known values for categorical ones, else nothing."""
     kind = value_kind(values, limits)
     if kind == "numeric":
@@ -58,7 +58,7 @@ def value_expectations(values: pd.Series, col: str, limits: Limits) -> list[Expe
     return []
 
 
-def value_kind(values: pd.Series, limits: Limits) -> str:
+def value_kind(values: pd.Series, limits: QualityThresholds) -> str:
     """'numeric' (range check), 'categorical' (known-values check) or 'other' (neither is meaningful).
 
     Booleans and integers with few distinct values are categories; floats are numeric; dates move
@@ -83,7 +83,7 @@ def value_kind(values: pd.Series, limits: Limits) -> str:
     return "other"
 
 
-def _range_expectation(values: pd.Series, col: str, limits: Limits) -> list[Expectation]:
+def _range_expectation(values: pd.Series, col: str, limits: QualityThresholds) -> list[Expectation]:
     """Reference [min, max] widened by the margin. A fresh sample of the same distribution falls
     outside a sample's extremes 2/(n+1) of the time, so that share is the baseline, not a problem."""
     finite = values.to_numpy(dtype=float)
@@ -107,7 +107,7 @@ def _range_expectation(values: pd.Series, col: str, limits: Limits) -> list[Expe
     ]
 
 
-def _category_expectation(values: pd.Series, col: str, limits: Limits) -> Expectation:
+def _category_expectation(values: pd.Series, col: str, limits: QualityThresholds) -> Expectation:
     """Known values of a categorical feature. The share of reference values seen only once estimates
     how often a fresh sample shows a value the reference lacks (Good-Turing): that is the baseline."""
     counts = values.value_counts()

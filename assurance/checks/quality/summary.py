@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from assurance.checks.quality.expectations import ROLES, ExpectationResult, Limits
+from assurance.checks.quality.expectations import ROLES, ExpectationResult
+from assurance.policy.thresholds import QualityThresholds
 
 TABLE_COLUMNS = ["role", "column", "expectation", "success", "observed", "threshold", "details"]
 
@@ -36,7 +37,9 @@ def quality_metrics(frames: dict[str, pd.DataFrame], table: pd.DataFrame) -> dic
     return metrics
 
 
-def summary(table: pd.DataFrame, frames: dict[str, pd.DataFrame], limits: Limits, label: str | None) -> str:
+def summary(
+    table: pd.DataFrame, frames: dict[str, pd.DataFrame], limits: QualityThresholds, label: str | None
+) -> str:
     """Failed expectations on current first, then the counts an analyst scans for."""
     lines = []
     failed = table[(table["role"] == "current") & ~table["success"]]

@@ -15,10 +15,10 @@ from assurance.checks.quality.expectations import (
     TYPE_MISMATCH,
     Expectation,
     ExpectationResult,
-    Limits,
 )
 from assurance.checks.quality.learning import native
 from assurance.domain.values import Section
+from assurance.policy.thresholds import QualityThresholds
 
 EXPECTATIONS = {  # the GX expectation behind each table `expectation` name
     "expect_column_to_exist": "ExpectColumnToExist",
@@ -145,7 +145,7 @@ def duplicate_share(frame: pd.DataFrame) -> float:
 
 
 def duplicate_results(
-    frames: dict[str, pd.DataFrame], limits: Limits, section: Section
+    frames: dict[str, pd.DataFrame], limits: QualityThresholds, section: Section
 ) -> list[ExpectationResult]:
     """Duplicates on each full dataset; current is allowed the reference's own share plus the policy's."""
     shares: dict[str, float] = {}
