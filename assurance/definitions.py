@@ -1,12 +1,12 @@
 """The Dagster code location: the one module of `assurance` that imports Dagster.
 
-It binds the assets, the resources and the sensors/schedules/jobs together. Heavy libraries are imported
-inside asset functions, so loading this module stays fast.
+It binds the assets, the resources and the sensors/schedules/jobs together, configured from one
+`Settings`: `defs` (what `dagster dev` and the code server load) reads them from the environment once;
+the command line builds its own with `build_definitions(settings)`. Heavy libraries are imported inside
+asset functions, so loading this module stays fast.
 """
 
 from __future__ import annotations
-
-import os
 
 import dagster as dg
 
@@ -15,13 +15,12 @@ from assets.analyses import analysis_assets
 from assets.decision import evidence_report, findings, recommendation
 from assets.portfolio import assure_portfolio, portfolio_assets, portfolio_hourly
 from assets.version import current_data, model_version, predictions, reference_data
-from resources import default_resources
-
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+from assurance.settings import Settings
+from resources import build_resources
 
 
-def build_definitions() -> dg.Definitions:
+def build_definitions(settings: Settings) -> dg.Definitions:
+    """Every asset, job, sensor and schedule, with resources and automation configured from `settings`."""
     return dg.Definitions(
         assets=[
             model_version,
@@ -35,10 +34,10 @@ def build_definitions() -> dg.Definitions:
             *portfolio_assets,
         ],
         jobs=[*sensors.jobs, assure_portfolio],
-        sensors=sensors.sensors,
-        schedules=[*sensors.schedules, portfolio_hourly],
-        resources=default_resources(),
+        sensors=sensors.build_sensors(settings),
+        schedules=[*sensors.build_schedules(settings), portfolio_hourly],
+        resources=build_resources(settings),
     )
 
 
-defs = build_definitions()
+defs = build_definitions(Settings.from_env())

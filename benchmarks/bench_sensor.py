@@ -14,7 +14,6 @@ against the cursor, the run requests and the new cursor.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import statistics
 import tempfile
@@ -43,7 +42,6 @@ def build_registries() -> dict[int, Path]:
     work = CACHE / "building.db"
     work.unlink(missing_ok=True)
     uri = registry_uri(work)
-    os.environ["MLFLOW_TRACKING_URI"] = uri
     client = MlflowClient(uri, uri)
     started = time.perf_counter()
     for m in range(max(SIZES) // VERSIONS_PER_MODEL):
@@ -66,9 +64,12 @@ def build_registries() -> dict[int, Path]:
 def timed_tick(instance, uri: str, cursor: str | None):
     import dagster as dg
 
+    from assurance.settings import Settings
     from resources import RegistryResource
-    from sensors.registry_sensor import registry_sensor
+    from sensors.registry_sensor import build_registry_sensor
 
+    # the changed tick requests all CHANGED versions; the versions here are seconds old
+    registry_sensor = build_registry_sensor(Settings(sensor_max_runs=CHANGED, sensor_settle_seconds=0))
     context = dg.build_sensor_context(
         instance=instance, cursor=cursor, resources={"registry": RegistryResource(tracking_uri=uri)}
     )
@@ -109,7 +110,6 @@ def measure_uri(uri: str) -> dict[str, float]:
     from assurance.registry.watch import encode_state, plan_tick
 
     with dg.instance_for_test() as instance:
-        os.environ["MLFLOW_TRACKING_URI"] = uri
         registry = Registry(uri)
         start = time.perf_counter()
         snapshot = registry.snapshot()
@@ -209,9 +209,9 @@ def main() -> None:
         "--latency", action="store_true", help="also time registration -> evidence under dagster dev"
     )
     args = parser.parse_args()
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    os.environ["ASSURANCE_SENSOR_MAX_RUNS"] = str(CHANGED)  # so the changed tick requests all of them
-    os.environ["ASSURANCE_SENSOR_SETTLE_SECONDS"] = "0"
+    from assurance.registry.client import mlflow_process_defaults
+
+    mlflow_process_defaults()
     registries = build_registries()
     print(
         f"{'versions':>9} {'snapshot s':>11} {'tick, unchanged s':>18} {'tick, 50 changed s':>19} {'cursor bytes':>13}"

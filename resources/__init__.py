@@ -1,60 +1,58 @@
 """Dagster resources: thin, configurable handles on the registry, the evidence store and the policy.
 
-Each setting falls back to an environment variable, so the same code location serves the embedded demo,
-the command line and a real deployment.
+Their values come from the `Settings` the composition root passes to `build_resources` (the code
+location reads them from the environment once; the command line adds its options), never from the
+environment directly, so the same code location serves the embedded demo, the command line and a real
+deployment.
 """
 
 from __future__ import annotations
-
-import os
 
 import dagster as dg
 
 from assurance.evidence.store import EvidenceStore
 from assurance.policy.model import Policy
 from assurance.registry.client import Registry
-
-EVIDENCE_ENV = "ASSURANCE_EVIDENCE_ROOT"
-POLICY_ENV = "ASSURANCE_POLICY"
-DEFAULT_EVIDENCE = "./evidence"
+from assurance.settings import DEFAULT_EVIDENCE_ROOT, Settings
 
 
 class RegistryResource(dg.ConfigurableResource):
-    """The MLflow registry to assure (default: MLFLOW_TRACKING_URI)."""
+    """The MLflow registry to assure (settings: MLFLOW_TRACKING_URI; unset means sqlite:///mlflow.db)."""
 
     tracking_uri: str | None = None
     registry_uri: str | None = None
 
     def get(self) -> Registry:
-        return Registry(self.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI"), self.registry_uri)
+        return Registry(self.tracking_uri, self.registry_uri)
 
 
 class EvidenceResource(dg.ConfigurableResource):
-    """Where evidence is published: a folder or fsspec URI (default: ASSURANCE_EVIDENCE_ROOT or ./evidence)."""
+    """Where evidence is published: a folder or fsspec URI (settings: ASSURANCE_EVIDENCE_ROOT, ./evidence)."""
 
-    root: str | None = None
+    root: str = DEFAULT_EVIDENCE_ROOT
 
     def get(self) -> EvidenceStore:
-        return EvidenceStore(self.root or os.environ.get(EVIDENCE_ENV) or DEFAULT_EVIDENCE)
+        return EvidenceStore(self.root)
 
 
 class PolicyResource(dg.ConfigurableResource):
-    """The assurance policy: the packaged default merged with an optional file (ASSURANCE_POLICY)."""
+    """The assurance policy: the packaged default merged with an optional file (settings: ASSURANCE_POLICY)."""
 
     path: str | None = None
 
     def get(self) -> Policy:
-        return Policy.load(self.path or os.environ.get(POLICY_ENV) or None)
+        return Policy.load(self.path)
 
 
 DATA_IO_MANAGER = "data_io_manager"
 
 
-def default_resources() -> dict:
+def build_resources(settings: Settings) -> dict:
+    """The resources every asset, sensor and schedule uses, configured from `settings`."""
     return {
-        "registry": RegistryResource(),
-        "evidence": EvidenceResource(),
-        "policy": PolicyResource(),
+        "registry": RegistryResource(tracking_uri=settings.tracking_uri),
+        "evidence": EvidenceResource(root=settings.evidence_root),
+        "policy": PolicyResource(path=settings.policy_path),
         DATA_IO_MANAGER: DataIOManager(),
     }
 

@@ -3,16 +3,29 @@
 - `registry_sensor` (RUNNING by default): registry changes start validation (sensors/registry_sensor.py)
 - `monitor_production_versions`, `revalidate_due_versions` (STOPPED by default): sensors/cadence.py
 - `assurance_run_failure_alerts`, `assurance_findings_alerts` (RUNNING by default): sensors/alerts.py
+
+Sensors and schedules are built from the `Settings` the composition root passes (intervals, caps, crons,
+the alert webhook), so nothing here reads the environment.
 """
 
 from __future__ import annotations
 
+import dagster as dg
+
+from assurance.settings import Settings
 from sensors import alerts, cadence
-from sensors.registry_sensor import registry_sensor
+from sensors.registry_sensor import build_registry_sensor
 from sensors.validation_job import PER_VERSION_GROUPS, VALIDATION_JOB, assure_model_version
 
 jobs = [assure_model_version]
-sensors = [registry_sensor, *alerts.sensors]
-schedules = list(cadence.schedules)
 
-__all__ = ["PER_VERSION_GROUPS", "VALIDATION_JOB", "jobs", "schedules", "sensors"]
+
+def build_sensors(settings: Settings) -> list[dg.SensorDefinition]:
+    return [build_registry_sensor(settings), *alerts.build_alert_sensors(settings)]
+
+
+def build_schedules(settings: Settings) -> list[dg.ScheduleDefinition]:
+    return cadence.build_schedules(settings)
+
+
+__all__ = ["PER_VERSION_GROUPS", "VALIDATION_JOB", "build_schedules", "build_sensors", "jobs"]

@@ -7,14 +7,14 @@ is a platform team's decision (README, "Run it by itself").
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime
 
 import dagster as dg
 
 from assets.partitions import MODEL_VERSIONS
 from assurance.governance.cadence import Due, production_versions, revalidation_due
-from assurance.registry.watch import fail_fast_http
+from assurance.registry.client import fail_fast_http
+from assurance.settings import Settings
 from resources import EvidenceResource, PolicyResource, RegistryResource
 from sensors.validation_job import (
     KIND_TAG,
@@ -25,8 +25,11 @@ from sensors.validation_job import (
     reason_tag,
 )
 
-MONITORING_CRON_ENV = "ASSURANCE_MONITORING_CRON"
-REVALIDATION_CRON_ENV = "ASSURANCE_REVALIDATION_CRON"
+
+def _snapshot(registry: RegistryResource) -> list:
+    """The registry as a tick sees it: an unreachable server fails the tick within seconds."""
+    with fail_fast_http():
+        return registry.get().snapshot()
 
 
 def _run_requests(
@@ -52,49 +55,47 @@ def _run_requests(
     ]
 
 
-@dg.schedule(
-    name="monitor_production_versions",
-    cron_schedule=os.environ.get(MONITORING_CRON_ENV, "0 6 * * *"),
-    execution_timezone="UTC",
-    job=assure_model_version,
-    default_status=dg.DefaultScheduleStatus.STOPPED,
-    description=(
-        "Every version behind a production alias (policy change_control.production_aliases): quality, drift and "
-        "performance (or estimated performance) on the latest current data the version's tags point to."
-    ),
-)
-def monitor_production_versions(
-    context: dg.ScheduleEvaluationContext, registry: RegistryResource, policy: PolicyResource
-):
-    with fail_fast_http():
-        snapshot = registry.get().snapshot()
-    return _run_requests(
-        context, production_versions(snapshot, policy.get()), "monitoring", "monitoring_schedule"
+def build_schedules(settings: Settings) -> list[dg.ScheduleDefinition]:
+    """Both schedules, on the crons the settings hold (ASSURANCE_MONITORING_CRON, ASSURANCE_REVALIDATION_CRON)."""
+
+    @dg.schedule(
+        name="monitor_production_versions",
+        cron_schedule=settings.monitoring_cron,
+        execution_timezone="UTC",
+        job=assure_model_version,
+        default_status=dg.DefaultScheduleStatus.STOPPED,
+        description=(
+            "Every version behind a production alias (policy change_control.production_aliases): quality, drift "
+            "and performance (or estimated performance) on the latest current data the version's tags point to."
+        ),
     )
+    def monitor_production_versions(
+        context: dg.ScheduleEvaluationContext, registry: RegistryResource, policy: PolicyResource
+    ):
+        snapshot = _snapshot(registry)
+        due = production_versions(snapshot, policy.get())
+        return _run_requests(context, due, "monitoring", "monitoring_schedule")
 
+    @dg.schedule(
+        name="revalidate_due_versions",
+        cron_schedule=settings.revalidation_cron,
+        execution_timezone="UTC",
+        job=assure_model_version,
+        default_status=dg.DefaultScheduleStatus.STOPPED,
+        description=(
+            "Full revalidation of every version whose last published evidence is older than its tier's "
+            "revalidate_days (policy tiers.levels.<tier>)."
+        ),
+    )
+    def revalidate_due_versions(
+        context: dg.ScheduleEvaluationContext,
+        registry: RegistryResource,
+        evidence: EvidenceResource,
+        policy: PolicyResource,
+    ):
+        snapshot = _snapshot(registry)
+        now = context.scheduled_execution_time or datetime.now(UTC)
+        due = revalidation_due(snapshot, evidence.get(), policy.get(), now)
+        return _run_requests(context, due, "validation", "revalidation_schedule")
 
-@dg.schedule(
-    name="revalidate_due_versions",
-    cron_schedule=os.environ.get(REVALIDATION_CRON_ENV, "0 7 * * *"),
-    execution_timezone="UTC",
-    job=assure_model_version,
-    default_status=dg.DefaultScheduleStatus.STOPPED,
-    description=(
-        "Full revalidation of every version whose last published evidence is older than its tier's "
-        "revalidate_days (policy tiers.levels.<tier>)."
-    ),
-)
-def revalidate_due_versions(
-    context: dg.ScheduleEvaluationContext,
-    registry: RegistryResource,
-    evidence: EvidenceResource,
-    policy: PolicyResource,
-):
-    with fail_fast_http():
-        snapshot = registry.get().snapshot()
-    now = context.scheduled_execution_time or datetime.now(UTC)
-    due = revalidation_due(snapshot, evidence.get(), policy.get(), now)
-    return _run_requests(context, due, "validation", "revalidation_schedule")
-
-
-schedules = [monitor_production_versions, revalidate_due_versions]
+    return [monitor_production_versions, revalidate_due_versions]

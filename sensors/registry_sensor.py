@@ -1,7 +1,7 @@
 """The registry sensor: one paginated registry snapshot per tick; new and changed versions get validated.
 
-The decisions (fingerprints, what changed, the per-tick cap, the cursor) live in `assurance.watch`; this
-module turns them into Dagster run requests, partition additions and retirement observations.
+The decisions (fingerprints, what changed, the per-tick cap, the cursor) live in
+`assurance.registry.watch`; this module turns them into Dagster run requests, partition additions and retirement observations.
 """
 
 from __future__ import annotations
@@ -11,16 +11,9 @@ import time
 import dagster as dg
 
 from assets.partitions import model_versions
-from assurance.registry.watch import (
-    TickPlan,
-    decode_state,
-    encode_state,
-    fail_fast_http,
-    max_runs_per_tick,
-    plan_tick,
-    sensor_interval,
-    settle_seconds,
-)
+from assurance.registry.client import fail_fast_http
+from assurance.registry.watch import TickPlan, decode_state, encode_state, plan_tick
+from assurance.settings import Settings
 from resources import RegistryResource
 from sensors.validation_job import REASON_TAG, TRIGGER_TAG, assure_model_version, queued_runs, reason_tag
 
@@ -55,34 +48,41 @@ def _retirements(plan: TickPlan) -> list[dg.AssetObservation]:
     ]
 
 
-@dg.sensor(
-    name=REGISTRY_SENSOR,
-    job=assure_model_version,
-    minimum_interval_seconds=sensor_interval(),
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description=(
-        "Watches the MLflow registry: a new READY version gets its partition and a full validation (once "
-        "ASSURANCE_SENSOR_SETTLE_SECONDS, default 15, have passed since registration); a changed "
-        "tag (other than assurance.result.*), status or an alias moved onto a version revalidates it. At most "
-        "ASSURANCE_SENSOR_MAX_RUNS runs per tick (default 25), the rest next tick. An unreachable registry fails "
-        "the tick and keeps the cursor, so no change is lost."
-    ),
-)
-def registry_sensor(context: dg.SensorEvaluationContext, registry: RegistryResource) -> dg.SensorResult:
-    previous = decode_state(context.cursor)
-    with fail_fast_http():
-        snapshot = registry.get().snapshot()
-    cap = max_runs_per_tick()
-    settled_before_ms = int((time.time() - settle_seconds()) * 1000)
-    plan = plan_tick(snapshot, previous, cap - min(cap, queued_runs(context.instance)), settled_before_ms)
-    context.log.info(plan.summary())
-    cursor = encode_state(plan.state)
-    observations = _retirements(plan)
-    if not plan.requested:
-        return dg.SensorResult(skip_reason=plan.summary(), cursor=cursor, asset_events=observations)
-    return dg.SensorResult(
-        run_requests=_run_requests(plan),
-        dynamic_partitions_requests=[model_versions.build_add_request([c.partition for c in plan.requested])],
-        cursor=cursor,
-        asset_events=observations,
+def build_registry_sensor(settings: Settings) -> dg.SensorDefinition:
+    """The registry sensor with its interval, per-tick cap and settle period taken from `settings`."""
+
+    @dg.sensor(
+        name=REGISTRY_SENSOR,
+        job=assure_model_version,
+        minimum_interval_seconds=settings.sensor_interval,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description=(
+            "Watches the MLflow registry: a new READY version gets its partition and a full validation (once "
+            "ASSURANCE_SENSOR_SETTLE_SECONDS, default 15, have passed since registration); a changed "
+            "tag (other than assurance.result.*), status or an alias moved onto a version revalidates it. At most "
+            "ASSURANCE_SENSOR_MAX_RUNS runs per tick (default 25), the rest next tick. An unreachable registry "
+            "fails the tick and keeps the cursor, so no change is lost."
+        ),
     )
+    def registry_sensor(context: dg.SensorEvaluationContext, registry: RegistryResource) -> dg.SensorResult:
+        previous = decode_state(context.cursor)
+        with fail_fast_http():
+            snapshot = registry.get().snapshot()
+        cap = settings.sensor_max_runs
+        settled_before_ms = int((time.time() - settings.sensor_settle_seconds) * 1000)
+        plan = plan_tick(snapshot, previous, cap - min(cap, queued_runs(context.instance)), settled_before_ms)
+        context.log.info(plan.summary())
+        cursor = encode_state(plan.state)
+        observations = _retirements(plan)
+        if not plan.requested:
+            return dg.SensorResult(skip_reason=plan.summary(), cursor=cursor, asset_events=observations)
+        return dg.SensorResult(
+            run_requests=_run_requests(plan),
+            dynamic_partitions_requests=[
+                model_versions.build_add_request([c.partition for c in plan.requested])
+            ],
+            cursor=cursor,
+            asset_events=observations,
+        )
+
+    return registry_sensor

@@ -10,8 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+from assurance.registry.client import mlflow_process_defaults
+
+mlflow_process_defaults()  # MLflow's own switches (telemetry, progress bars), as every product process sets them
+# Great Expectations' own switch, not a product setting
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
 FEATURES = ["amount", "tenure", "rate", "segment"]

@@ -64,12 +64,10 @@ def test_finding_payload_names_model_version_finding_and_report():
     assert payload["text"].startswith("[CRITICAL] credit version 3: Column rate is missing.")
 
 
-def test_run_failure_payload_links_the_run_when_the_ui_url_is_known(monkeypatch):
-    assert dagster_run_link("r1") is None
-    monkeypatch.setenv("ASSURANCE_DAGSTER_URL", "http://dagster.internal:3000/")
-    payload = run_failure_alert(
-        "credit", "3", "r1", "assure_model_version", "step x failed", dagster_run_link("r1")
-    )
+def test_run_failure_payload_links_the_run_when_the_ui_url_is_known():
+    assert dagster_run_link(None, "r1") is None
+    link = dagster_run_link("http://dagster.internal:3000/", "r1")
+    payload = run_failure_alert("credit", "3", "r1", "assure_model_version", "step x failed", link)
     assert payload["link"] == "http://dagster.internal:3000/runs/r1"
     assert payload["event"] == "assurance.run_failure" and "step x failed" in payload["text"]
 
@@ -97,7 +95,10 @@ def test_deliver_posts_json_to_the_webhook():
 
 def test_a_failing_webhook_is_logged_not_raised_and_not_retried_per_alert(caplog):
     payloads = [finding_alert("m", "1", "r", row, None) for row in CURRENT.to_dict("records")]
-    with webhook_receiver(status=500) as hook, caplog.at_level(logging.INFO, logger="assurance.governance.alerts"):
+    with (
+        webhook_receiver(status=500) as hook,
+        caplog.at_level(logging.INFO, logger="assurance.governance.alerts"),
+    ):
         assert deliver(payloads, hook.url) == 0
     assert len(hook.received) == 1
     assert "HTTP Error 500" in caplog.text and caplog.text.count("assurance alert:") == len(payloads)

@@ -9,6 +9,7 @@ import pytest
 from assurance.cli.main import main
 from assurance.evidence.store import EvidenceStore
 from assurance.governance.ledger import build_ledger
+from assurance.settings import Settings
 from tests.synthetic_version import FEATURES, LABEL, classifier, make_frame
 from tests.version_records import GOOD_CARD
 
@@ -19,8 +20,6 @@ OWNER_TAGS = {"owner": "retention-team", "use_case": "churn outreach emails"}
 @pytest.fixture(scope="module")
 def governed(tmp_path_factory):
     """Version 1 documented and approved behind `champion`; version 2 behind `production` with neither."""
-    import os
-
     from assurance.cli.launcher import run_version
     from assurance.demo.registry_builder import embedded_tracking_uri, register_version
 
@@ -48,31 +47,23 @@ def governed(tmp_path_factory):
         **common,
     )
     bare = register_version(MODEL, model, reference, make_frame(2000, 3), aliases=["production"], **common)
-    saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "ASSURANCE_EVIDENCE_ROOT", "DAGSTER_HOME")}
-    os.environ.update({"MLFLOW_TRACKING_URI": uri, "ASSURANCE_EVIDENCE_ROOT": evidence})
-    os.environ.pop("DAGSTER_HOME", None)
+    settings = Settings(tracking_uri=uri, evidence_root=evidence)
     instance = dg.DagsterInstance.ephemeral()
-    outcomes = {v: run_version(MODEL, v, instance) for v in (good, bare)}
-    yield {
+    outcomes = {v: run_version(MODEL, v, settings, instance) for v in (good, bare)}
+    return {
         "uri": uri,
         "evidence": evidence,
+        "settings": settings,
         "good": good,
         "bare": bare,
         "outcomes": outcomes,
         "instance": instance,
     }
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
 
 
 @pytest.fixture
 def env(governed, monkeypatch):
-    """The CLI sets these variables from its options; restore them after each test."""
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", governed["uri"])
-    monkeypatch.setenv("ASSURANCE_EVIDENCE_ROOT", governed["evidence"])
+    """Commands get the registry and evidence root from their options; no Dagster home leaks in."""
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
     return governed
 
@@ -120,7 +111,7 @@ def test_accepted_finding_stops_holding_and_ids_stay_stable(env, capsys):
     )
     assert f"Accepted {critical} for {MODEL} version {env['bare']}" in capsys.readouterr().out
 
-    again = run_version(MODEL, env["bare"], env["instance"])
+    again = run_version(MODEL, env["bare"], env["settings"], env["instance"])
     assert again.success, again.error
     frame = again.findings.set_index("finding_id")
     assert sorted(frame.index) == sorted(first["finding_id"])
@@ -175,9 +166,11 @@ def test_status_prints_posture_and_publishes(env, capsys):
 
 def test_portfolio_assets_materialize_and_publish(env):
     from assets.portfolio import portfolio_assets
-    from resources import default_resources
+    from resources import build_resources
 
-    result = dg.materialize(portfolio_assets, resources=default_resources(), instance=env["instance"])
+    result = dg.materialize(
+        portfolio_assets, resources=build_resources(env["settings"]), instance=env["instance"]
+    )
     assert result.success
     inventory = result.output_for_node("model_inventory")
     assert set(inventory["version"]) == {env["good"], env["bare"]}

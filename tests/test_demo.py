@@ -26,8 +26,8 @@ from assurance.demo.registry_builder import (
     pip_requirements,
     register_version,
     safe_dir_name,
-    tracking,
 )
+from assurance.registry.client import mlflow_tracking
 
 SMALL_FEATURES = ["income", "debt_to_income", "credit_utilization", "age", "region", "channel"]
 
@@ -170,7 +170,7 @@ def test_register_version_leaves_process_state_and_cwd_untouched(tiny):
 def test_tags_aliases_and_data_read_back(tiny):
     from mlflow import MlflowClient
 
-    with tracking(tiny["uri"]):
+    with mlflow_tracking(tiny["uri"]):
         client = MlflowClient()
         registered = client.get_registered_model("tiny_model")
         v1 = client.get_model_version("tiny_model", "1")
@@ -189,7 +189,7 @@ def test_run_carries_signature_documents_metrics_and_training_input(tiny):
     import mlflow
     from mlflow import MlflowClient
 
-    with tracking(tiny["uri"]):
+    with mlflow_tracking(tiny["uri"]):
         client = MlflowClient()
         v1, v2 = (client.get_model_version("tiny_model", v) for v in ("1", "2"))
         info = mlflow.models.get_model_info("models:/tiny_model/1")
@@ -212,7 +212,7 @@ def test_both_serializations_load_and_predict_like_the_original(tiny, version, f
     import mlflow
     import mlflow.sklearn
 
-    with tracking(tiny["uri"]):
+    with mlflow_tracking(tiny["uri"]):
         flavor = mlflow.models.get_model_info(f"models:/tiny_model/{version}").flavors["sklearn"]
         loaded = mlflow.sklearn.load_model(f"models:/tiny_model/{version}")
     assert flavor["serialization_format"] == fmt
@@ -233,7 +233,7 @@ def test_build_demo_plants_problems_only_in_data_tags_and_documents(tmp_path):
         ("loss_given_default", "2"),
     ]
     assert len(lines) == 6 and all(isinstance(line, str) for line in lines)
-    with tracking(demo.tracking_uri):
+    with mlflow_tracking(demo.tracking_uri):
         client = MlflowClient()
         credit = client.get_registered_model("credit_default")
         lgd = client.get_registered_model("loss_given_default")

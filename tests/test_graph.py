@@ -8,14 +8,13 @@ import pandas as pd
 import pytest
 
 from assurance.evidence.store import EvidenceStore
+from assurance.settings import Settings
 
 
 @pytest.fixture
-def env(small_registry, tmp_path, monkeypatch):
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", small_registry.tracking_uri)
-    monkeypatch.setenv("ASSURANCE_EVIDENCE_ROOT", str(tmp_path / "evidence"))
-    monkeypatch.delenv("DAGSTER_HOME", raising=False)
-    return small_registry, EvidenceStore(str(tmp_path / "evidence"))
+def env(small_registry, tmp_path):
+    settings = Settings(tracking_uri=small_registry.tracking_uri, evidence_root=str(tmp_path / "evidence"))
+    return small_registry, EvidenceStore(settings.evidence_root), settings
 
 
 def test_definitions_load_with_partitioned_assets_and_checks():
@@ -38,13 +37,20 @@ def test_definitions_load_with_partitioned_assets_and_checks():
     assert defs.resolve_job_def("assure_model_version").partitions_def.name == "model_versions"
 
 
-def test_healthy_version_publishes_verifiable_evidence(env):
+def test_healthy_version_publishes_verifiable_evidence(env, tmp_path, monkeypatch):
+    """The tracking URI reaches MLflow through the settings alone: no process environment, no stray files."""
     from assurance.cli.launcher import run_version
 
-    reg, store = env
+    reg, store, settings = env
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    workdir = tmp_path / "cwd"
+    workdir.mkdir()
+    monkeypatch.chdir(workdir)
     instance = dg.DagsterInstance.ephemeral()
-    outcome = run_version(reg.model, reg.healthy, instance)
+    outcome = run_version(reg.model, reg.healthy, settings, instance)
     assert outcome.success, outcome.error
+    assert list(workdir.iterdir()) == []  # no ./mlflow.db or ./mlruns from an MLflow default client
     rel = store.latest_run_path(reg.model, reg.healthy)
     assert rel and store.verify(rel) == []
     manifest = store.read_manifest(rel)
@@ -65,8 +71,8 @@ def test_broken_current_data_becomes_findings_not_a_failed_run(env):
     from assurance.cli.launcher import run_version
     from assurance.registry.client import Registry
 
-    reg, store = env
-    outcome = run_version(reg.model, reg.broken, dg.DagsterInstance.ephemeral())
+    reg, store, settings = env
+    outcome = run_version(reg.model, reg.broken, settings, dg.DagsterInstance.ephemeral())
     assert outcome.success, outcome.error
     f = outcome.findings
     assert set(f.loc[f["check"] == "schema.missing_column", "subject"]) == {"rate"}
@@ -81,13 +87,15 @@ def test_broken_current_data_becomes_findings_not_a_failed_run(env):
     assert json.loads((Path(store.base) / rel / "manifest.json").read_text())["recommendation"] == "hold"
 
 
-def test_unreachable_registry_fails_the_run_clearly(env, monkeypatch, tmp_path):
+def test_unreachable_registry_fails_the_run_clearly(env):
     from assurance.cli.launcher import run_version
+    from assurance.registry.client import fail_fast_http
 
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
-    outcome = run_version("nope", "1", dg.DagsterInstance.ephemeral())
+    _, _, settings = env
+    with fail_fast_http():
+        outcome = run_version(
+            "nope", "1", settings.override(tracking_uri="http://127.0.0.1:9"), dg.DagsterInstance.ephemeral()
+        )
     assert not outcome.success
     assert "model_version" in outcome.error and "cannot be reached" in outcome.error
 
@@ -102,9 +110,9 @@ def test_data_travels_by_reference_and_a_lone_rerun_reads_it_again(env, tmp_path
     from assurance.cli.launcher import run_version
     from assurance.registry.client import Registry
 
-    reg, _ = env
+    reg, _, settings = env
     instance = dg.DagsterInstance.ephemeral()
-    assert run_version(reg.model, reg.healthy, instance).success
+    assert run_version(reg.model, reg.healthy, settings, instance).success
     key = f"{reg.model}/{reg.healthy}"
     stored = list(Path(instance.storage_directory()).rglob("*.json"))
     assert stored and all(p.stat().st_size < 2000 for p in stored)
@@ -117,7 +125,7 @@ def test_data_travels_by_reference_and_a_lone_rerun_reads_it_again(env, tmp_path
             selection=["data_quality"],
             partition_key=key,
             instance=instance,
-            resources=resources.default_resources(),
+            resources=resources.build_resources(settings),
         )
         assert result.success
         return result.output_for_node("data_quality")

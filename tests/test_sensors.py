@@ -12,14 +12,19 @@ import pandas as pd
 import pytest
 
 from assurance.evidence.store import EvidenceStore, new_run_id, parquet_bytes
-from assurance.registry.client import RegistryError
+from assurance.registry.client import RegistryError, fail_fast_http
+from assurance.settings import Settings
 from resources import EvidenceResource, PolicyResource, RegistryResource
-from sensors.alerts import assurance_findings_alerts, assurance_run_failure_alerts
-from sensors.cadence import monitor_production_versions, revalidate_due_versions
-from sensors.registry_sensor import registry_sensor
+from sensors.alerts import build_alert_sensors
+from sensors.cadence import build_schedules
+from sensors.registry_sensor import build_registry_sensor
 from tests.webhook import webhook_receiver
 
 MODEL = "sensor_check"
+NO_SETTLING = Settings(
+    sensor_settle_seconds=0
+)  # versions here are seconds old; the settle period has its own test
+monitor_production_versions, revalidate_due_versions = build_schedules(Settings())
 
 
 @pytest.fixture(scope="module")
@@ -29,21 +34,18 @@ def empty_registry_db(tmp_path_factory):
 
     path = tmp_path_factory.mktemp("registry") / "mlflow.db"
     uri = f"sqlite:///{path}"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MLFLOW_TRACKING_URI", uri)
-        MlflowClient(uri, uri).search_registered_models()
+    MlflowClient(uri, uri).search_registered_models()
     return path
 
 
 @pytest.fixture
-def registry(empty_registry_db, tmp_path, monkeypatch):
+def registry(empty_registry_db, tmp_path):
     """Versions 1 and 2 of one model, registered without logging models (the sensor never loads them)."""
     from mlflow import MlflowClient
 
     db = tmp_path / "mlflow.db"
     shutil.copy(empty_registry_db, db)
     uri = f"sqlite:///{db}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     client = MlflowClient(uri, uri)
     client.create_registered_model(MODEL, tags={"owner": "retention"})
     for _ in range(2):
@@ -52,23 +54,17 @@ def registry(empty_registry_db, tmp_path, monkeypatch):
     return client, uri
 
 
-@pytest.fixture(autouse=True)
-def no_settle_period(monkeypatch):
-    """Versions here are seconds old; the settle period has its own test."""
-    monkeypatch.setenv("ASSURANCE_SENSOR_SETTLE_SECONDS", "0")
-
-
 @pytest.fixture
 def instance():
     with dg.instance_for_test() as inst:
         yield inst
 
 
-def tick(instance, uri, cursor=None):
+def tick(instance, uri, cursor=None, settings=NO_SETTLING):
     context = dg.build_sensor_context(
         instance=instance, cursor=cursor, resources={"registry": RegistryResource(tracking_uri=uri)}
     )
-    return registry_sensor(context)
+    return build_registry_sensor(settings)(context)
 
 
 def add_run(instance, status, tags=None):
@@ -117,32 +113,31 @@ def test_tag_and_alias_changes_revalidate_but_result_tags_do_not(registry, insta
     assert tick(instance, uri, moved.cursor).run_requests == []
 
 
-def test_versions_registered_moments_ago_wait_for_their_tags(registry, instance, monkeypatch):
+def test_versions_registered_moments_ago_wait_for_their_tags(registry, instance):
     client, uri = registry
-    monkeypatch.setenv("ASSURANCE_SENSOR_SETTLE_SECONDS", "3600")
-    result = tick(instance, uri)
+    settling = Settings(sensor_settle_seconds=3600)
+    result = tick(instance, uri, settings=settling)
     assert (
         result.run_requests == []
         and "2 new versions registered moments ago" in result.skip_reason.skip_message
     )
-    assert result.cursor == tick(instance, uri, result.cursor).cursor  # nothing marked seen
+    assert result.cursor == tick(instance, uri, result.cursor, settling).cursor  # nothing marked seen
 
 
-def test_cap_carries_the_rest_to_the_next_tick(registry, instance, monkeypatch):
+def test_cap_carries_the_rest_to_the_next_tick(registry, instance):
     _, uri = registry
-    monkeypatch.setenv("ASSURANCE_SENSOR_MAX_RUNS", "1")
-    first = tick(instance, uri)
-    second = tick(instance, uri, first.cursor)
+    one = NO_SETTLING.override(sensor_max_runs=1)
+    first = tick(instance, uri, settings=one)
+    second = tick(instance, uri, first.cursor, one)
     assert keys(first) == [f"{MODEL}/1"] and keys(second) == [f"{MODEL}/2"]
 
 
-def test_a_full_queue_defers_new_requests(registry, instance, monkeypatch):
+def test_a_full_queue_defers_new_requests(registry, instance):
     _, uri = registry
-    monkeypatch.setenv("ASSURANCE_SENSOR_MAX_RUNS", "2")
     instance.add_dynamic_partitions("model_versions", ["other/1"])
     for _ in range(2):
         add_run(instance, dg.DagsterRunStatus.NOT_STARTED)
-    result = tick(instance, uri)
+    result = tick(instance, uri, settings=NO_SETTLING.override(sensor_max_runs=2))
     assert result.run_requests == [] and "2 changes wait for the next tick" in result.skip_reason.skip_message
 
 
@@ -173,6 +168,7 @@ def test_unreachable_registry_fails_the_tick_quickly_and_clearly(instance, monke
 
 
 def schedule_context(instance, uri, evidence_root, when):
+    """Use it in a `with`: the context enters the instance, and only its exit leaves Dagster's state as it was."""
     return dg.build_schedule_context(
         instance=instance,
         scheduled_execution_time=when,
@@ -188,12 +184,14 @@ def test_monitoring_schedule_runs_production_versions_with_the_monitoring_tag(re
     client, uri = registry
     client.set_registered_model_alias(MODEL, "champion", "2")
     when = datetime(2025, 6, 1, 6, tzinfo=UTC)
-    (request,) = monitor_production_versions(schedule_context(instance, uri, str(tmp_path / "ev"), when))
+    with schedule_context(instance, uri, str(tmp_path / "ev"), when) as ctx:
+        (request,) = monitor_production_versions(ctx)
     assert request.partition_key == f"{MODEL}/2" and request.tags["assurance/kind"] == "monitoring"
     assert request.run_key == f"monitoring:{MODEL}/2:2025-06-01T06:00"
     assert instance.has_dynamic_partition("model_versions", f"{MODEL}/2")
     add_run(instance, dg.DagsterRunStatus.STARTED, {"dagster/partition": f"{MODEL}/2"})
-    skipped = monitor_production_versions(schedule_context(instance, uri, str(tmp_path / "ev"), when))
+    with schedule_context(instance, uri, str(tmp_path / "ev"), when) as ctx:
+        skipped = monitor_production_versions(ctx)
     assert isinstance(skipped, dg.SkipReason) and "already running" in skipped.skip_message
 
 
@@ -203,17 +201,15 @@ def test_revalidation_schedule_picks_versions_past_their_cadence(registry, insta
     store = EvidenceStore(str(tmp_path / "ev"))
     store.publish_run(MODEL, "1", new_run_id(datetime(2025, 1, 1, tzinfo=UTC)), {"a.txt": b"a"}, {})
     store.publish_run(MODEL, "2", new_run_id(datetime(2025, 5, 20, tzinfo=UTC)), {"a.txt": b"a"}, {})
-    ctx = schedule_context(instance, uri, store.root, datetime(2025, 6, 1, 7, tzinfo=UTC))
-    (request,) = revalidate_due_versions(ctx)
+    with schedule_context(instance, uri, store.root, datetime(2025, 6, 1, 7, tzinfo=UTC)) as ctx:
+        (request,) = revalidate_due_versions(ctx)
     assert (
         request.partition_key == f"{MODEL}/1" and request.tags["assurance/trigger"] == "revalidation_schedule"
     )
     assert "90 days" in request.tags["assurance/reason"]
 
 
-def test_findings_sensor_posts_new_critical_findings_of_newly_published_evidence(
-    instance, tmp_path, monkeypatch
-):
+def test_findings_sensor_posts_new_critical_findings_of_newly_published_evidence(instance, tmp_path):
     store = EvidenceStore(str(tmp_path / "ev"))
     frame = pd.DataFrame(
         [
@@ -230,7 +226,8 @@ def test_findings_sensor_posts_new_critical_findings_of_newly_published_evidence
     run_id = new_run_id()
     store.publish_run(MODEL, "1", run_id, {"findings.parquet": parquet_bytes(frame)}, {})
     resources = {"evidence": EvidenceResource(root=store.root)}
-    first = assurance_findings_alerts(dg.build_sensor_context(instance=instance, resources=resources))
+    _, findings_alerts = build_alert_sensors(Settings())
+    first = findings_alerts(dg.build_sensor_context(instance=instance, resources=resources))
     instance.report_runless_asset_event(
         dg.AssetMaterialization(
             "evidence_report",
@@ -239,10 +236,10 @@ def test_findings_sensor_posts_new_critical_findings_of_newly_published_evidence
         )
     )
     with webhook_receiver() as hook:
-        monkeypatch.setenv("ASSURANCE_ALERT_WEBHOOK", hook.url)
+        _, findings_alerts = build_alert_sensors(Settings(alert_webhook=hook.url))
         ctx = dg.build_sensor_context(instance=instance, cursor=first.cursor, resources=resources)
-        result = assurance_findings_alerts(ctx)
-        again = assurance_findings_alerts(
+        result = findings_alerts(ctx)
+        again = findings_alerts(
             dg.build_sensor_context(instance=instance, cursor=result.cursor, resources=resources)
         )
     (payload,) = hook.received
@@ -253,14 +250,12 @@ def test_findings_sensor_posts_new_critical_findings_of_newly_published_evidence
     )
 
 
-def test_run_failure_sensor_posts_the_failed_step_and_version(instance, monkeypatch):
+def test_run_failure_sensor_posts_the_failed_step_and_version(instance):
     from assurance.cli.launcher import run_version
 
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
-    monkeypatch.setenv("ASSURANCE_DAGSTER_URL", "http://ui.example:3000")
-    assert not run_version("gone", "7", instance).success
+    settings = Settings(tracking_uri="http://127.0.0.1:9", dagster_url="http://ui.example:3000")
+    with fail_fast_http():
+        assert not run_version("gone", "7", settings, instance).success
     (run,) = instance.get_runs()
     (failure,) = instance.all_logs(run.run_id, of_type=dg.DagsterEventType.RUN_FAILURE)
     context = dg.build_run_status_sensor_context(
@@ -270,8 +265,8 @@ def test_run_failure_sensor_posts_the_failed_step_and_version(instance, monkeypa
         dagster_run=run,
     ).for_run_failure()
     with webhook_receiver() as hook:
-        monkeypatch.setenv("ASSURANCE_ALERT_WEBHOOK", hook.url)
-        assurance_run_failure_alerts(context)
+        failure_alerts, _ = build_alert_sensors(settings.override(alert_webhook=hook.url))
+        failure_alerts(context)
     (payload,) = hook.received
     assert (payload["model"], payload["version"]) == ("gone", "7")
     assert (

@@ -13,9 +13,7 @@ from assurance.registry.watch import (
     CursorError,
     decode_state,
     encode_state,
-    fail_fast_http,
     fingerprint,
-    max_runs_per_tick,
     plan_tick,
     run_key,
     seen,
@@ -171,24 +169,3 @@ def test_cursor_stays_compact_and_a_tick_fast_at_5000_versions():
     start = time.perf_counter()
     plan = plan_tick(refs, decode_state(cursor), 25)
     assert plan.requested == [] and time.perf_counter() - start < 2.0
-
-
-def test_settings_come_from_the_environment(monkeypatch):
-    assert max_runs_per_tick() == 25
-    monkeypatch.setenv("ASSURANCE_SENSOR_MAX_RUNS", "3")
-    assert max_runs_per_tick() == 3
-    monkeypatch.setenv("ASSURANCE_SENSOR_MAX_RUNS", "many")
-    with pytest.raises(ValueError, match="ASSURANCE_SENSOR_MAX_RUNS"):
-        max_runs_per_tick()
-
-
-def test_fail_fast_http_sets_short_retries_only_for_its_block(monkeypatch):
-    monkeypatch.delenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", raising=False)
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "99")
-    import os
-
-    with fail_fast_http():
-        assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "1"
-        assert os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] == "99"  # the user's own setting wins
-    assert "MLFLOW_HTTP_REQUEST_MAX_RETRIES" not in os.environ
-    assert os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] == "99"

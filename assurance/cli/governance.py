@@ -15,7 +15,8 @@ import sys
 from collections.abc import Callable
 
 from assurance.evidence.store import EvidenceError
-from assurance.registry.client import RegistryError
+from assurance.registry.client import Registry, RegistryError
+from assurance.settings import Settings
 
 EXIT_OK, EXIT_FAILED, EXIT_ERROR = 0, 1, 2
 # ValueError covers PolicyError and the ledger's input errors
@@ -23,11 +24,13 @@ USER_ERRORS = (ValueError, EvidenceError, RegistryError)
 EVIDENCE_HELP = "evidence root folder or URI (default ASSURANCE_EVIDENCE_ROOT or ./evidence)"
 
 
-def _reports_errors(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+def _reports_errors(
+    command: Callable[[argparse.Namespace, Settings], int],
+) -> Callable[[argparse.Namespace, Settings], int]:
     @functools.wraps(command)
-    def run(args: argparse.Namespace) -> int:
+    def run(args: argparse.Namespace, settings: Settings) -> int:
         try:
-            return command(args)
+            return command(args, settings)
         except USER_ERRORS as exc:
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_ERROR
@@ -35,14 +38,14 @@ def _reports_errors(command: Callable[[argparse.Namespace], int]) -> Callable[[a
     return run
 
 
-def _store():
-    from resources import EvidenceResource
+def _store(settings: Settings):
+    from assurance.evidence.store import EvidenceStore
 
-    return EvidenceResource().get()
+    return EvidenceStore(settings.evidence_root)
 
 
 @_reports_errors
-def cmd_status(args: argparse.Namespace) -> int:
+def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     from assurance.evidence.store import PORTFOLIO
     from assurance.governance.portfolio import (
         build_portfolio,
@@ -50,10 +53,10 @@ def cmd_status(args: argparse.Namespace) -> int:
         publish_portfolio,
         record_from_ref,
     )
-    from resources import PolicyResource, RegistryResource
+    from assurance.policy.model import Policy
 
-    policy, store = PolicyResource().get(), _store()
-    refs = RegistryResource().get().snapshot()
+    policy, store = Policy.load(settings.policy_path), _store(settings)
+    refs = Registry(settings.tracking_uri).snapshot()
     portfolio = build_portfolio([record_from_ref(r) for r in refs], store, policy)
     print(posture_text(portfolio), end="")
     if args.publish:
@@ -63,10 +66,12 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 @_reports_errors
-def cmd_accept(args: argparse.Namespace) -> int:
+def cmd_accept(args: argparse.Namespace, settings: Settings) -> int:
     from assurance.governance.ledger import accept
 
-    records = accept(_store(), args.finding_id, args.reason, args.expires, args.by, version=args.version)
+    records = accept(
+        _store(settings), args.finding_id, args.reason, args.expires, args.by, version=args.version
+    )
     for r in records:
         print(
             f"Accepted {r['finding_id']} for {r['model']} version {r['version']} until {r['expires']} (by {r['by']})."
@@ -75,14 +80,14 @@ def cmd_accept(args: argparse.Namespace) -> int:
 
 
 @_reports_errors
-def cmd_export(args: argparse.Namespace) -> int:
+def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
     from assurance.evidence.bundle import export
 
-    print(export(_store(), args.model, args.version, args.out))
+    print(export(_store(settings), args.model, args.version, args.out))
     return EXIT_OK
 
 
-def cmd_verify(args: argparse.Namespace) -> int:
+def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
     from assurance.evidence.bundle import verify
 
     problems = verify(args.bundle)

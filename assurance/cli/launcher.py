@@ -1,11 +1,14 @@
 """Runs the per-version Dagster job in process for the command line: the same graph the UI and sensors run.
 
-With DAGSTER_HOME set the runs land in that instance and show in the UI; otherwise a temporary instance
-is used and only the published evidence remains.
+The Definitions are built from the command line's `Settings` (environment plus options), so resources get
+the tracking URI, evidence root and policy explicitly. With a Dagster home in the settings (DAGSTER_HOME)
+the runs land in that instance and show in the UI; otherwise a temporary instance is used and only the
+published evidence remains.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from dataclasses import dataclass
@@ -13,7 +16,9 @@ from typing import Any
 
 import pandas as pd
 
+from assurance.domain.errors import SettingsError
 from assurance.domain.values import partition_key
+from assurance.settings import Settings
 
 
 @dataclass
@@ -24,10 +29,18 @@ class RunOutcome:
     error: str | None = None
 
 
-def instance():
+def instance(settings: Settings):
+    """The Dagster instance in the settings' Dagster home, or a temporary one when there is none."""
     import dagster as dg
 
-    return dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
+    if not settings.dagster_home:
+        return dg.DagsterInstance.ephemeral()
+    home = os.path.expanduser(settings.dagster_home)
+    if not os.path.isabs(home) or not os.path.isdir(home):
+        raise SettingsError(
+            f"DAGSTER_HOME={settings.dagster_home!r} must be an absolute path to an existing folder"
+        )
+    return dg.DagsterInstance.from_config(home)
 
 
 def _first_failure(result) -> str:
@@ -41,29 +54,38 @@ def _first_failure(result) -> str:
     return "the run failed (see the Dagster logs)"
 
 
-def _execute(job_name: str, dagster_instance, partition: str | None = None):
-    from assurance.definitions import defs
+@functools.lru_cache(maxsize=4)
+def _definitions(settings: Settings):
+    from assurance.definitions import build_definitions
 
+    return build_definitions(settings)
+
+
+def _execute(job_name: str, settings: Settings, dagster_instance, partition: str | None = None):
     logging.getLogger("dagster").setLevel(logging.ERROR)
-    return defs.resolve_job_def(job_name).execute_in_process(
-        partition_key=partition,
-        instance=dagster_instance,
-        raise_on_error=False,
-        tags={"assurance/started_by": "cli"},
-        run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}},
+    return (
+        _definitions(settings)
+        .resolve_job_def(job_name)
+        .execute_in_process(
+            partition_key=partition,
+            instance=dagster_instance,
+            raise_on_error=False,
+            tags={"assurance/started_by": "cli"},
+            run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}},
+        )
     )
 
 
-def run_version(name: str, version: str, dagster_instance=None) -> RunOutcome:
+def run_version(name: str, version: str, settings: Settings, dagster_instance=None) -> RunOutcome:
     """Add the version's partition if new and materialize the whole per-version graph for it."""
     from assets.partitions import MODEL_VERSIONS
     from sensors import VALIDATION_JOB
 
-    inst = dagster_instance or instance()
+    inst = dagster_instance or instance(settings)
     key = partition_key(name, version)
     if not inst.has_dynamic_partition(MODEL_VERSIONS, key):
         inst.add_dynamic_partitions(MODEL_VERSIONS, [key])
-    result = _execute(VALIDATION_JOB, inst, key)
+    result = _execute(VALIDATION_JOB, settings, inst, key)
     if not result.success:
         return RunOutcome(False, {"model": name, "version": str(version)}, None, _first_failure(result))
     return RunOutcome(True, result.output_for_node("evidence_report"), result.output_for_node("findings"))
@@ -72,11 +94,11 @@ def run_version(name: str, version: str, dagster_instance=None) -> RunOutcome:
 PORTFOLIO_TABLES = {"inventory": "model_inventory", "ledger": "findings_ledger", "kpis": "portfolio_kpis"}
 
 
-def run_portfolio(dagster_instance=None) -> RunOutcome:
+def run_portfolio(settings: Settings, dagster_instance=None) -> RunOutcome:
     """Materialize the portfolio assets as the UI and schedule do; the summary holds their tables."""
     from assets.portfolio import PORTFOLIO_JOB
 
-    result = _execute(PORTFOLIO_JOB, dagster_instance or instance())
+    result = _execute(PORTFOLIO_JOB, settings, dagster_instance or instance(settings))
     if not result.success:
         return RunOutcome(False, {}, None, _first_failure(result))
     tables = {name: result.output_for_node(node) for name, node in PORTFOLIO_TABLES.items()}

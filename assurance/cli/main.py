@@ -1,14 +1,17 @@
 """The `assurance` command line. Defaults come from the environment so one command serves the embedded
-demo and a real deployment: MLFLOW_TRACKING_URI, ASSURANCE_EVIDENCE_ROOT, ASSURANCE_POLICY."""
+demo and a real deployment: `Settings.from_env()` reads MLFLOW_TRACKING_URI, ASSURANCE_EVIDENCE_ROOT,
+ASSURANCE_POLICY and the rest once; the options (`--tracking-uri`, `--evidence`, `--policy`) override them,
+and every command gets the result explicitly."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import logging
-import os
 import sys
 from pathlib import Path
+
+from assurance.settings import Settings
 
 EXIT_OK, EXIT_GATE, EXIT_ERROR = 0, 1, 2
 FAIL_ON = {"hold": {"hold"}, "approve_with_conditions": {"hold", "approve_with_conditions"}}
@@ -18,17 +21,16 @@ class CliError(Exception):
     """A problem the user can fix; printed as one line, no traceback."""
 
 
-def _configure(args: argparse.Namespace) -> None:
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
-    if getattr(args, "tracking_uri", None):
-        os.environ["MLFLOW_TRACKING_URI"] = args.tracking_uri
-    if getattr(args, "evidence", None):
-        os.environ["ASSURANCE_EVIDENCE_ROOT"] = args.evidence
-    if getattr(args, "policy", None):
-        os.environ["ASSURANCE_POLICY"] = args.policy
+def settings_for(args: argparse.Namespace) -> Settings:
+    """The environment's settings with the command's options on top (an option not given keeps the environment's)."""
+    return Settings.from_env().override(
+        tracking_uri=getattr(args, "tracking_uri", None),
+        evidence_root=getattr(args, "evidence", None),
+        policy_path=getattr(args, "policy", None),
+    )
+
+
+def _configure_logging(args: argparse.Namespace) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("  %(message)s"))
     progress = logging.getLogger("assurance.progress")
@@ -37,25 +39,23 @@ def _configure(args: argparse.Namespace) -> None:
     progress.propagate = False
 
 
-def _preflight() -> None:
+def _preflight(settings: Settings) -> None:
     """Fail before any work when the product itself cannot work: bad policy, unwritable evidence root."""
-    from assurance.evidence.store import EvidenceError
-    from assurance.policy.model import PolicyError
-    from resources import EvidenceResource, PolicyResource
+    from assurance.evidence.store import EvidenceError, EvidenceStore
+    from assurance.policy.model import Policy, PolicyError
 
     try:
-        PolicyResource().get()
-        EvidenceResource().get().check_writable()
+        Policy.load(settings.policy_path)
+        EvidenceStore(settings.evidence_root).check_writable()
     except (PolicyError, EvidenceError) as exc:
         raise CliError(str(exc)) from exc
 
 
-def _resolve(name: str, version: str | None, alias: str | None) -> str:
-    from assurance.registry.client import RegistryError
-    from resources import RegistryResource
+def _resolve(settings: Settings, name: str, version: str | None, alias: str | None) -> str:
+    from assurance.registry.client import Registry, RegistryError
 
     try:
-        return RegistryResource().get().resolve_version(name, version, alias)
+        return Registry(settings.tracking_uri).resolve_version(name, version, alias)
     except RegistryError as exc:
         raise CliError(str(exc)) from exc
 
@@ -69,20 +69,20 @@ def _findings_json(frame) -> list[dict]:
     return json.loads(out.to_json(orient="records", date_format="iso"))
 
 
-def _assure(name: str, version: str):
+def _assure(settings: Settings, name: str, version: str):
     from assurance.cli.launcher import run_version
 
-    outcome = run_version(name, version)
+    outcome = run_version(name, version, settings)
     if not outcome.success:
         raise CliError(f"assurance of {name}/{version} could not complete: {outcome.error}")
     return outcome
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    _preflight()
-    version = _resolve(args.model, args.version, args.alias)
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    _preflight(settings)
+    version = _resolve(settings, args.model, args.version, args.alias)
     print(f"Assuring {args.model} version {version} ...", file=sys.stderr)
-    outcome = _assure(args.model, version)
+    outcome = _assure(settings, args.model, version)
     summary = outcome.summary
     if args.json:
         doc = {
@@ -110,12 +110,11 @@ def _print_outcome(summary: dict, findings) -> None:
     )
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from assurance.demo.generator import build_demo
 
     root = Path(args.root).resolve()
-    os.environ.setdefault("DAGSTER_HOME", str(root / "dagster_home"))
-    home = Path(os.environ["DAGSTER_HOME"])
+    home = Path(settings.dagster_home or root / "dagster_home").expanduser().resolve()
     home.mkdir(parents=True, exist_ok=True)
     shipped = Path(__file__).resolve().parents[2] / "dagster.yaml"
     if not (home / "dagster.yaml").exists():
@@ -124,22 +123,22 @@ def cmd_demo(args: argparse.Namespace) -> int:
         )
     print(f"Building the demo registry under {root} ...", file=sys.stderr)
     demo = build_demo(root, progress=lambda m: print(f"  {m}", file=sys.stderr))
-    os.environ["MLFLOW_TRACKING_URI"] = demo.tracking_uri
-    _preflight()
+    settings = settings.override(tracking_uri=demo.tracking_uri, dagster_home=str(home))
+    _preflight(settings)
     for name, version in demo.versions:
         print(f"Assuring {name} version {version} ...", file=sys.stderr)
-        _assure(name, version)
+        _assure(settings, name, version)
     print("Refreshing the portfolio (inventory, findings ledger, KPIs) ...", file=sys.stderr)
-    _print_posture()
+    _print_posture(settings)
     print(
         "\nBrowse it in the Dagster UI:\n"
-        f"  DAGSTER_HOME={os.environ['DAGSTER_HOME']} MLFLOW_TRACKING_URI={demo.tracking_uri} "
+        f"  DAGSTER_HOME={home} MLFLOW_TRACKING_URI={demo.tracking_uri} "
         "dagster dev -w workspace.yaml"
     )
     return EXIT_OK
 
 
-def _print_posture() -> None:
+def _print_posture(settings: Settings) -> None:
     """The posture printed from the tables the portfolio job just materialized, not computed twice."""
     from datetime import UTC, datetime
 
@@ -147,14 +146,13 @@ def _print_posture() -> None:
 
     from assurance.cli.launcher import run_portfolio
     from assurance.evidence.history import run_folders
-    from assurance.evidence.store import PORTFOLIO
+    from assurance.evidence.store import PORTFOLIO, EvidenceStore
     from assurance.governance.portfolio import Portfolio, posture_text
-    from resources import EvidenceResource
 
-    outcome = run_portfolio()
+    outcome = run_portfolio(settings)
     if not outcome.success:
         raise CliError(f"the portfolio could not be refreshed: {outcome.error}")
-    store = EvidenceResource().get()
+    store = EvidenceStore(settings.evidence_root)
     portfolio = Portfolio(**outcome.summary, alias_history=pd.DataFrame(), generated_at=datetime.now(UTC))
     print()
     print(posture_text(portfolio), end="")
@@ -203,10 +201,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from assurance.registry.client import CLI_HTTP, mlflow_process_defaults
+
     args = build_parser().parse_args(argv)
-    _configure(args)
+    _configure_logging(args)
+    mlflow_process_defaults(CLI_HTTP)
     try:
-        return args.func(args)
+        return args.func(args, settings_for(args))
     except CliError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR

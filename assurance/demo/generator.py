@@ -24,7 +24,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from assurance.demo.registry_builder import embedded_tracking_uri, register_version, tracking
+from assurance.demo.registry_builder import embedded_tracking_uri, register_version
+from assurance.registry.client import mlflow_tracking
 
 REGIONS = ["north", "south", "east", "west", "central"]
 CHANNELS = ["branch", "online", "partner"]
@@ -363,7 +364,7 @@ def build_demo(root: Path, progress: Callable[[str], None] = print) -> DemoRegis
     demo = DemoRegistry(root=root, tracking_uri=embedded_tracking_uri(root), data_dir=root / "data")
     progress(f"building the demo registry under {root}")
     started = time.perf_counter()
-    with tracking(demo.tracking_uri), _quiet_mlflow():
+    with mlflow_tracking(demo.tracking_uri), _quiet_mlflow():
         for name, build in ((CREDIT, _credit_versions), (LGD, _lgd_versions)):
             for version, note in build(demo):
                 demo.versions.append((name, version))

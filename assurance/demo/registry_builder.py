@@ -10,22 +10,20 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
-import os
 import re
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
 import pandas as pd
+
+from assurance.registry.client import mlflow_process_defaults, mlflow_tracking
 
 log = logging.getLogger(__name__)
 
 Serialization = Literal["skops", "cloudpickle"]
 
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-_ENV_KEYS = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_DISABLE_TELEMETRY")
 
 
 def embedded_tracking_uri(root: Path) -> str:
@@ -41,36 +39,6 @@ def artifact_root_for(tracking_uri: str) -> str | None:
     if not tracking_uri.startswith("sqlite:///"):
         return None
     return (Path(tracking_uri[len("sqlite:///") :]).parent / "artifacts").as_uri()
-
-
-@contextmanager
-def tracking(uri: str) -> Iterator[None]:
-    """Point all of MLflow in this process at `uri`, then restore what was there before.
-
-    MLflow internals build their own clients from the process-wide URI, so a URI handed to one
-    `MlflowClient` is not enough (STACK.md); the previous global and environment values come back
-    on exit so callers (tests, the CLI) are not left pointing at a registry they did not choose.
-    """
-    import mlflow
-    from mlflow.tracking._model_registry import utils as registry_utils
-    from mlflow.tracking._tracking_service import utils as tracking_utils
-
-    saved_env = {key: os.environ.get(key) for key in _ENV_KEYS}
-    saved_tracking = getattr(tracking_utils, "_tracking_uri", None)
-    saved_registry = getattr(registry_utils, "_registry_uri", None)
-    os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    try:
-        yield
-    finally:
-        mlflow.set_tracking_uri(saved_tracking)
-        mlflow.set_registry_uri(saved_registry)
-        for key, value in saved_env.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def safe_dir_name(name: str) -> str:
@@ -122,10 +90,11 @@ def register_version(
     run, where the product looks for documentation and claimed metrics. `tracking_uri` defaults to
     the process's current one; `experiment` defaults to the model name.
     """
+    mlflow_process_defaults()
     import mlflow
 
     uri = tracking_uri or mlflow.get_tracking_uri()
-    with tracking(uri):
+    with mlflow_tracking(uri):
         return _register(
             name,
             estimator,

@@ -17,23 +17,21 @@ Per-run tables are read lazily by DuckDB from the files themselves (through fssp
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import sys
 from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from assurance.evidence.store import PORTFOLIO, EvidenceStore
 from assurance.evidence.history import RunFolder, run_folders, runs_frame
+from assurance.evidence.store import PORTFOLIO, EvidenceStore
 from assurance.governance.ledger import build_ledger, read_acceptances
 from assurance.policy.model import Policy
+from assurance.settings import DEFAULT_EVIDENCE_ROOT, EVIDENCE_ENV, POLICY_ENV, Settings
 
 if TYPE_CHECKING:
     import duckdb
 
-EVIDENCE_ENV = "ASSURANCE_EVIDENCE_ROOT"  # the same variable the Dagster resources and the CLI read
-DEFAULT_EVIDENCE = "./evidence"
 PROVENANCE = ["model", "version", "run_id", "run_at"]
 PORTFOLIO_VIEWS = {
     "inventory": "inventory.parquet",
@@ -88,11 +86,11 @@ def _run_table_view(
     )
 
 
-def connect(root: str | None = None, policy: Policy | None = None) -> duckdb.DuckDBPyConnection:
+def connect(root: str, policy: Policy | None = None) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection with views over the evidence at `root`."""
     import duckdb
 
-    store = EvidenceStore(root or os.environ.get(EVIDENCE_ENV) or DEFAULT_EVIDENCE)
+    store = EvidenceStore(root)
     con = duckdb.connect()
     if not store.local:
         con.register_filesystem(store.fs)
@@ -159,15 +157,23 @@ def shell(con: duckdb.DuckDBPyConnection, fmt: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m assurance.evidence.sql", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m assurance.evidence.sql", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("query", nargs="?", help="one SQL statement; omit for an interactive shell")
-    parser.add_argument("--evidence", help=f"evidence root (default: ${EVIDENCE_ENV} or {DEFAULT_EVIDENCE})")
-    parser.add_argument("--policy", help="policy file (for the ledger's due dates)")
+    parser.add_argument(
+        "--evidence", help=f"evidence root (default: ${EVIDENCE_ENV} or {DEFAULT_EVIDENCE_ROOT})"
+    )
+    parser.add_argument(
+        "--policy",
+        help=f"policy file, for the ledger's due dates (default: ${POLICY_ENV} or the packaged one)",
+    )
     parser.add_argument("--format", choices=["table", "csv"], default="table")
     args = parser.parse_args(argv)
     import duckdb
 
-    con = connect(args.evidence, Policy.load(args.policy))
+    settings = Settings.from_env().override(evidence_root=args.evidence, policy_path=args.policy)
+    con = connect(settings.evidence_root, Policy.load(settings.policy_path))
     if args.query is None:
         shell(con, args.format)
         return 0

@@ -1,8 +1,8 @@
 """Alerts that reach people: new critical or high findings, and runs that failed.
 
-Each alert is one JSON object posted to the webhook in ASSURANCE_ALERT_WEBHOOK (any endpoint that
-takes a JSON POST; the `text` field makes it readable in chat tools that show it). Without a webhook
-the alert is only logged. Delivery never raises: a broken webhook must not stop the sensor or hide
+Each alert is one JSON object posted to the configured webhook (ASSURANCE_ALERT_WEBHOOK: any endpoint
+that takes a JSON POST; the `text` field makes it readable in chat tools that show it). Without a
+webhook the alert is only logged. Delivery never raises: a broken webhook must not stop the sensor or hide
 later alerts from the log. Plain Python (stdlib urllib).
 """
 
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import urllib.error
 import urllib.request
 from collections.abc import Iterable, Mapping
@@ -21,8 +20,6 @@ import pandas as pd
 from assurance.evidence.history import read_table
 from assurance.evidence.store import EvidenceStore
 
-WEBHOOK_ENV = "ASSURANCE_ALERT_WEBHOOK"
-UI_URL_ENV = "ASSURANCE_DAGSTER_URL"
 ALERT_SEVERITIES = ("critical", "high")
 TIMEOUT_SECONDS = 5.0
 log = logging.getLogger(__name__)
@@ -32,13 +29,9 @@ class AlertDeliveryError(RuntimeError):
     """The webhook did not accept the alert."""
 
 
-def webhook_url() -> str | None:
-    return os.environ.get(WEBHOOK_ENV, "").strip() or None
-
-
-def dagster_run_link(run_id: str) -> str | None:
-    """Link to the run in the Dagster UI when ASSURANCE_DAGSTER_URL says where the UI is."""
-    base = os.environ.get(UI_URL_ENV, "").strip().rstrip("/")
+def dagster_run_link(dagster_url: str | None, run_id: str) -> str | None:
+    """Link to the run in the Dagster UI when its URL is known (ASSURANCE_DAGSTER_URL)."""
+    base = (dagster_url or "").strip().rstrip("/")
     return f"{base}/runs/{run_id}" if base else None
 
 

@@ -2,18 +2,25 @@
 
 Works the same against an embedded `sqlite:///` registry and a `mlflow server` over HTTP, which differ
 in small ways (version int vs str, missing `model_id`, page tokens) that are absorbed here.
+
+The end of this module is the one place the product touches MLflow's process-wide state (environment
+variables and the fluent API's global URIs): MLflow reads some of its settings only from there.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import tempfile
-from collections.abc import Iterator
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from assurance.domain.values import VersionRecord
+from assurance.settings import DEFAULT_TRACKING_URI
 
 RESULT_TAG_PREFIX = "assurance.result."
 DOC_SUFFIXES = (".md", ".markdown", ".txt")
@@ -58,15 +65,14 @@ class Registry:
     """Read versions, their runs and artifacts; write back only `assurance.result.*` tags."""
 
     def __init__(self, tracking_uri: str | None = None, registry_uri: str | None = None):
-        import os
-
-        self.tracking_uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or "sqlite:///mlflow.db"
+        self.tracking_uri = tracking_uri or DEFAULT_TRACKING_URI
         self.registry_uri = registry_uri or self.tracking_uri
         self._client = None
 
     @property
     def client(self):
         if self._client is None:
+            mlflow_process_defaults()
             from mlflow import MlflowClient
 
             self._client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.registry_uri)
@@ -310,3 +316,97 @@ def _dataset_source(source: str) -> str:
 
 def _quote(name: str) -> str:
     return name.replace("'", "\\'")
+
+
+# MLflow's process-wide state ----------------------------------------------------------------------
+# MLflow reads telemetry, progress bars and HTTP retries only from environment variables (no client or
+# call parameter carries them), and its fluent logging API only from global URIs. These three functions
+# are the only places the product changes either; nothing uses the environment to pass its own settings.
+
+MLFLOW_PROCESS_DEFAULTS = {
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+}
+# the command line: a few retries, then a clear error, instead of ~4 minutes of MLflow's default retries
+CLI_HTTP = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "20"}
+# a sensor or schedule tick: fail within seconds, so the tick fails visibly and the next one tries again
+FAIL_FAST_HTTP = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_TIMEOUT": "15"}
+_TRACKING_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+_fail_fast_lock = threading.Lock()
+_fail_fast_depth = 0
+_fail_fast_saved: dict[str, str | None] = {}
+
+
+def mlflow_process_defaults(http: Mapping[str, str] | None = None) -> None:
+    """Turn off MLflow's telemetry and artifact progress bars (and set `http` retry limits) for this process.
+
+    MLflow reads these from environment variables only, telemetry once at `import mlflow`; so they are
+    environment defaults, set before MLflow is imported: by `Registry.client` (every process that reads
+    the registry: runs, sensor ticks, the CLI), by the command line at start (with `CLI_HTTP`) and by
+    `mlflow_tracking`. A value the user set is never changed.
+    """
+    for key, value in {**MLFLOW_PROCESS_DEFAULTS, **(http or {})}.items():
+        os.environ.setdefault(key, value)
+
+
+@contextmanager
+def fail_fast_http() -> Iterator[None]:
+    """Make MLflow HTTP calls in this block give up in seconds instead of ~4 minutes, unless the user set limits.
+
+    MLflow's REST client takes its retry count and timeout from `MLFLOW_HTTP_REQUEST_MAX_RETRIES` and
+    `MLFLOW_HTTP_REQUEST_TIMEOUT` at call time and offers no parameter for them, so the limits are
+    environment variables set for the duration of the block. Ticks of several sensors may overlap in one
+    code server: the first block in sets the variables the user left unset, the last one out restores
+    them, so runs started from this process keep MLflow's defaults.
+    """
+    global _fail_fast_depth
+    with _fail_fast_lock:
+        if _fail_fast_depth == 0:
+            _fail_fast_saved.clear()
+            _fail_fast_saved.update({k: os.environ.get(k) for k in FAIL_FAST_HTTP})
+            for key, value in FAIL_FAST_HTTP.items():
+                os.environ.setdefault(key, value)
+        _fail_fast_depth += 1
+    try:
+        yield
+    finally:
+        with _fail_fast_lock:
+            _fail_fast_depth -= 1
+            if _fail_fast_depth == 0:
+                _restore(_fail_fast_saved)
+
+
+@contextmanager
+def mlflow_tracking(uri: str) -> Iterator[None]:
+    """Point MLflow's fluent API (`mlflow.log_model`, `register_model`, ...) at `uri`, then restore it.
+
+    Only code that logs models the way an owner does needs this (the demo and test registry builder):
+    MLflow internals there build their own clients from the process-wide URI, and a URI handed to one
+    `MlflowClient` left a stray `./mlflow.db` (STACK.md). `mlflow.set_tracking_uri` also writes
+    `MLFLOW_TRACKING_URI`/`MLFLOW_REGISTRY_URI` to the environment; both come back as they were on exit.
+    The product's own reads (`Registry`) pass the URI explicitly and need none of this.
+    """
+    mlflow_process_defaults()
+    import mlflow
+    from mlflow.tracking._model_registry import utils as registry_utils
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    saved_env = {key: os.environ.get(key) for key in _TRACKING_ENV}
+    saved_tracking = getattr(tracking_utils, "_tracking_uri", None)
+    saved_registry = getattr(registry_utils, "_registry_uri", None)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(saved_tracking)
+        mlflow.set_registry_uri(saved_registry)
+        _restore(saved_env)
+
+
+def _restore(saved: Mapping[str, str | None]) -> None:
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value

@@ -24,10 +24,8 @@ import base64
 import binascii
 import hashlib
 import json
-import os
 import zlib
 from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 from assurance.domain.values import partition_key, split_partition_key
@@ -37,13 +35,6 @@ READY = "READY"
 CURSOR_FORMAT = 1
 DIGEST_HEX = 8
 FINGERPRINT_HEX = 16
-MAX_RUNS_ENV = "ASSURANCE_SENSOR_MAX_RUNS"
-INTERVAL_ENV = "ASSURANCE_SENSOR_INTERVAL"
-SETTLE_ENV = "ASSURANCE_SENSOR_SETTLE_SECONDS"
-DEFAULT_MAX_RUNS = 25
-DEFAULT_INTERVAL = 30
-DEFAULT_SETTLE = 15
-FAST_FAIL_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_TIMEOUT": "15"}
 
 
 class CursorError(ValueError):
@@ -259,52 +250,3 @@ def _too_new(ref: VersionRef, settled_before_ms: int | None) -> bool:
 
 def _int(version: str) -> int:
     return int(version) if str(version).isdigit() else 0
-
-
-def env_int(name: str, default: int, minimum: int = 0) -> int:
-    """An integer setting from the environment; a bad value is an error that names the variable."""
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError as exc:
-        raise ValueError(f"{name}={raw!r} is not an integer") from exc
-    if value < minimum:
-        raise ValueError(f"{name}={value} must be at least {minimum}")
-    return value
-
-
-def max_runs_per_tick() -> int:
-    """Runs one tick may request (ASSURANCE_SENSOR_MAX_RUNS, default 25)."""
-    return env_int(MAX_RUNS_ENV, DEFAULT_MAX_RUNS, minimum=1)
-
-
-def sensor_interval() -> int:
-    """Seconds between registry sensor ticks (ASSURANCE_SENSOR_INTERVAL, default 30)."""
-    return env_int(INTERVAL_ENV, DEFAULT_INTERVAL, minimum=1)
-
-
-def settle_seconds() -> int:
-    """How long a new version waits after registration before its first validation (default 15 s)."""
-    return env_int(SETTLE_ENV, DEFAULT_SETTLE)
-
-
-@contextmanager
-def fail_fast_http() -> Iterator[None]:
-    """Make MLflow HTTP calls give up in seconds instead of ~4 minutes of retries, unless the user set them.
-
-    A sensor tick must fail visibly and soon when the tracking server is down; the previous environment
-    is restored afterwards so runs started from this process keep MLflow's defaults.
-    """
-    saved = {k: os.environ.get(k) for k in FAST_FAIL_ENV}
-    for key, value in FAST_FAIL_ENV.items():
-        os.environ.setdefault(key, value)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value

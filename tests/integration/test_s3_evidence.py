@@ -201,18 +201,17 @@ def test_datasources_read_parquet_and_csv_from_s3(s3):
         read_table(f"s3://{bucket}/data/absent.parquet")
 
 
-def test_dagster_graph_publishes_a_versions_evidence_to_s3(s3, root, small_registry, monkeypatch):
+def test_dagster_graph_publishes_a_versions_evidence_to_s3(s3, root, small_registry):
     import dagster as dg
 
     from assurance.cli.launcher import run_portfolio, run_version
     from assurance.evidence.history import run_folders
     from assurance.evidence.sql import connect
+    from assurance.settings import Settings
 
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", small_registry.tracking_uri)
-    monkeypatch.setenv("ASSURANCE_EVIDENCE_ROOT", root)
-    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    settings = Settings(tracking_uri=small_registry.tracking_uri, evidence_root=root)
     instance = dg.DagsterInstance.ephemeral()
-    outcome = run_version(small_registry.model, small_registry.healthy, instance)
+    outcome = run_version(small_registry.model, small_registry.healthy, settings, instance)
     assert outcome.success, outcome.error
     store = EvidenceStore(root)
     rel = store.latest_run_path(small_registry.model, small_registry.healthy)
@@ -222,7 +221,7 @@ def test_dagster_graph_publishes_a_versions_evidence_to_s3(s3, root, small_regis
     saved = store.latest_table(small_registry.model, small_registry.healthy, "findings")
     assert set(saved["finding_id"]) == set(outcome.findings["finding_id"])
     assert [r.path for r in run_folders(store)] == [rel]
-    assert run_portfolio(instance).success
+    assert run_portfolio(settings, instance).success
     con = connect(root)
     assert con.execute("SELECT count(*) FROM findings").fetchone()[0] == len(outcome.findings)
     last_run = con.execute("SELECT last_run FROM inventory WHERE version = ?", [small_registry.healthy])
