@@ -1,10 +1,26 @@
 """The product's exceptions: one root, `AssuranceError`, for every problem a user or operator can fix.
 
 The command line catches `AssuranceError` at its root, prints its message as one `error:` line and exits 2;
-anything else is a bug and keeps its traceback.
+any other exception is a bug and keeps its traceback. Inside a run, the same errors fail the step that met
+them, and the run-failure alert quotes them. A problem in a model version or its data (a column missing,
+a model that cannot score) is not an exception at all: it is a finding.
 
     AssuranceError
-    └── SettingsError       an environment variable or option holds a value the product cannot use
+    ├── SettingsError        an environment variable or option holds a value the product cannot use
+    ├── PolicyError          the policy file cannot be read or has a wrong key, check name or value
+    ├── RegistryError        the MLflow registry cannot be reached or does not hold what was asked for
+    ├── CursorError          the registry sensor's cursor was not written by this sensor
+    ├── EvidenceError        the evidence root cannot be used, or a run folder or bundle is not valid
+    ├── DataError            reference or current data cannot be read
+    ├── ModelLoadError       a version's model artifacts cannot be loaded by any loader
+    ├── InputError           a command's input is not acceptable (a risk acceptance's reason, expiry, id)
+    ├── AlertDeliveryError   the webhook did not accept an alert
+    └── RunFailedError       a Dagster run the command line started did not complete
+
+`PolicyError` is also a `ValueError`, so pydantic reports one raised inside a policy validator the same
+way as its own validation errors.
+
+`describe_error` is the one way an exception becomes a short line in a finding, skip reason or table.
 """
 
 from __future__ import annotations
@@ -16,3 +32,51 @@ class AssuranceError(Exception):
 
 class SettingsError(AssuranceError):
     """An environment variable or command-line option holds a value the product cannot use."""
+
+
+class PolicyError(AssuranceError, ValueError):
+    """The policy file cannot be read or does not have the expected shape (the key and file are named)."""
+
+
+class RegistryError(AssuranceError):
+    """The registry cannot be reached or does not hold what was asked for."""
+
+
+class CursorError(AssuranceError):
+    """The sensor cursor was not written by this sensor (or by an incompatible version of it)."""
+
+
+class EvidenceError(AssuranceError):
+    """The evidence root cannot be used (not writable, not reachable) or a run folder is not valid."""
+
+
+class DataError(AssuranceError):
+    """Reference or current data cannot be read: nothing at the URI, or a format the product does not read."""
+
+
+class ModelLoadError(AssuranceError):
+    """A model version's artifacts cannot be loaded by its flavor's loader nor by pyfunc."""
+
+
+class InputError(AssuranceError):
+    """A command's input is not acceptable; the message says what to give instead."""
+
+
+class AlertDeliveryError(AssuranceError):
+    """The webhook did not accept the alert."""
+
+
+class RunFailedError(AssuranceError):
+    """A Dagster run started by the command line did not complete; the message names the failed step."""
+
+
+def describe_error(exc: BaseException, limit: int = 200) -> str:
+    """An exception as one short line: its type and the first line of its message, cut at `limit` characters."""
+    text = str(exc).strip()
+    first = text.splitlines()[0][:limit] if text else ""
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+
+
+def one_line(exc: BaseException) -> str:
+    """The whole message of an error the user can fix, on one line (the CLI prints nothing more)."""
+    return " ".join(line.strip() for line in str(exc).splitlines() if line.strip()) or type(exc).__name__

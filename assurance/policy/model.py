@@ -27,16 +27,13 @@ from pydantic import (
     model_validator,
 )
 
+from assurance.domain.errors import PolicyError
 from assurance.policy.thresholds import PolicyPart, Thresholds
 
 if TYPE_CHECKING:
     from assurance.domain.checks import CheckSpec
 
 DEFAULT_POLICY = "default_policy.yaml"
-
-
-class PolicyError(ValueError):
-    """The policy file cannot be read or does not have the expected shape."""
 
 
 Severity = Literal["critical", "high", "medium", "low", "info"]
