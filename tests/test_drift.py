@@ -49,13 +49,16 @@ def wide_current() -> pd.DataFrame:
 
 
 def plain_inputs(
-    reference: pd.DataFrame, current: pd.DataFrame | None, policy: Policy | None = None
+    reference: pd.DataFrame,
+    current: pd.DataFrame | None,
+    policy: Policy | None = None,
+    fingerprint: str | None = "wide-ref",
 ) -> Inputs:
     """Data only (no model, no label): what feature drift needs."""
     return Inputs(
         record=make_record(),
         policy=policy or Policy(),
-        reference=Dataset("reference", "memory://r", frame=reference, fingerprint="wide-ref"),
+        reference=Dataset("reference", "memory://r", frame=reference, fingerprint=fingerprint),
         current=Dataset("current", "memory://c", frame=current) if current is not None else None,
     )
 
@@ -115,8 +118,9 @@ def test_numpy_statistics_equal_evidently_value_drift():
     slow = drift.measure(reference, current, specs, "evidently").set_index("column")
     assert list(fast["kind"]) == ["numeric", "numeric", "categorical", "categorical"]
     np.testing.assert_allclose(fast["statistic"], slow["statistic"], rtol=1e-9)
-    assert list(fast["drifted"]) == list(slow["drifted"])
-    assert fast["drifted"].any() and not fast["drifted"].all()
+    assert list(fast["material"]) == list(slow["material"])
+    assert fast["material"].any() and not fast["material"].all()
+    np.testing.assert_allclose(fast["p_value"], slow["p_value"])
 
 
 def test_reference_profiles_are_cached_by_fingerprint():
@@ -198,4 +202,59 @@ def test_an_evidently_failure_falls_back_to_the_same_formulas_in_numpy(monkeypat
     frame = pd.DataFrame({"x": np.random.default_rng(3).normal(size=500)})
     specs = drift.column_specs(frame, ["x"], "feature", Policy())
     table_ = drift.measure(frame, frame + 1, specs, "evidently")
-    assert table_["engine"].tolist() == ["numpy"] and table_["drifted"].tolist() == [True]
+    assert table_["engine"].tolist() == ["numpy"] and table_["material"].tolist() == [True]
+
+
+def small_pair(rows: int, seed: int, shift: float = 0.0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Two windows of one population (a skewed, an integer and a categorical column besides a normal one)."""
+    rng = np.random.default_rng(seed)
+
+    def draw(n: int) -> pd.DataFrame:
+        return pd.DataFrame(
+            {
+                "x": rng.normal(0, 1, n),
+                "skewed": rng.lognormal(0, 1, n),
+                "count": rng.poisson(3, n),
+                "c": rng.choice(["a", "b", "c"], n, p=[0.5, 0.3, 0.2]),
+            }
+        )
+
+    reference, current = draw(rows), draw(rows)
+    current["x"] = current["x"] + shift
+    return reference, current
+
+
+def test_a_healthy_150_row_pair_is_quiet_though_its_effect_sizes_pass_the_threshold():
+    loud = 0
+    for seed in range(20):
+        reference, current = small_pair(150, seed)
+        section = drift.run(plain_inputs(reference, current, fingerprint=None))
+        loud += bool(section.findings)
+        table_ = section.tables["drift"]
+        assert {"p_value", "q_value", "n_reference", "n_current", "material"} <= set(table_.columns)
+        assert (table_["n_reference"] == 150).all() and (table_["n_current"] == 150).all()
+    assert loud == 0
+
+
+def test_effect_sizes_alone_would_have_flagged_small_healthy_windows():
+    material = [
+        drift.run(plain_inputs(*small_pair(60, seed), fingerprint=None)).tables["drift"]["material"].any()
+        for seed in range(10)
+    ]
+    assert sum(material) >= 5  # the noise test is what keeps these quiet
+
+
+@pytest.mark.parametrize("rows", [60, 300, 5_000, 200_000])
+def test_a_material_shift_is_found_at_every_size_where_it_is_detectable(rows):
+    reference, current = small_pair(rows, 1, shift=1.0 if rows < 300 else 0.5)
+    section = drift.run(plain_inputs(reference, current, fingerprint=None))
+    assert [f.subject for f in section.findings if f.check == "drift.feature"] == ["x"]
+    row = section.tables["drift"].set_index("column").loc["x"]
+    assert row["material"] and row["q_value"] <= Policy().thresholds.drift.alpha
+
+
+def test_a_significant_but_immaterial_shift_at_a_million_rows_is_not_a_finding():
+    reference, current = small_pair(400_000, 2, shift=0.06)
+    table_ = drift.run(plain_inputs(reference, current, fingerprint=None)).tables["drift"].set_index("column")
+    assert table_.loc["x", "q_value"] < 1e-4 and not table_.loc["x", "material"]
+    assert not table_.loc["x", "drifted"]

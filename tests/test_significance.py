@@ -56,8 +56,12 @@ def test_outside_range_matches_exchangeable_data():
         p.append(
             significance.outside_range_pvalue(int(((cur < ref.min()) | (cur > ref.max())).sum()), 50, 50)
         )
-    assert np.mean(np.array(p) < 0.05) <= 0.05  # an upper bound: at or below the nominal level
-    assert significance.outside_range_pvalue(4, 171, 171) > 0.2  # the 4 of 171 is noise
+    assert np.mean(np.array(p) < 0.05) <= 0.06  # exact: at the nominal level
+    counts = rng.normal(size=(20_000, 120))
+    ref, cur = counts[:, :60], counts[:, 60:]
+    outside = ((cur < ref.min(axis=1, keepdims=True)) | (cur > ref.max(axis=1, keepdims=True))).sum(axis=1)
+    assert abs(significance.outside_range_pvalue(8, 60, 60) - np.mean(outside >= 8)) < 0.004
+    assert significance.outside_range_pvalue(4, 171, 171) > 0.1  # the 4 of 171 is noise
     assert significance.outside_range_pvalue(30, 171, 171) < 1e-6
     assert significance.outside_range_pvalue(0, 10, 10) == 1.0
 

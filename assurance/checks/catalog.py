@@ -85,9 +85,10 @@ def all_analyses() -> list[Analysis]:
             key="drift",
             title="Drift",
             description=(
-                "Per-feature drift of current vs reference by effect size (normed Wasserstein for numbers, "
-                "Jensen-Shannon for categories; Evidently ValueDrift, or the same formulas in numpy at scale), "
-                "dataset drift share, and drift of the model's scores and of the label."
+                "Per-feature drift of current vs reference: a material effect size (normed Wasserstein for "
+                "numbers, Jensen-Shannon for categories; Evidently ValueDrift, or the same formulas in numpy at "
+                "scale) that is also beyond sampling noise (Cramér-von Mises or chi-square, Benjamini-Hochberg "
+                "over the run's columns); dataset drift share, and drift of the model's scores and of the label."
             ),
             run=drift.run,
             checks=drift.CHECKS,

@@ -1,11 +1,14 @@
 """Drift: how far current data, model outputs and labels moved from reference, per column.
 
-Large samples make p-value tests flag every column, so drift is judged by effect size: the normed
-Wasserstein distance for numeric columns (about "how many reference standard deviations did the
-distribution move") and the Jensen-Shannon distance for categories, each with a policy threshold.
-These are Evidently's own methods, run through Evidently's `ValueDrift` on small data and through
-the identical numpy formulas of `assurance.distances` on large data (or always, per the policy's
-`engine`), so the verdicts do not depend on size while a million rows take seconds, not minutes.
+A column drifts when two things hold together (DESIGN, "How a check decides"). The move is material:
+its effect size reaches the policy's threshold (the normed Wasserstein distance for numbers, about "how
+many reference standard deviations did the distribution move", and the Jensen-Shannon distance for
+categories; Evidently's own methods, through Evidently's `ValueDrift` on small data and the identical
+numpy formulas of `distances` on large data). And the move is beyond sampling noise: a Cramér-von Mises
+test (numbers) or a chi-square test (categories) says two samples of one population would rarely differ
+so much, with Benjamini-Hochberg over every column of the run. The effect size alone flags most columns
+of two healthy 150-row windows; the test alone flags trivia at a million rows. The table keeps both
+numbers and the sizes on each side, so a reviewer sees why a column fired or stayed quiet.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from assurance.checks import distances
+from assurance.checks import distances, significance
 from assurance.checks.distances import CATEGORICAL, NUMERIC
 from assurance.checks.rows import feature_columns
 from assurance.domain.checks import CheckSpec
@@ -35,6 +38,11 @@ TABLE_COLUMNS = [
     "method",
     "statistic",
     "threshold",
+    "p_value",
+    "q_value",
+    "n_reference",
+    "n_current",
+    "material",
     "drifted",
     "engine",
     "reference_summary",
@@ -45,7 +53,8 @@ SHOWN_ROWS = 30
 FEATURE = CheckSpec(
     "drift.feature",
     "drift",
-    "A feature's distribution moved from reference to current beyond the policy's effect-size threshold.",
+    "A feature's distribution moved from reference to current beyond the policy's effect-size threshold "
+    "and beyond sampling noise.",
     "medium",
 )
 DATASET = CheckSpec(
@@ -125,7 +134,9 @@ def measure(
     engine: str,
     fingerprint: str | None = None,
 ) -> pd.DataFrame:
-    """The drift table: one row per spec with statistic, threshold, verdict and both sides' summaries.
+    """The drift table: one row per spec with its effect size against the threshold (`material`), the
+    p-value of the noise test, the sizes and both sides' summaries. `judge` adds q-values and verdicts
+    once every column of the run is measured, since they form one family of tests.
 
     A column empty on either side gets no statistic and no verdict (data quality reports why).
     """
@@ -147,7 +158,12 @@ def measure(
                 "method": spec.method,
                 "statistic": float(value),
                 "threshold": spec.threshold,
-                "drifted": bool(value >= spec.threshold),
+                "p_value": noise_pvalue(ref, cur) if comparable else np.nan,
+                "q_value": np.nan,
+                "n_reference": ref.rows,
+                "n_current": cur.rows,
+                "material": bool(value >= spec.threshold),
+                "drifted": False,
                 "engine": engine if comparable else "",
                 "reference_summary": ref.summary(),
                 "current_summary": cur.summary(),
@@ -165,8 +181,24 @@ def measure(
             for row in rows:
                 row["engine"] = f"evidently failed: {type(exc).__name__}"
         for row in rows:
-            row["statistic"], row["drifted"] = results.get(row["column"], (np.nan, False))
+            row["statistic"] = results.get(row["column"], np.nan)
+            row["material"] = bool(row["statistic"] >= row["threshold"])
     return pd.DataFrame(rows, columns=TABLE_COLUMNS)
+
+
+def noise_pvalue(reference: distances.Profile, current: distances.Profile) -> float:
+    """How likely two samples of one population differ this much, by the test that suits the column."""
+    if reference.kind == NUMERIC:
+        return significance.numeric_shift_pvalue(reference.values, current.values)
+    return significance.category_shift_pvalue(reference.counts, current.counts)
+
+
+def judge(table_: pd.DataFrame, alpha: float) -> pd.DataFrame:
+    """Verdicts for one run's columns: material and significant after Benjamini-Hochberg over all of them."""
+    out = table_.copy()
+    out["q_value"] = significance.adjust(out["p_value"].to_numpy(dtype=float))
+    out["drifted"] = out["material"].astype(bool) & (out["q_value"] <= alpha)
+    return out
 
 
 def _incomparable(spec: ColumnSpec, why: str) -> dict:
@@ -179,6 +211,11 @@ def _incomparable(spec: ColumnSpec, why: str) -> dict:
         "method": spec.method,
         "statistic": np.nan,
         "threshold": spec.threshold,
+        "p_value": np.nan,
+        "q_value": np.nan,
+        "n_reference": 0,
+        "n_current": 0,
+        "material": False,
         "drifted": False,
         "current_summary": why,
     }
@@ -186,8 +223,8 @@ def _incomparable(spec: ColumnSpec, why: str) -> dict:
 
 def _evidently_results(
     reference: pd.DataFrame, current: pd.DataFrame, specs: list[ColumnSpec]
-) -> dict[str, tuple[float, bool]]:
-    """Statistic and verdict per column from Evidently's per-column `ValueDrift`, read from the snapshot.
+) -> dict[str, float]:
+    """The statistic per column from Evidently's per-column `ValueDrift`, read from the snapshot.
 
     Column types are declared, not inferred, so Evidently compares each column as this module decided.
     """
@@ -201,17 +238,12 @@ def _evidently_results(
         numerical_columns=[s.column for s in specs if s.kind == NUMERIC],
         categorical_columns=[s.column for s in specs if s.kind == CATEGORICAL],
     )
-    report = Report(
-        [ValueDrift(column=s.column, method=s.method, threshold=s.threshold) for s in specs],
-        include_tests=True,
-    )
+    report = Report([ValueDrift(column=s.column, method=s.method, threshold=s.threshold) for s in specs])
     snapshot = report.run(
         Dataset.from_pandas(current[columns], data_definition=definition),
         Dataset.from_pandas(reference[columns], data_definition=definition),
     ).dict()
-    values = {m["id"]: (m["config"]["column"], float(m["value"])) for m in snapshot["metrics"]}
-    failed = {t["metric_config"]["metric_id"]: t["status"] == "FAIL" for t in snapshot["tests"]}
-    return {column: (value, failed.get(metric_id, False)) for metric_id, (column, value) in values.items()}
+    return {m["config"]["column"]: float(m["value"]) for m in snapshot["metrics"]}
 
 
 def _output_frames(inputs: Inputs) -> tuple[pd.DataFrame, pd.DataFrame] | None:
@@ -233,9 +265,9 @@ def _findings(table_: pd.DataFrame, share: float, share_threshold: float, policy
             check.finding(
                 row.column,
                 policy.severity(check),
-                f"{what[row.role]} '{row.column}' drifted ({row.method} {row.statistic:.3g} >= {row.threshold:g}): "
-                f"reference {row.reference_summary}; current {row.current_summary}. Check the upstream "
-                "source and whether the model still fits this population.",
+                f"{what[row.role]} '{row.column}' drifted ({row.method} {row.statistic:.3g} >= {row.threshold:g}, "
+                f"beyond sampling noise at q = {row.q_value:.2g}): reference {row.reference_summary}; current "
+                f"{row.current_summary}. Check the upstream source and whether the model still fits this population.",
                 observed=float(row.statistic),
                 threshold=float(row.threshold),
                 evidence=EVIDENCE,
@@ -273,7 +305,9 @@ def _summary(table_: pd.DataFrame, share: float, share_threshold: float, engine:
     how = "Evidently's ValueDrift" if engine == "evidently" else "numpy, with Evidently's formulas"
     lines.append(
         "Methods: normed Wasserstein distance (numeric; about the shift in reference standard deviations) and "
-        f"Jensen-Shannon distance (categorical), computed by {how}; a column drifts at statistic >= threshold."
+        f"Jensen-Shannon distance (categorical), computed by {how}. A column drifts when its statistic reaches "
+        "its threshold (material) and a Cramér-von Mises (numeric) or chi-square (categorical) test puts the "
+        "move beyond sampling noise (Benjamini-Hochberg q-value at or below the policy's alpha over all columns)."
     )
     ranked = table_.assign(_r=table_["statistic"] / table_["threshold"]).sort_values("_r", ascending=False)
     shown = ranked.drop(columns=["_r", "engine"]).head(SHOWN_ROWS)
@@ -311,11 +345,6 @@ def run(inputs: Inputs) -> Section:
     ref, cur, policy = inputs.reference, inputs.current, inputs.policy
     if ref is None or cur is None or not ref.ok or not cur.ok:
         return section.skip("drift needs both reference and current data")
-    min_rows = policy.thresholds.drift.min_rows
-    if min(ref.rows, cur.rows) < min_rows:
-        return section.skip(
-            f"drift needs at least {min_rows} rows on each side (reference {ref.rows}, current {cur.rows})"
-        )
     features = [c for c in feature_columns(inputs, ref.frame) if c != ref.label]
     absent = [c for c in features if c not in cur.frame.columns]
     if absent:
@@ -340,7 +369,9 @@ def run(inputs: Inputs) -> Section:
         parts.append(measure(*labels, column_specs(labels[0], [ref.label], "label", policy), engine))
     else:
         section.skip("label drift needs labels in both reference and current data")
-    result = pd.concat([p for p in parts if len(p)] or parts[:1], ignore_index=True)
+    result = judge(
+        pd.concat([p for p in parts if len(p)] or parts[:1], ignore_index=True), policy.thresholds.drift.alpha
+    )
     feature_rows = result[result["role"] == "feature"]
     share = float(feature_rows["drifted"].mean()) if len(feature_rows) else 0.0
     share_threshold = policy.thresholds.drift.share_threshold

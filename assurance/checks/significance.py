@@ -8,8 +8,8 @@ p-values of one family (the features of a model, the slices of a run, ...) into 
 q-values, so the chance of any false finding in a family stays near the policy's `alpha`.
 
 The tests are scipy's where scipy has them. Two are written here because no library offers them:
-the chance of current values falling outside the reference range under exchangeability, and the
-Good-Turing estimate of how often exchangeable data shows a category the reference never had.
+the exact chance of current values falling outside the reference range under exchangeability, and
+the Good-Turing estimate of how often exchangeable data shows a category the reference never had.
 """
 
 from __future__ import annotations
@@ -90,23 +90,27 @@ def category_shift_pvalue(reference: pd.Series, current: pd.Series) -> float:
 
 
 def outside_range_pvalue(outside: int, reference_rows: int, current_rows: int) -> float:
-    """Chance that at least `outside` of `current_rows` values fall outside the min-max of
-    `reference_rows` values when all come from one population (an upper bound).
+    """Exact chance that at least `outside` of `current_rows` values fall outside the min-max of
+    `reference_rows` values when all come from one continuous population.
 
-    Under exchangeability every ordering of the pooled values is equally likely; `a` current values
-    below the reference minimum and `b` above its maximum means the pooled order starts with `a` and
-    ends with `b` current values, which has probability (m)_(a+b) / (N)_(a+b) (falling factorials).
-    Summing over the k + 1 splits of k bounds P(outside >= k). Ties with the reference extremes only
-    lower the true chance, so the bound stays conservative for integer-valued columns.
+    Under exchangeability every ordering of the N = n + m pooled values is equally likely. At least
+    `a` current values below the reference minimum and `b` above its maximum means the ordering starts
+    with `a` and ends with `b` current values: G(a + b) = (m)_(a+b) / (N)_(a+b) (falling factorials).
+    Inclusion-exclusion over the two ends gives P(exactly s outside) = (s + 1) * (G(s) - 2 G(s+1) +
+    G(s+2)), summed here over s >= `outside`. Ties with the reference extremes only lower the true
+    chance, so the value stays conservative for integer-valued columns.
     """
     k, n, m = int(outside), int(reference_rows), int(current_rows)
-    if k <= 0:
+    if k <= 0 or n <= 0:
         return 1.0
     if k > m:
         return 0.0
-    i = np.arange(k)
-    log_p = float(np.sum(np.log(m - i) - np.log(n + m - i)))
-    return float(min(1.0, (k + 1) * np.exp(log_p)))
+    i = np.arange(m)
+    g = np.zeros(m + 3)
+    g[: m + 1] = np.exp(np.concatenate([[0.0], np.cumsum(np.log(m - i) - np.log(n + m - i))]))
+    s = np.arange(k, m + 1)
+    exactly = (s + 1) * (g[s] - 2 * g[s + 1] + g[s + 2])
+    return float(np.clip(exactly.sum(), 0.0, 1.0))
 
 
 def unseen_pvalue(unseen: int, current_rows: int, singletons: int, reference_rows: int) -> float:

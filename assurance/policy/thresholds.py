@@ -70,6 +70,11 @@ class QualityThresholds(PolicyPart):
     escalation_factor: Annotated[float, Field(gt=0)] = Field(
         description="A rate finding is one severity level worse when its excess is this many times the tolerance."
     )
+    alpha: Share = Field(
+        description="False discovery rate of the noise tests over every rate measured on current data in one "
+        "run (Benjamini-Hochberg): a rate beyond its tolerance is a finding only when values of one "
+        "population would rarely show it at these sizes."
+    )
 
 
 class DriftThresholds(PolicyPart):
@@ -92,8 +97,10 @@ class DriftThresholds(PolicyPart):
     share_threshold: Share = Field(
         description="Dataset drift when more than this share of the model's features drifted."
     )
-    min_rows: NonNegativeInt = Field(
-        description="With fewer rows on either side drift is not judged (effect sizes are noisy on tiny samples)."
+    alpha: Share = Field(
+        description="False discovery rate of the noise tests (Cramér-von Mises for numbers, chi-square for "
+        "categories) over every column of one run (Benjamini-Hochberg): a column drifts only when its move "
+        "is both material and beyond sampling noise."
     )
     engine: Literal["auto", "evidently", "numpy"] = Field(
         description="auto: Evidently's ValueDrift up to evidently_max_rows rows (reference + current), the "

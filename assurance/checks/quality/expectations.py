@@ -3,6 +3,7 @@ data, and their results."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,19 +41,22 @@ TYPE_MISMATCH = CheckSpec(
 MISSING_VALUES = CheckSpec(
     "quality.missing_values",
     "data_quality",
-    "A feature is missing in current data more often than in reference, beyond the policy's margin.",
+    "A feature is missing in current data more often than in reference, beyond the policy's margin and "
+    "beyond sampling noise.",
     "medium",
 )
 OUT_OF_RANGE = CheckSpec(
     "quality.out_of_range",
     "data_quality",
-    "Too many current values of a numeric feature fall outside the reference range.",
+    "More current values of a numeric feature fall outside the reference range than the policy allows "
+    "and than values of one population would.",
     "medium",
 )
 UNSEEN_CATEGORIES = CheckSpec(
     "quality.unseen_categories",
     "data_quality",
-    "Too many current values of a categorical feature were never seen in reference.",
+    "More current values of a categorical feature are categories the reference never had than the policy "
+    "allows and than values of one population would.",
     "medium",
 )
 DUPLICATE_ROWS = CheckSpec(
@@ -78,7 +82,9 @@ class Expectation:
     """One expectation learned from the reference data; `name` is the GX expectation's snake_case name.
 
     `threshold` is the largest acceptable rate; `baseline` is the reference's own rate, so the
-    policy's tolerance is `threshold - baseline` (it is 0 except for missingness and duplicates).
+    policy's tolerance is `threshold - baseline`. `reference_rows` is what the baseline was measured on
+    (rows, or non-missing values) and `reference_hits` how many of them counted (missing values,
+    categories seen once), which the noise tests need.
     """
 
     column: str
@@ -88,11 +94,16 @@ class Expectation:
     baseline: float = 0.0
     kwargs: dict[str, Any] = field(default_factory=dict)
     learned: str = ""
+    reference_rows: int = 0
+    reference_hits: int = 0
 
 
 @dataclass(frozen=True)
 class ExpectationResult:
-    """One expectation evaluated on one dataset. `observed` is a rate (share of rows or values), NaN if it could not run."""
+    """One expectation evaluated on one dataset. `observed` is a rate (share of rows or values), NaN if it
+    could not run: `hits` of `rows`. A rate on current data also gets the p-value of its noise test and
+    the q-value over the run's tests; `success` is False only when the rate is both beyond the threshold
+    and, where a noise test applies, beyond noise."""
 
     role: str
     expectation: Expectation
@@ -100,6 +111,10 @@ class ExpectationResult:
     observed: float
     note: str = ""
     examples: str = ""
+    hits: int = 0
+    rows: int = 0
+    p_value: float = math.nan
+    q_value: float = math.nan
 
     @property
     def details(self) -> str:

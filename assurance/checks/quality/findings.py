@@ -1,12 +1,14 @@
-"""Findings: data that could not be had, a missing label, schema breaks and rates beyond tolerance."""
+"""Findings: data that could not be had, a missing label, schema breaks and rates beyond tolerance and noise."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from assurance.checks import significance
 from assurance.checks.quality.expectations import (
     DUPLICATE_ROWS,
     EVIDENCE,
@@ -130,10 +132,46 @@ _RATE_MESSAGES = {
 }
 
 
+def noise_pvalue(result: ExpectationResult) -> float:
+    """How likely values of one population show a current rate this high, by the test that fits the rate.
+
+    Missing values and duplicates: one-sided Fisher against the reference's own count. Out of range:
+    the chance of so many current values outside the range of the reference's values when both are
+    exchangeable. Unseen categories: binomial against the Good-Turing rate of new categories.
+    """
+    e = result.expectation
+    if e.check in (MISSING_VALUES, DUPLICATE_ROWS):
+        return significance.rate_increase_pvalue(result.hits, result.rows, e.reference_hits, e.reference_rows)
+    if e.check == OUT_OF_RANGE:
+        return significance.outside_range_pvalue(result.hits, e.reference_rows, result.rows)
+    return significance.unseen_pvalue(result.hits, result.rows, e.reference_hits, e.reference_rows)
+
+
+def judge_rates(results: list[ExpectationResult], alpha: float) -> list[ExpectationResult]:
+    """Noise tests for every rate measured on current data, Benjamini-Hochberg over all of them; a rate
+    beyond its threshold fails only when its q-value is at most `alpha` too."""
+    tested = [
+        i
+        for i, r in enumerate(results)
+        if r.role == "current" and r.expectation.check in _RATE_MESSAGES and not math.isnan(r.observed)
+    ]
+    p = [noise_pvalue(results[i]) for i in tested]
+    q = significance.adjust(p)
+    judged = list(results)
+    for i, p_value, q_value in zip(tested, p, q, strict=True):
+        r = results[i]
+        beyond_noise = bool(q_value <= alpha)
+        judged[i] = dataclasses.replace(
+            r, p_value=p_value, q_value=float(q_value), success=r.success or not beyond_noise
+        )
+    return judged
+
+
 def rate_findings(
     results: list[ExpectationResult], policy: Policy, limits: QualityThresholds
 ) -> list[Finding]:
-    """Quality expectations failing on current (duplicates on either dataset) become findings, worse when far off.
+    """Quality expectations failing on current (duplicates on either dataset) become findings, worse when
+    far off. Current rates were judged against noise first (`judge_rates`).
 
     Values of the wrong type already have their finding: their range or categories are not reported again.
     """

@@ -45,6 +45,8 @@ def missing_expectation(series: pd.Series, col: str, limits: QualityThresholds) 
         baseline=missing,
         kwargs={"mostly": 1.0 - threshold},
         learned=f"reference missing {missing:.2%}",
+        reference_rows=len(series),
+        reference_hits=int(series.isna().sum()),
     )
 
 
@@ -85,7 +87,8 @@ def value_kind(values: pd.Series, limits: QualityThresholds) -> str:
 
 def _range_expectation(values: pd.Series, col: str, limits: QualityThresholds) -> list[Expectation]:
     """Reference [min, max] widened by the margin. A fresh sample of the same distribution falls
-    outside a sample's extremes 2/(n+1) of the time, so that share is the baseline, not a problem."""
+    outside a sample's extremes 2/(n+1) of the time, so that share is the baseline, not a problem;
+    whether more is noise depends on both sizes (`significance.outside_range_pvalue`)."""
     finite = values.to_numpy(dtype=float)
     finite = finite[np.isfinite(finite)]
     if finite.size == 0:
@@ -103,6 +106,7 @@ def _range_expectation(values: pd.Series, col: str, limits: QualityThresholds) -
             baseline=baseline,
             kwargs={"min_value": lo - margin, "max_value": hi + margin, "mostly": 1.0 - threshold},
             learned=f"range [{lo - margin:.6g}, {hi + margin:.6g}]",
+            reference_rows=int(finite.size),
         )
     ]
 
@@ -123,6 +127,8 @@ def _category_expectation(values: pd.Series, col: str, limits: QualityThresholds
         baseline=baseline,
         kwargs={"value_set": known, "mostly": 1.0 - threshold},
         learned=f"{len(known)} known values: {shown}",
+        reference_rows=len(values),
+        reference_hits=int((counts == 1).sum()),
     )
 
 

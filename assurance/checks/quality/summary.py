@@ -7,7 +7,19 @@ import pandas as pd
 from assurance.checks.quality.expectations import ROLES, ExpectationResult
 from assurance.policy.thresholds import QualityThresholds
 
-TABLE_COLUMNS = ["role", "column", "expectation", "success", "observed", "threshold", "details"]
+TABLE_COLUMNS = [
+    "role",
+    "column",
+    "expectation",
+    "success",
+    "observed",
+    "threshold",
+    "hits",
+    "rows",
+    "p_value",
+    "q_value",
+    "details",
+]
 
 
 def results_table(results: list[ExpectationResult]) -> pd.DataFrame:
@@ -20,6 +32,10 @@ def results_table(results: list[ExpectationResult]) -> pd.DataFrame:
             "success": bool(r.success),
             "observed": float(r.observed),
             "threshold": float(r.expectation.threshold),
+            "hits": int(r.hits),
+            "rows": int(r.rows),
+            "p_value": float(r.p_value),
+            "q_value": float(r.q_value),
             "details": r.details,
         }
         for r in results

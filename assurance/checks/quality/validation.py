@@ -17,6 +17,7 @@ from assurance.checks.quality.expectations import (
     ExpectationResult,
 )
 from assurance.checks.quality.learning import native
+from assurance.checks.rows import sample
 from assurance.domain.values import Section
 from assurance.policy.thresholds import QualityThresholds
 
@@ -119,7 +120,11 @@ def _result(
     observed = float(pct) / 100.0 if pct is not None else (0.0 if success else 1.0)
     note = f"dtype {frame[expectation.column].dtype}" if expectation.check == TYPE_MISMATCH else ""
     examples = "" if expectation.check == MISSING_VALUES else _examples(res.get("partial_unexpected_list"))
-    return ExpectationResult(role, expectation, success, observed, note, examples)
+    hits = int(res.get("unexpected_count") or 0)
+    rows = int(res.get("element_count") or 0)
+    if expectation.check != MISSING_VALUES:  # rates of values, not of rows
+        rows -= int(res.get("missing_count") or 0)
+    return ExpectationResult(role, expectation, success, observed, note, examples, hits=hits, rows=rows)
 
 
 def _examples(values: list[Any] | None, limit: int = 5) -> str:
@@ -134,33 +139,55 @@ def _examples(values: list[Any] | None, limit: int = 5) -> str:
     return ", ".join(seen[:limit])
 
 
-def duplicate_share(frame: pd.DataFrame) -> float:
-    """Share of rows that repeat an earlier row exactly; unhashable cells are compared as text."""
+def duplicate_count(frame: pd.DataFrame) -> int:
+    """Rows that repeat an earlier row exactly; unhashable cells are compared as text."""
     if frame.empty:
-        return 0.0
+        return 0
     try:
-        return float(frame.duplicated().mean())
+        return int(frame.duplicated().sum())
     except TypeError:
-        return float(frame.astype(str).duplicated().mean())
+        return int(frame.astype(str).duplicated().sum())
 
 
 def duplicate_results(
     frames: dict[str, pd.DataFrame], limits: QualityThresholds, section: Section
 ) -> list[ExpectationResult]:
-    """Duplicates on each full dataset; current is allowed the reference's own share plus the policy's."""
-    shares: dict[str, float] = {}
-    for role, frame in frames.items():
+    """Duplicates on each dataset; current is allowed the reference's own share plus the policy's.
+
+    Repeats grow with size when values are discrete (two of a million rows coincide far more often
+    than two of a hundred), so current is compared with reference on seeded samples of equal size.
+    """
+    counted = {}
+    sized = _equal_sizes(frames)
+    for role, frame in sized.items():
         try:
-            shares[role] = duplicate_share(frame)
+            counted[role] = duplicate_count(frame), len(frame)
         except Exception as exc:  # noqa: BLE001 - a frame pandas cannot compare is a note
             section.skip(f"Duplicate rows could not be counted on {role}: {type(exc).__name__}: {exc}")
     results = []
-    for role, share in shares.items():
-        baseline = shares.get("reference", 0.0) if role == "current" else 0.0
+    ref_hits, ref_rows = counted.get("reference", (0, 0))
+    for role, (hits, rows) in counted.items():
+        share = hits / rows if rows else 0.0
+        baseline = ref_hits / ref_rows if role == "current" and ref_rows else 0.0
         threshold = baseline + limits.duplicate_rate
         expectation = Expectation(
-            ALL_COLUMNS, DUPLICATES, DUPLICATE_ROWS, threshold=threshold, baseline=baseline
+            ALL_COLUMNS,
+            DUPLICATES,
+            DUPLICATE_ROWS,
+            threshold=threshold,
+            baseline=baseline,
+            reference_rows=ref_rows if role == "current" else 0,
+            reference_hits=ref_hits if role == "current" else 0,
         )
-        note = f"{int(round(share * len(frames[role])))} duplicate rows"
-        results.append(ExpectationResult(role, expectation, share <= threshold, share, note))
+        note = f"{hits} duplicate rows of {rows}" + (" sampled" if rows < len(frames[role]) else "")
+        results.append(
+            ExpectationResult(role, expectation, share <= threshold, share, note, hits=hits, rows=rows)
+        )
     return results
+
+
+def _equal_sizes(frames: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    if len(frames) < 2:
+        return frames
+    size = min(len(f) for f in frames.values())
+    return {role: sample(frame, size) for role, frame in frames.items()}
