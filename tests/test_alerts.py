@@ -9,9 +9,9 @@ import time
 import pandas as pd
 import pytest
 
+from assurance.domain.errors import AlertDeliveryError
 from assurance.evidence.store import EvidenceStore, new_run_id, parquet_bytes
 from assurance.governance.alerts import (
-    AlertDeliveryError,
     alerts_for_run,
     dagster_run_link,
     deliver,

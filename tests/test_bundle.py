@@ -5,8 +5,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from assurance.domain.errors import EvidenceError
 from assurance.evidence.bundle import archive_bytes, export, verify
-from assurance.evidence.store import EvidenceError, EvidenceStore, parquet_bytes
+from assurance.evidence.store import EvidenceStore, parquet_bytes
 
 
 @pytest.fixture

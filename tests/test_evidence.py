@@ -3,7 +3,8 @@ import json
 import pandas as pd
 import pytest
 
-from assurance.evidence.store import EvidenceError, EvidenceStore, parquet_bytes, safe_segment
+from assurance.domain.errors import EvidenceError
+from assurance.evidence.store import EvidenceStore, parquet_bytes, safe_segment
 
 
 @pytest.mark.parametrize("name", ["..", "a/b", "a\\b", "x\ny", "../../etc", "mod%2Fel", "名前", "a b;rm -rf"])

@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import pytest
 
+from assurance.domain.errors import InputError
 from assurance.domain.findings import Finding, findings_frame
 from assurance.evidence.store import EvidenceStore, new_run_id, parquet_bytes
 from assurance.governance.ledger import ACCEPTANCES, accept, apply_ledger, build_ledger
@@ -163,7 +164,7 @@ def test_accept_rejects_bad_input(store, kwargs, message):
     publish(store, [CRITICAL], T0)
     fid = row(build_ledger(store, POLICY, now=T0), CRITICAL)["finding_id"]
     args = {"finding_id": fid, "reason": "ok", "expires": "2025-06-01", "by": "ana", **kwargs}
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(InputError, match=message):
         accept(store, now=T0 + timedelta(days=1), **args)
     assert not store.fs.exists(f"{store.base}/{ACCEPTANCES}")
 
@@ -172,7 +173,7 @@ def test_closed_finding_cannot_be_accepted(store):
     publish(store, [CRITICAL], T0)
     publish(store, [], T0 + timedelta(days=1))
     fid = row(build_ledger(store, POLICY, now=T0), CRITICAL)["finding_id"]
-    with pytest.raises(ValueError, match="closed"):
+    with pytest.raises(InputError, match="closed"):
         accept(store, fid, "ok", "2025-06-01", "ana", now=T0 + timedelta(days=2))
 
 

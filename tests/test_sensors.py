@@ -11,8 +11,9 @@ import dagster as dg
 import pandas as pd
 import pytest
 
+from assurance.domain.errors import RegistryError
 from assurance.evidence.store import EvidenceStore, new_run_id, parquet_bytes
-from assurance.registry.client import RegistryError, fail_fast_http
+from assurance.registry.client import fail_fast_http
 from assurance.settings import Settings
 from resources import EvidenceResource, PolicyResource, RegistryResource
 from sensors.alerts import build_alert_sensors

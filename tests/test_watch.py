@@ -8,16 +8,9 @@ from dataclasses import replace
 
 import pytest
 
+from assurance.domain.errors import CursorError
 from assurance.registry.client import VersionRef
-from assurance.registry.watch import (
-    CursorError,
-    decode_state,
-    encode_state,
-    fingerprint,
-    plan_tick,
-    run_key,
-    seen,
-)
+from assurance.registry.watch import decode_state, encode_state, fingerprint, plan_tick, run_key, seen
 
 
 def ref(name="credit", version="1", tags=None, aliases=(), status="READY", created=0) -> VersionRef:

@@ -2,40 +2,22 @@
 
 `status` prints the portfolio posture; `accept` records a risk acceptance in the evidence store;
 `export` writes a version's audit bundle and prints its path; `verify` checks a bundle offline and
-exits 1 saying what is wrong. Kept apart from `assurance.cli` so the run commands stay small. A
-problem the user can fix is printed as one `error:` line with exit code 2, never a traceback.
+exits 1 saying what is wrong. Kept apart from `assurance.cli.main` so the run commands stay small. A
+problem the user can fix raises an `AssuranceError`, which `main` prints as one `error:` line with exit
+code 2, never a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
 import getpass
 import sys
-from collections.abc import Callable
 
-from assurance.evidence.store import EvidenceError
-from assurance.registry.client import Registry, RegistryError
+from assurance.registry.client import Registry
 from assurance.settings import Settings
 
-EXIT_OK, EXIT_FAILED, EXIT_ERROR = 0, 1, 2
-# ValueError covers PolicyError and the ledger's input errors
-USER_ERRORS = (ValueError, EvidenceError, RegistryError)
+EXIT_OK, EXIT_FAILED = 0, 1
 EVIDENCE_HELP = "evidence root folder or URI (default ASSURANCE_EVIDENCE_ROOT or ./evidence)"
-
-
-def _reports_errors(
-    command: Callable[[argparse.Namespace, Settings], int],
-) -> Callable[[argparse.Namespace, Settings], int]:
-    @functools.wraps(command)
-    def run(args: argparse.Namespace, settings: Settings) -> int:
-        try:
-            return command(args, settings)
-        except USER_ERRORS as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return EXIT_ERROR
-
-    return run
 
 
 def _store(settings: Settings):
@@ -44,7 +26,6 @@ def _store(settings: Settings):
     return EvidenceStore(settings.evidence_root)
 
 
-@_reports_errors
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     from assurance.evidence.store import PORTFOLIO
     from assurance.governance.portfolio import (
@@ -65,7 +46,6 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
-@_reports_errors
 def cmd_accept(args: argparse.Namespace, settings: Settings) -> int:
     from assurance.governance.ledger import accept
 
@@ -79,7 +59,6 @@ def cmd_accept(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
-@_reports_errors
 def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
     from assurance.evidence.bundle import export
 

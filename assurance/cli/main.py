@@ -11,14 +11,11 @@ import logging
 import sys
 from pathlib import Path
 
+from assurance.domain.errors import AssuranceError, RunFailedError, one_line
 from assurance.settings import Settings
 
 EXIT_OK, EXIT_GATE, EXIT_ERROR = 0, 1, 2
 FAIL_ON = {"hold": {"hold"}, "approve_with_conditions": {"hold", "approve_with_conditions"}}
-
-
-class CliError(Exception):
-    """A problem the user can fix; printed as one line, no traceback."""
 
 
 def settings_for(args: argparse.Namespace) -> Settings:
@@ -41,23 +38,17 @@ def _configure_logging(args: argparse.Namespace) -> None:
 
 def _preflight(settings: Settings) -> None:
     """Fail before any work when the product itself cannot work: bad policy, unwritable evidence root."""
-    from assurance.evidence.store import EvidenceError, EvidenceStore
-    from assurance.policy.model import Policy, PolicyError
+    from assurance.evidence.store import EvidenceStore
+    from assurance.policy.model import Policy
 
-    try:
-        Policy.load(settings.policy_path)
-        EvidenceStore(settings.evidence_root).check_writable()
-    except (PolicyError, EvidenceError) as exc:
-        raise CliError(str(exc)) from exc
+    Policy.load(settings.policy_path)
+    EvidenceStore(settings.evidence_root).check_writable()
 
 
 def _resolve(settings: Settings, name: str, version: str | None, alias: str | None) -> str:
-    from assurance.registry.client import Registry, RegistryError
+    from assurance.registry.client import Registry
 
-    try:
-        return Registry(settings.tracking_uri).resolve_version(name, version, alias)
-    except RegistryError as exc:
-        raise CliError(str(exc)) from exc
+    return Registry(settings.tracking_uri).resolve_version(name, version, alias)
 
 
 def _findings_json(frame) -> list[dict]:
@@ -74,7 +65,7 @@ def _assure(settings: Settings, name: str, version: str):
 
     outcome = run_version(name, version, settings)
     if not outcome.success:
-        raise CliError(f"assurance of {name}/{version} could not complete: {outcome.error}")
+        raise RunFailedError(f"assurance of {name}/{version} could not complete: {outcome.error}")
     return outcome
 
 
@@ -151,7 +142,7 @@ def _print_posture(settings: Settings) -> None:
 
     outcome = run_portfolio(settings)
     if not outcome.success:
-        raise CliError(f"the portfolio could not be refreshed: {outcome.error}")
+        raise RunFailedError(f"the portfolio could not be refreshed: {outcome.error}")
     store = EvidenceStore(settings.evidence_root)
     portfolio = Portfolio(**outcome.summary, alias_history=pd.DataFrame(), generated_at=datetime.now(UTC))
     print()
@@ -208,8 +199,8 @@ def main(argv: list[str] | None = None) -> int:
     mlflow_process_defaults(CLI_HTTP)
     try:
         return args.func(args, settings_for(args))
-    except CliError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except AssuranceError as exc:  # a problem the user can fix: one line, no traceback
+        print(f"error: {one_line(exc)}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 from typing import TYPE_CHECKING
 
+from assurance.domain.errors import DataError
 from assurance.domain.values import Dataset, VersionRecord
 
 if TYPE_CHECKING:
@@ -47,12 +48,12 @@ def fingerprint(uri: str) -> str:
 
 
 def read_table(uri: str) -> pd.DataFrame:
-    """Read a Parquet file or folder, or a CSV file; raises ValueError with a plain reason otherwise."""
+    """Read a Parquet file or folder, or a CSV file; raises DataError with a plain reason otherwise."""
     import pandas as pd
 
     fs, path = _fs(uri)
     if not fs.exists(path):
-        raise ValueError(f"nothing exists at {uri}")
+        raise DataError(f"nothing exists at {uri}")
     lower = path.lower()
     if fs.isdir(path):
         return pd.read_parquet(path, filesystem=fs)
@@ -62,7 +63,7 @@ def read_table(uri: str) -> pd.DataFrame:
     if lower.endswith(CSV_SUFFIXES):
         with fs.open(path, "rb", compression="infer") as fh:
             return pd.read_csv(fh, sep="\t" if lower.endswith(".tsv") else ",", low_memory=False)
-    raise ValueError(
+    raise DataError(
         f"{uri} is neither Parquet ({', '.join(PARQUET_SUFFIXES)}) nor CSV ({', '.join(CSV_SUFFIXES)})"
     )
 

@@ -18,7 +18,8 @@ import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from assurance.evidence.store import MANIFEST, EvidenceError, safe_segment, verify_entries
+from assurance.domain.errors import EvidenceError
+from assurance.evidence.store import MANIFEST, safe_segment, verify_entries
 
 if TYPE_CHECKING:
     from assurance.evidence.store import EvidenceStore

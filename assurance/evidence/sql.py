@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from assurance.domain.errors import AssuranceError, one_line
 from assurance.evidence.history import RunFolder, run_folders, runs_frame
 from assurance.evidence.store import PORTFOLIO, EvidenceStore
 from assurance.governance.ledger import build_ledger, read_acceptances
@@ -172,8 +173,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     import duckdb
 
-    settings = Settings.from_env().override(evidence_root=args.evidence, policy_path=args.policy)
-    con = connect(settings.evidence_root, Policy.load(settings.policy_path))
+    try:
+        settings = Settings.from_env().override(evidence_root=args.evidence, policy_path=args.policy)
+        con = connect(settings.evidence_root, Policy.load(settings.policy_path))
+    except AssuranceError as exc:
+        print(f"error: {one_line(exc)}", file=sys.stderr)
+        return 2
     if args.query is None:
         shell(con, args.format)
         return 0

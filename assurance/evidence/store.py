@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from assurance.domain.errors import EvidenceError
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -26,10 +28,6 @@ PORTFOLIO = "_portfolio"
 # fsspec protocols without real folders, where "making a folder" would create a missing bucket instead
 OBJECT_STORES = frozenset({"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss"})
 _SAFE = re.compile(r"[A-Za-z0-9_\-]")
-
-
-class EvidenceError(RuntimeError):
-    """The evidence root cannot be used (not writable, not reachable) or a run folder is not valid."""
 
 
 def safe_segment(name: str) -> str:

@@ -17,16 +17,13 @@ from typing import Any
 
 import pandas as pd
 
+from assurance.domain.errors import AlertDeliveryError
 from assurance.evidence.history import read_table
 from assurance.evidence.store import EvidenceStore
 
 ALERT_SEVERITIES = ("critical", "high")
 TIMEOUT_SECONDS = 5.0
 log = logging.getLogger(__name__)
-
-
-class AlertDeliveryError(RuntimeError):
-    """The webhook did not accept the alert."""
 
 
 def dagster_run_link(dagster_url: str | None, run_id: str) -> str | None:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from assurance.domain.errors import InputError
 from assurance.evidence.history import read_table, run_folders, runs_frame
 from assurance.evidence.store import PORTFOLIO
 from assurance.policy.model import Policy
@@ -218,7 +219,7 @@ def parse_expiry(expires: str | date | datetime) -> pd.Timestamp:
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError as exc:
-        raise ValueError(f"expiry {text!r} is not an ISO 8601 date or timestamp (e.g. 2026-06-30)") from exc
+        raise InputError(f"expiry {text!r} is not an ISO 8601 date or timestamp (e.g. 2026-06-30)") from exc
     return parse_expiry(parsed.date()) if len(text) <= len("YYYY-MM-DD") else _utc(parsed)
 
 
@@ -234,36 +235,36 @@ def accept(
     """Record a risk acceptance for a finding open in `version` (default: every version it is open in).
 
     Appends one line per version to `_portfolio/acceptances.jsonl` and returns the records written.
-    Raises ValueError, saying what to fix, on an empty reason or name, a past expiry, an unknown
+    Raises InputError, saying what to fix, on an empty reason or name, a past expiry, an unknown
     finding id, or a finding that is not open in the versions asked for.
     """
     now = now or datetime.now(UTC)
     reason, by, finding_id = (reason or "").strip(), (by or "").strip(), (finding_id or "").strip()
     if not reason:
-        raise ValueError("a risk acceptance needs a reason: say why the risk is acceptable until it expires")
+        raise InputError("a risk acceptance needs a reason: say why the risk is acceptable until it expires")
     if not by:
-        raise ValueError("a risk acceptance needs the name of who accepts it (--by)")
+        raise InputError("a risk acceptance needs the name of who accepts it (--by)")
     until = parse_expiry(expires)
     if until <= _utc(now):
-        raise ValueError(
+        raise InputError(
             f"expiry {until:%Y-%m-%d %H:%M} UTC is not in the future: an acceptance must expire later"
         )
     rows = build_ledger(store, now=now)
     rows = rows[rows["finding_id"] == finding_id]
     if rows.empty:
-        raise ValueError(
+        raise InputError(
             f"unknown finding id {finding_id!r}: no published run reported it (see `assurance status` for open findings)"
         )
     if version is not None:
         seen = ", ".join(sorted(rows["version"]))
         rows = rows[rows["version"] == str(version)]
         if rows.empty:
-            raise ValueError(
+            raise InputError(
                 f"finding {finding_id} was never reported for version {version} (only for {seen})"
             )
     rows = rows[rows["status"] != "closed"]
     if rows.empty:
-        raise ValueError(
+        raise InputError(
             f"finding {finding_id} is closed in the version(s) asked for: there is nothing to accept"
         )
     records = [

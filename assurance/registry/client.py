@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from assurance.domain.errors import RegistryError
 from assurance.domain.values import VersionRecord
 from assurance.settings import DEFAULT_TRACKING_URI
 
@@ -32,10 +33,6 @@ _UNREACHABLE = (
     "timed out",
     "Name or service",
 )
-
-
-class RegistryError(RuntimeError):
-    """The registry cannot be reached or does not hold what was asked for."""
 
 
 @dataclass(frozen=True)

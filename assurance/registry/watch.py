@@ -28,6 +28,7 @@ import zlib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
+from assurance.domain.errors import CursorError
 from assurance.domain.values import partition_key, split_partition_key
 from assurance.registry.client import RESULT_TAG_PREFIX, VersionRef
 
@@ -35,10 +36,6 @@ READY = "READY"
 CURSOR_FORMAT = 1
 DIGEST_HEX = 8
 FINGERPRINT_HEX = 16
-
-
-class CursorError(ValueError):
-    """The sensor cursor was not written by this sensor (or by an incompatible version of it)."""
 
 
 def tracked_tags(tags: Mapping[str, str]) -> dict[str, str]:
@@ -105,7 +102,7 @@ def decode_state(cursor: str | None) -> State:
     try:
         body = json.loads(zlib.decompress(base64.b64decode(cursor, validate=True)))
         if body.get("f") != CURSOR_FORMAT:
-            raise CursorError(f"cursor format {body.get('f')!r}, expected {CURSOR_FORMAT}")
+            raise ValueError(f"cursor format {body.get('f')!r}, expected {CURSOR_FORMAT}")
         return dict(_entries(body["m"]))
     except (binascii.Error, zlib.error, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise CursorError(

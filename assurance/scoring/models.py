@@ -14,11 +14,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from assurance.domain.errors import ModelLoadError
+
 NATIVE_FLAVORS = ("sklearn", "lightgbm", "xgboost")
-
-
-class ModelLoadError(RuntimeError):
-    """The model's artifacts could not be loaded in any flavor."""
 
 
 @dataclass

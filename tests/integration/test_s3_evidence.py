@@ -15,7 +15,8 @@ from dataclasses import dataclass
 import pandas as pd
 import pytest
 
-from assurance.evidence.store import MANIFEST, EvidenceError, EvidenceStore, manifest_entries, parquet_bytes
+from assurance.domain.errors import DataError, EvidenceError
+from assurance.evidence.store import MANIFEST, EvidenceStore, manifest_entries, parquet_bytes
 
 pytestmark = pytest.mark.integration
 
@@ -197,7 +198,7 @@ def test_datasources_read_parquet_and_csv_from_s3(s3):
     s3.put(bucket, "data/parts/part-2.parquet", parquet_bytes(FRAME.head(1)))
     assert sorted(read_table(f"s3://{bucket}/data/parts")["x"]) == [1, 1, 2, 3]
     assert fingerprint(f"s3://{bucket}/data/ref.parquet") != fingerprint(f"s3://{bucket}/data/parts")
-    with pytest.raises(ValueError, match="nothing exists"):
+    with pytest.raises(DataError, match="nothing exists"):
         read_table(f"s3://{bucket}/data/absent.parquet")
 
 
