@@ -91,8 +91,8 @@ def test_missing_policy_file():
             "thresholds.drift.numeric_threshold: expected a number, got 'high'",
         ),
         (
-            "thresholds:\n  slices:\n    min_support: 10.5\n",
-            "thresholds.slices.min_support: expected a whole number, got 10.5",
+            "thresholds:\n  documentation:\n    min_words: 10.5\n",
+            "thresholds.documentation.min_words: expected a whole number, got 10.5",
         ),
         ("severity:\n  drift.feature: urgent\n", "severity.drift.feature: expected 'critical', 'high'"),
         ("thresholds:\n  drift:\n    engine: spark\n", "thresholds.drift.engine: expected 'auto'"),
