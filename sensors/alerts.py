@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from assurance.domain.errors import step_failure
 from assurance.domain.values import split_partition_key
 from assurance.governance.alerts import alerts_for_run, dagster_run_link, deliver, run_failure_alert
 from assurance.settings import Settings
@@ -23,10 +24,7 @@ def step_error(instance: dg.DagsterInstance, run_id: str) -> str | None:
     for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_FAILURE):
         event = entry.dagster_event
         error = event.step_failure_data.error if event and event.step_failure_data else None
-        while error is not None and error.cause is not None and "dagster" in (error.cls_name or "").lower():
-            error = error.cause
-        lines = (error.message or "").strip().splitlines() if error else []
-        return f"step {event.step_key} failed: {lines[-1] if lines else 'no message'}"
+        return step_failure(event.step_key, error)
     return None
 
 

@@ -17,6 +17,7 @@ import pandas as pd
 
 from assurance.checks.metrics import Labelled
 from assurance.domain.checks import CheckSpec
+from assurance.domain.errors import describe_error  # noqa: F401 - checks import it from here
 from assurance.domain.values import Section
 
 if TYPE_CHECKING:
@@ -217,9 +218,3 @@ def present_columns(
             )
         )
     return [c for c in requested if c in frame.columns]
-
-
-def describe_error(exc: BaseException) -> str:
-    """An exception as one short line for a skip reason or an evidence table."""
-    text = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

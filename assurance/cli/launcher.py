@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from assurance.domain.errors import SettingsError
+from assurance.domain.errors import SettingsError, step_failure
 from assurance.domain.values import partition_key
 from assurance.settings import Settings
 
@@ -46,11 +46,7 @@ def instance(settings: Settings):
 def _first_failure(result) -> str:
     for event in result.all_events:
         if event.event_type_value == "STEP_FAILURE":
-            err = event.event_specific_data.error
-            while err.cause is not None and "dagster" in (err.cls_name or "").lower():
-                err = err.cause
-            message = err.message.strip().splitlines()[-1] if err.message.strip() else err.cls_name
-            return f"step {event.step_key} failed: {message}"
+            return step_failure(event.step_key, event.event_specific_data.error)
     return "the run failed (see the Dagster logs)"
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 from typing import TYPE_CHECKING
 
-from assurance.domain.errors import DataError
+from assurance.domain.errors import DataError, describe_error
 from assurance.domain.values import Dataset, VersionRecord
 
 if TYPE_CHECKING:
@@ -91,7 +91,10 @@ def load_dataset(record: VersionRecord, role: str) -> Dataset:
         frame = read_table(uri)
     except Exception as exc:  # noqa: BLE001 - any reader failure is the same finding for the analyst
         return Dataset(
-            role, uri, error=f"{role} data at {uri} ({origin}) could not be read: {_reason(exc)}", label=label
+            role,
+            uri,
+            error=f"{role} data at {uri} ({origin}) could not be read: {describe_error(exc, 300)}",
+            label=label,
         )
     if frame.empty:
         return Dataset(role, uri, error=f"{role} data at {uri} ({origin}) has no rows", label=label)
@@ -100,11 +103,6 @@ def load_dataset(record: VersionRecord, role: str) -> Dataset:
     except Exception:  # noqa: BLE001 - a fingerprint is provenance, not a reason to drop the data
         fp = None
     return Dataset(role, uri, frame=frame, fingerprint=fp, label=label)
-
-
-def _reason(exc: Exception) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"{type(exc).__name__}: {text[:300]}" if text else type(exc).__name__
 
 
 def reference_of(dataset: Dataset) -> dict[str, str | None]:
@@ -127,7 +125,10 @@ def reload(ref: dict[str, str | None]) -> Dataset:
         frame, fp = read_table(uri), fingerprint(uri)
     except Exception as exc:  # noqa: BLE001
         return Dataset(
-            role, uri, error=f"{role} data at {uri} could not be read again: {_reason(exc)}", label=label
+            role,
+            uri,
+            error=f"{role} data at {uri} could not be read again: {describe_error(exc, 300)}",
+            label=label,
         )
     if ref["fingerprint"] and fp != ref["fingerprint"]:
         return Dataset(

@@ -20,10 +20,13 @@ a model that cannot score) is not an exception at all: it is a finding.
 `PolicyError` is also a `ValueError`, so pydantic reports one raised inside a policy validator the same
 way as its own validation errors.
 
-`describe_error` is the one way an exception becomes a short line in a finding, skip reason or table.
+`describe_error` is the one way an exception becomes a short line in a finding, skip reason or table;
+`step_failure` the one way a failed run's step error (Dagster's serialized chain) becomes one.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 
 class AssuranceError(Exception):
@@ -75,6 +78,25 @@ def describe_error(exc: BaseException, limit: int = 200) -> str:
     text = str(exc).strip()
     first = text.splitlines()[0][:limit] if text else ""
     return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+
+
+def root_cause(error: Any) -> Any:
+    """The first error in a serialized chain (`cls_name`, `message`, `cause`) that is not a Dagster wrapper.
+
+    Dagster wraps what an asset raised in its own errors; the user's problem is the first cause that is not
+    one of them. Duck-typed, so this module does not import Dagster.
+    """
+    while error.cause is not None and "dagster" in (error.cls_name or "").lower():
+        error = error.cause
+    return error
+
+
+def step_failure(step_key: str, error: Any) -> str:
+    """`step <key> failed: <last line of the root error>`, the line the CLI prints and failure alerts post."""
+    root = root_cause(error) if error is not None else None
+    lines = (root.message or "").strip().splitlines() if root is not None else []
+    detail = lines[-1] if lines else (root.cls_name if root is not None and root.cls_name else "no message")
+    return f"step {step_key} failed: {detail}"
 
 
 def one_line(exc: BaseException) -> str:

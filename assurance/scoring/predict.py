@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from assurance.domain.errors import describe_error
 from assurance.domain.values import Dataset, Predictions, Scores, VersionRecord
 from assurance.scoring.models import ScoringModel, infer_task, load_local
 
@@ -45,17 +46,12 @@ def score_dataset(model: ScoringModel, dataset: Dataset | None) -> Scores:
     try:
         return Scores(frame=model.score(dataset.frame))
     except Exception as exc:  # noqa: BLE001 - a model that cannot score the data is a finding
-        failure = f"the model could not score the {dataset.role} data: {_first_line(exc)}"
+        failure = f"the model could not score the {dataset.role} data: {describe_error(exc)}"
         partial = _score_complete_rows(model, dataset.frame)
         if partial is None:
             return Scores(error=failure)
         unscored = int(partial["prediction"].isna().sum())
-        return Scores(frame=partial, unscored=unscored, unscored_reason=_first_line(exc))
-
-
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0][:200]}" if text else type(exc).__name__
+        return Scores(frame=partial, unscored=unscored, unscored_reason=describe_error(exc))
 
 
 def _score_complete_rows(model: ScoringModel, frame):
