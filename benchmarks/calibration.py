@@ -24,7 +24,6 @@ rows): the formulas are the same, tests pin them to Evidently's values, and nump
 from __future__ import annotations
 
 import argparse
-import copy
 import os
 import sys
 import time
@@ -173,9 +172,7 @@ def with_leak(frame: pd.DataFrame, label: str, rng: np.random.Generator) -> pd.D
 def policy() -> Any:
     from assurance.policy.model import Policy
 
-    data = copy.deepcopy(Policy().data)
-    data["thresholds"]["drift"]["engine"] = "numpy"
-    return Policy(data, "calibration")
+    return Policy().with_overrides({"thresholds": {"drift": {"engine": "numpy"}}}, "calibration")
 
 
 def inputs(source: Source, reference: pd.DataFrame, current: pd.DataFrame, model: Any, policy_: Any) -> Any:

@@ -37,6 +37,7 @@ DEFAULT_SEVERITIES = {
     "fairness.equalized_odds": "high",
     "fairness.calibration": "medium",
     "leakage.label_proxy": "high",
+    "leakage.strong_feature": "info",
     "leakage.dominant_feature": "low",
     "leakage.shared_rows": "medium",
     "leakage.id_feature": "medium",

@@ -78,15 +78,19 @@ def test_fair_model_has_no_finding(fair_model, current):
     assert summary["demographic_parity_ratio"] > 0.9 and summary["equalized_odds_difference"] < 0.05
 
 
-def test_tiny_group_is_reported_not_judged(fair_model, current):
+def test_a_small_group_is_judged_by_whether_chance_explains_its_gap(fair_model, current):
     odd = current.copy()
-    odd.loc[:14, "gender"] = "X"
+    odd.loc[:14, "gender"] = "X"  # 15 rows whose outcomes all went one way: no accident
     odd.loc[:14, sv.LABEL] = 1
+    odd.loc[15:29, "gender"] = "Y"  # 15 ordinary rows: whatever its rates, chance explains them
     section = fairness.run(sv.inputs(odd, odd, fair_model))
     rates = section.tables["fairness"].set_index("group")
-    assert rates.loc["X", "support"] == 15 and not rates.loc["X", "judged"]
-    assert section.tables["fairness_summary"].iloc[0]["groups_judged"] == 2
-    assert [f for f in section.findings if "X" in f.subject] == []
+    assert rates.loc["X", "support"] == 15 and rates.loc["Y", "support"] == 15
+    subjects = {f.subject for f in section.findings}
+    assert "gender=X" in subjects and "gender=Y" not in subjects
+    tests = section.tables["fairness_tests"]
+    assert {"p_value", "q_value", "n", "against_n", "material", "flagged"} <= set(tests.columns)
+    assert not tests.loc[tests["subject"] == "gender=Y", "flagged"].any()
 
 
 def test_unlabelled_data_gives_selection_rates_only(biased_model, current):
@@ -129,9 +133,11 @@ def test_gap_between_small_groups_within_noise_is_not_judged():
         prediction = pd.Series(selected)
         data = Outcomes("current", frame, prediction, prediction, None, "binary", 1)
         limits = Policy().thresholds.fairness
-        rates = fairness.group_rates(data, "g", limits)
-        summary = fairness.disparities(rates)
-        return summary, fairness.findings(rates, summary, data, limits, Policy())
+        rates = fairness.group_rates(data, "g")
+        tests = pd.DataFrame(fairness.rate_tests(rates, limits), columns=fairness.TESTS_COLUMNS[:-2])
+        return fairness.disparities(rates), fairness.findings(
+            fairness.judge(tests, limits.alpha), "current", Policy()
+        )
 
     summary, found = judge(1)
     assert summary["demographic_parity_ratio"] == pytest.approx(10 / 15) and found == []

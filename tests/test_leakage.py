@@ -144,3 +144,18 @@ def test_timestamps_and_floats_are_not_identifiers():
     stamps = pd.Series(pd.Timestamp("2024-01-01") + pd.to_timedelta(np.arange(n), unit="min"))
     assert leakage.id_evidence(stamps, "event_id", 0.98)[1] == ""
     assert leakage.id_evidence(pd.Series([f"u{i}" for i in range(n)]), "note", 0.98)[1] == "distinct text"
+
+
+def test_a_strong_honest_feature_on_a_small_window_is_information_not_a_proxy():
+    rng = np.random.default_rng(60)
+    frame = sv.make_frame(171, 61)
+    frame["signal"] = frame[sv.LABEL] * 2.6 + rng.normal(0, 0.9, len(frame))  # AUC about 0.98 alone
+    features = [*sv.FEATURES, "signal"]
+    model = sv.fit(
+        sv.make_frame(171, 62).assign(signal=lambda f: f[sv.LABEL] * 2.6 + rng.normal(0, 0.9, len(f))),
+        features=features,
+    )
+    section = leakage.run(sv.inputs(frame, None, model))
+    row = section.tables["leakage"].set_index("feature").loc["signal"]
+    assert 0.95 < row["label_strength"] < 0.995 and row["strength_low"] < 0.98
+    assert [f for f in section.findings if f.check == "leakage.label_proxy"] == []

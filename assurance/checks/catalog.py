@@ -124,8 +124,9 @@ def all_analyses() -> list[Analysis]:
             title="Slice performance",
             description=(
                 "Accuracy (and AUC) or MAE per value of each assurance.slices column and per pair of them, "
-                "with support and 95% intervals; a slice is flagged when it is worse than the rest by the "
-                "policy's material gap and significantly so after a Benjamini-Hochberg correction."
+                "with support and 95% intervals; a slice of any size is flagged when it is worse than the whole "
+                "by the policy's material gap and an exact test (Welch for MAE) puts that beyond chance after a "
+                "Benjamini-Hochberg correction."
             ),
             run=slices.run,
             checks=slices.CHECKS,
@@ -135,8 +136,9 @@ def all_analyses() -> list[Analysis]:
             title="Fairness",
             description=(
                 "Selection rate, TPR, FPR and calibration per group of each assurance.protected column; "
-                "demographic parity ratio, equalized-odds difference and calibration spread against the "
-                "policy, small groups reported but not judged."
+                "each group against the best-placed one on demographic parity ratio, TPR/FPR difference and "
+                "calibration gap, flagged when past the policy's limit and beyond chance (Fisher exact or z, "
+                "Benjamini-Hochberg over all comparisons)."
             ),
             run=fairness.run,
             checks=fairness.CHECKS,

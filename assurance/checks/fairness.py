@@ -1,10 +1,15 @@
 """Group fairness for each protected attribute: selection rate, TPR, FPR and calibration per group.
 
-Disparities are judged as effect sizes against the policy: the demographic parity ratio (lowest over
-highest selection rate, the four-fifths rule), the equalized-odds difference (largest gap in TPR or
-FPR between groups) and the spread of per-group calibration gaps. Groups too small to estimate a
-rate are reported but not judged, so one tiny group cannot raise or hide a finding. Everything is a
-pandas groupby: Fairlearn's MetricFrame gives the same numbers (the tests check it) at 200x the cost.
+A disparity is a finding when it is material and beyond sampling noise (DESIGN, "How a check
+decides"). Material: against the group with the best rate, a selection-rate ratio below the policy's
+four-fifths rule, a TPR or FPR difference above the equalized-odds limit, or calibration gaps that
+differ by more than the limit. Beyond noise: a two-sided Fisher exact test of the two groups' counts
+(a z-test of the calibration gaps), with Benjamini-Hochberg over every comparison of the run. The
+best group is the one whose rate is highest at its Wilson lower bound, so a three-row group that
+happens to score 100% does not become everyone's yardstick. There is no row cut-off: a small group
+with a large, certain gap is found; a small group with a large gap chance explains is reported only.
+Everything is a pandas groupby: Fairlearn's MetricFrame gives the same numbers (the tests check it)
+at 200x the cost.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from assurance.checks import significance
 from assurance.checks.rows import Z95, Outcomes, Unavailable, group_labels, outcomes, present_columns
 from assurance.domain.checks import CheckSpec
 from assurance.domain.findings import Finding
@@ -48,9 +54,33 @@ EVIDENCE = "fairness.parquet"
 MAX_GROUPS = 50
 
 
-def group_rates(data: Outcomes, attribute: str, limits: FairnessThresholds) -> pd.DataFrame:
-    """One row per group of `attribute`: support, selection rate, TPR, FPR, mean score, observed rate,
-    calibration gap, and which of them are judged (enough rows, positives and negatives)."""
+TESTS_COLUMNS = [
+    "attribute",
+    "metric",
+    "subject",
+    "against",
+    "value",
+    "against_value",
+    "effect",
+    "threshold",
+    "material",
+    "n",
+    "against_n",
+    "p_value",
+    "q_value",
+    "flagged",
+]
+# (metric, the count it is a rate of, the count of hits, whether higher is better)
+RATES = (
+    ("selection_rate", "support", "selected", True),
+    ("tpr", "positives", "tp", True),
+    ("fpr", "negatives", "fp", False),
+)
+
+
+def group_rates(data: Outcomes, attribute: str) -> pd.DataFrame:
+    """One row per group of `attribute`: support, counts, selection rate, TPR, FPR, mean score, observed
+    rate and calibration gap (mean score - observed rate), with the variance the gap's test needs."""
     groups = group_labels(data.frame, [attribute], MAX_GROUPS, 5)[attribute]
     parts = pd.DataFrame({"group": groups, "selected": data.positives(data.prediction)})
     if data.label is not None:
@@ -60,24 +90,23 @@ def group_rates(data: Outcomes, attribute: str, limits: FairnessThresholds) -> p
         parts["fp"] = parts["selected"] & ~actual
     if data.score is not None:
         parts["score"] = data.score
+        parts["score_variance"] = data.score * (1 - data.score)
     grouped = parts.groupby("group", observed=True)
-    rates = pd.DataFrame({"support": grouped.size(), "selection_rate": grouped["selected"].mean()})
+    rates = pd.DataFrame({"support": grouped.size(), "selected": grouped["selected"].sum()})
+    rates["selection_rate"] = rates["selected"] / rates["support"]
     if data.label is not None:
         sums = grouped[["positive", "tp", "fp"]].sum()
-        rates["positives"] = sums["positive"]
-        rates["tpr"] = sums["tp"] / sums["positive"].where(sums["positive"] > 0)
-        negatives = rates["support"] - sums["positive"]
-        rates["fpr"] = sums["fp"] / negatives.where(negatives > 0)
-        rates["observed_rate"] = grouped["positive"].mean()
+        rates["positives"], rates["tp"], rates["fp"] = sums["positive"], sums["tp"], sums["fp"]
+        rates["negatives"] = rates["support"] - rates["positives"]
+        rates["tpr"] = rates["tp"] / rates["positives"].where(rates["positives"] > 0)
+        rates["fpr"] = rates["fp"] / rates["negatives"].where(rates["negatives"] > 0)
+        rates["observed_rate"] = rates["positives"] / rates["support"]
     else:
-        rates["positives"] = rates["tpr"] = rates["fpr"] = rates["observed_rate"] = np.nan
+        for column in ("positives", "tp", "fp", "negatives", "tpr", "fpr", "observed_rate"):
+            rates[column] = np.nan
     rates["mean_score"] = grouped["score"].mean() if data.score is not None else np.nan
+    rates["score_variance"] = grouped["score_variance"].sum() if data.score is not None else np.nan
     rates["calibration_gap"] = rates["mean_score"] - rates["observed_rate"]
-    rates["judged"] = rates["support"] >= limits.min_support
-    rates["tpr_judged"] = rates["judged"] & (rates["positives"] >= limits.min_class_support)
-    rates["fpr_judged"] = rates["judged"] & (
-        rates["support"] - rates["positives"] >= limits.min_class_support
-    )
     rates = rates.reset_index()
     rates.insert(0, "attribute", attribute)
     rates.insert(2, "subject", attribute + "=" + rates["group"].astype(str))
@@ -86,11 +115,105 @@ def group_rates(data: Outcomes, attribute: str, limits: FairnessThresholds) -> p
     return rates
 
 
-def extreme_group(rates: pd.DataFrame, column: str, judged: pd.Series, lowest: bool) -> pd.Series:
-    """The judged group with the lowest (or highest) `column`: the four-fifths rule names the group with
-    the lowest selection rate, and equalized odds the one with the lowest TPR or the highest FPR."""
-    candidates = rates[judged]
-    return candidates.loc[candidates[column].idxmin() if lowest else candidates[column].idxmax()]
+def wilson_low(hits: pd.Series, n: pd.Series) -> pd.Series:
+    """Lower end of the 95% Wilson interval: a rate that is high for certain, not by luck of a few rows."""
+    p = hits / n
+    centre = p + Z95**2 / (2 * n)
+    half = Z95 * np.sqrt(p * (1 - p) / n + Z95**2 / (4 * n**2))
+    return (centre - half) / (1 + Z95**2 / n)
+
+
+def rate_tests(rates: pd.DataFrame, limits: FairnessThresholds) -> list[dict]:
+    """Each group against the best-placed group, for selection rate (ratio), TPR and FPR (differences)."""
+    from scipy import stats
+
+    rows = []
+    for metric, of, hits, higher_is_better in RATES:
+        usable = rates[rates[of] > 0]
+        if len(usable) < 2:
+            continue
+        low = wilson_low(usable[hits], usable[of])
+        best = usable.loc[
+            low.idxmax()
+            if higher_is_better
+            else (1 - wilson_low(usable[of] - usable[hits], usable[of])).idxmin()
+        ]
+        for _, group in usable.iterrows():
+            if group["subject"] == best["subject"]:
+                continue
+            if metric == "selection_rate":
+                effect = group[metric] / best[metric] if best[metric] > 0 else 1.0
+                material = effect < limits.min_demographic_parity_ratio
+                threshold = limits.min_demographic_parity_ratio
+            else:
+                effect = abs(group[metric] - best[metric])
+                material = effect > limits.max_equalized_odds_difference
+                threshold = limits.max_equalized_odds_difference
+            counts = [
+                [int(group[hits]), int(group[of] - group[hits])],
+                [int(best[hits]), int(best[of] - best[hits])],
+            ]
+            rows.append(
+                {
+                    "attribute": group["attribute"],
+                    "metric": metric,
+                    "subject": group["subject"],
+                    "against": best["subject"],
+                    "value": float(group[metric]),
+                    "against_value": float(best[metric]),
+                    "effect": float(effect),
+                    "threshold": threshold,
+                    "material": bool(material),
+                    "n": int(group[of]),
+                    "against_n": int(best[of]),
+                    "p_value": float(stats.fisher_exact(counts).pvalue),
+                }
+            )
+    return rows
+
+
+def calibration_tests(rates: pd.DataFrame, limits: FairnessThresholds) -> list[dict]:
+    """Each group's calibration gap against the best-calibrated group: a two-sided z-test whose variance
+    is what the scores themselves imply for the observed rate (sum of s(1-s) over the group's rows)."""
+    from scipy import stats
+
+    usable = rates[rates["calibration_gap"].notna() & (rates["support"] > 0)]
+    if len(usable) < 2:
+        return []
+    variance = usable["score_variance"] / usable["support"] ** 2
+    best = usable.loc[(usable["calibration_gap"].abs() + Z95 * np.sqrt(variance)).idxmin()]
+    best_variance = float(best["score_variance"]) / float(best["support"]) ** 2
+    rows = []
+    for i, group in usable.iterrows():
+        if group["subject"] == best["subject"]:
+            continue
+        effect = abs(float(group["calibration_gap"]) - float(best["calibration_gap"]))
+        se = np.sqrt(float(variance[i]) + best_variance)
+        rows.append(
+            {
+                "attribute": group["attribute"],
+                "metric": "calibration_gap",
+                "subject": group["subject"],
+                "against": best["subject"],
+                "value": float(group["calibration_gap"]),
+                "against_value": float(best["calibration_gap"]),
+                "effect": effect,
+                "threshold": limits.max_calibration_difference,
+                "material": bool(effect > limits.max_calibration_difference),
+                "n": int(group["support"]),
+                "against_n": int(best["support"]),
+                "p_value": float(2 * stats.norm.sf(effect / se)) if se > 0 else float(effect == 0),
+            }
+        )
+    return rows
+
+
+def judge(tests: pd.DataFrame, alpha: float) -> pd.DataFrame:
+    """q-values over every comparison of the run, and which comparisons are material and beyond noise."""
+    out = tests.copy()
+    out["q_value"] = significance.adjust(out["p_value"].to_numpy(float))
+    out["flagged"] = out["material"].astype(bool) & (out["q_value"] <= alpha)
+    return out
 
 
 def _spread(values: pd.Series) -> float:
@@ -99,142 +222,83 @@ def _spread(values: pd.Series) -> float:
 
 
 def disparities(rates: pd.DataFrame) -> dict[str, float]:
-    """Demographic parity ratio, TPR/FPR gaps, equalized-odds difference and calibration spread over judged groups."""
-    judged = rates[rates["judged"]]
-    top = judged["selection_rate"].max() if len(judged) >= 2 else np.nan
-    tpr_gap = _spread(rates.loc[rates["tpr_judged"], "tpr"])
-    fpr_gap = _spread(rates.loc[rates["fpr_judged"], "fpr"])
+    """Demographic parity ratio, TPR/FPR gaps, equalized-odds difference and calibration spread over all
+    groups, as measured (the findings come from the tested comparisons, not from these)."""
+    top = rates["selection_rate"].max() if len(rates) >= 2 else np.nan
+    tpr_gap = _spread(rates["tpr"])
+    fpr_gap = _spread(rates["fpr"])
     return {
         "groups": len(rates),
-        "groups_judged": len(judged),
-        "demographic_parity_ratio": float(judged["selection_rate"].min() / top)
-        if top and top > 0
-        else np.nan,
+        "demographic_parity_ratio": float(rates["selection_rate"].min() / top) if top and top > 0 else np.nan,
         "tpr_difference": tpr_gap,
         "fpr_difference": fpr_gap,
         "equalized_odds_difference": float(np.nanmax([tpr_gap, fpr_gap]))
         if np.isfinite([tpr_gap, fpr_gap]).any()
         else np.nan,
-        "calibration_difference": _spread(judged["calibration_gap"]),
+        "calibration_difference": _spread(rates["calibration_gap"]),
     }
 
 
-def beyond_noise(worst: pd.Series, best: pd.Series, rate: str, count: str) -> bool:
-    """Whether two groups' rates differ by more than twice the standard error of their difference, so a
-    gap between small groups that chance alone explains raises nothing."""
-    p1, p2 = float(worst[rate]), float(best[rate])
-    n1, n2 = _count(worst, count), _count(best, count)
-    se = np.sqrt(p1 * (1 - p1) / n1 + p2 * (1 - p2) / n2)
-    return abs(p1 - p2) > Z95 * se
+_MESSAGES = {
+    "selection_rate": (
+        "The model selects {subject} at {value:.1%} and {against} at {against_value:.1%} on {role} data "
+        "(ratio {effect:.2f}, below {threshold}; q = {q_value:.2g}): review whether {subject} is treated unequally."
+    ),
+    "tpr": (
+        "The true positive rate is {value:.3f} for {subject} against {against_value:.3f} for {against} on {role} "
+        "data (difference {effect:.3f}, limit {threshold}; q = {q_value:.2g}): the model misses more of "
+        "{subject}'s positives."
+    ),
+    "fpr": (
+        "The false positive rate is {value:.3f} for {subject} against {against_value:.3f} for {against} on "
+        "{role} data (difference {effect:.3f}, limit {threshold}; q = {q_value:.2g}): the model's false alarms "
+        "fall unequally on {subject}."
+    ),
+    "calibration_gap": (
+        "Scores for {subject} miss the observed rate by {value:+.3f} against {against_value:+.3f} for "
+        "{against} (difference {effect:.3f}, limit {threshold}; q = {q_value:.2g}): the same score does not "
+        "mean the same risk across groups."
+    ),
+}
+_CHECK_OF = {"selection_rate": "parity", "tpr": "odds", "fpr": "odds", "calibration_gap": "calibration"}
 
 
-def _count(group: pd.Series, count: str) -> float:
-    """Rows a group's rate is estimated on: all rows, its positives or its negatives."""
-    if count == "negatives":
-        return float(group["support"] - group["positives"])
-    return float(group[count])
-
-
-def parity_finding(
-    rates: pd.DataFrame, ratio: float, data: Outcomes, limits: FairnessThresholds, policy
-) -> list[Finding]:
-    """Demographic parity: the group with the lowest selection rate, when the ratio is below the limit."""
-    if not np.isfinite(ratio) or ratio >= limits.min_demographic_parity_ratio:
+def findings(tests: pd.DataFrame, role: str, policy) -> list[Finding]:
+    """Per attribute and kind of disparity, the largest flagged comparison, naming the disadvantaged group."""
+    checks = {"parity": DEMOGRAPHIC_PARITY, "odds": EQUALIZED_ODDS, "calibration": CALIBRATION}
+    flagged = tests[tests["flagged"]].copy()
+    if flagged.empty:
         return []
-    low = extreme_group(rates, "selection_rate", rates["judged"], lowest=True)
-    high = extreme_group(rates, "selection_rate", rates["judged"], lowest=False)
-    if not beyond_noise(low, high, "selection_rate", "support"):
-        return []
-    return [
-        DEMOGRAPHIC_PARITY.finding(
-            low["subject"],
-            policy.severity(DEMOGRAPHIC_PARITY),
-            (
-                f"The model selects {low['subject']} at {low['selection_rate']:.1%} and {high['subject']} at "
-                f"{high['selection_rate']:.1%} on {data.role} data (ratio {ratio:.2f}, below "
-                f"{limits.min_demographic_parity_ratio}): review whether {low['subject']} is treated unequally."
-            ),
-            observed=ratio,
-            threshold=limits.min_demographic_parity_ratio,
-            evidence=EVIDENCE,
+    flagged["kind"] = flagged["metric"].map(_CHECK_OF)
+    # a ratio is worse when smaller, differences when larger: rank on one scale
+    flagged["severity_order"] = np.where(
+        flagged["metric"] == "selection_rate", -flagged["effect"], flagged["effect"]
+    )
+    found = []
+    for (_, kind), group in flagged.groupby(["attribute", "kind"], sort=False):
+        worst = group.loc[group["severity_order"].idxmax()]
+        check = checks[kind]
+        found.append(
+            check.finding(
+                worst["subject"],
+                policy.severity(check),
+                _MESSAGES[worst["metric"]].format(role=role, **worst.to_dict()),
+                observed=float(worst["effect"]),
+                threshold=float(worst["threshold"]),
+                evidence=EVIDENCE,
+            )
         )
-    ]
+    return found
 
 
-def odds_finding(
-    rates: pd.DataFrame, summary: dict[str, float], data: Outcomes, limits: FairnessThresholds, policy
-) -> list[Finding]:
-    """Equalized odds: of the TPR and FPR gaps over the limit and beyond noise, the larger, naming the
-    group with the lowest TPR or the highest FPR."""
-    candidates = []
-    for rate, count in (("tpr", "positives"), ("fpr", "negatives")):
-        spread = summary[f"{rate}_difference"]
-        if not np.isfinite(spread) or spread <= limits.max_equalized_odds_difference:
-            continue
-        worst = extreme_group(rates, rate, rates[f"{rate}_judged"], lowest=rate == "tpr")
-        best = extreme_group(rates, rate, rates[f"{rate}_judged"], lowest=rate != "tpr")
-        if beyond_noise(worst, best, rate, count):
-            candidates.append((spread, rate, worst, best))
-    if not candidates:
-        return []
-    spread, rate, worst, best = max(candidates, key=lambda c: c[0])
-    return [
-        EQUALIZED_ODDS.finding(
-            worst["subject"],
-            policy.severity(EQUALIZED_ODDS),
-            (
-                f"The {'true' if rate == 'tpr' else 'false'} positive rate is {worst[rate]:.3f} for "
-                f"{worst['subject']} against {best[rate]:.3f} for {best['subject']} on {data.role} data "
-                f"(difference {spread:.3f}, limit {limits.max_equalized_odds_difference}): the model's errors "
-                f"fall unequally on {worst['subject']}."
-            ),
-            observed=spread,
-            threshold=limits.max_equalized_odds_difference,
-            evidence=EVIDENCE,
-        )
-    ]
-
-
-def calibration_finding(
-    rates: pd.DataFrame, spread: float, limits: FairnessThresholds, policy
-) -> list[Finding]:
-    """Calibration: the group whose scores miss its observed rate the most, when gaps differ too much."""
-    if not np.isfinite(spread) or spread <= limits.max_calibration_difference:
-        return []
-    judged = rates[rates["judged"]]
-    worst = judged.loc[judged["calibration_gap"].abs().idxmax()]
-    subject, gap = worst["subject"], float(worst["calibration_gap"])
-    return [
-        CALIBRATION.finding(
-            subject,
-            policy.severity(CALIBRATION),
-            (
-                f"Scores for {subject} {'over' if gap > 0 else 'under'}state the observed rate by {abs(gap):.3f}, "
-                f"and calibration gaps differ between groups by {spread:.3f} (limit "
-                f"{limits.max_calibration_difference}): the same score does not mean the same risk across groups."
-            ),
-            observed=spread,
-            threshold=limits.max_calibration_difference,
-            evidence=EVIDENCE,
-        )
-    ]
-
-
-def findings(
-    rates: pd.DataFrame, summary: dict[str, float], data: Outcomes, limits: FairnessThresholds, policy
-) -> list[Finding]:
-    """Findings for one attribute whose disparities pass the policy's limits, each naming a group."""
-    return [
-        *parity_finding(rates, summary["demographic_parity_ratio"], data, limits, policy),
-        *odds_finding(rates, summary, data, limits, policy),
-        *calibration_finding(rates, summary["calibration_difference"], limits, policy),
-    ]
-
-
-def report(rates: pd.DataFrame, summaries: pd.DataFrame, data: Outcomes) -> str:
+def report(rates: pd.DataFrame, summaries: pd.DataFrame, tests: pd.DataFrame, data: Outcomes) -> str:
     """The per-attribute disparity table first, then the per-group rates."""
     label_note = "" if data.label is not None else " Labels are absent, so only selection rates are shown."
-    head = f"Fairness on {data.role} data ({data.rows:,} rows); groups below the minimum support are shown but not judged.{label_note}"
+    head = (
+        f"Fairness on {data.role} data ({data.rows:,} rows). Each group is compared with the best-placed group; "
+        "a disparity is flagged when it passes the policy's limit and a Fisher exact (or z) test puts it beyond "
+        f"chance, Benjamini-Hochberg over all comparisons.{label_note}"
+    )
     groups = rates[
         [
             "subject",
@@ -245,10 +309,13 @@ def report(rates: pd.DataFrame, summaries: pd.DataFrame, data: Outcomes) -> str:
             "mean_score",
             "observed_rate",
             "calibration_gap",
-            "judged",
         ]
     ]
-    return f"{head}\n\n{table(summaries)}\n\nPer group:\n\n{table(groups)}"
+    shown = tests.sort_values(["flagged", "q_value"], ascending=[False, True]).head(15)
+    return (
+        f"{head}\n\n{table(summaries)}\n\nPer group:\n\n{table(groups)}\n\nComparisons (most certain first):"
+        f"\n\n{table(shown[['metric', 'subject', 'against', 'value', 'against_value', 'effect', 'q_value', 'flagged']])}"
+    )
 
 
 def run(inputs: Inputs) -> Section:
@@ -279,18 +346,20 @@ def run(inputs: Inputs) -> Section:
     if not attributes:
         return section
     limits = inputs.policy.thresholds.fairness
-    all_rates, summaries = [], []
+    all_rates, summaries, comparisons = [], [], []
     for attribute in attributes:
-        rates = group_rates(data, attribute, limits)
-        summary = disparities(rates)
-        section.findings += findings(rates, summary, data, limits, inputs.policy)
+        rates = group_rates(data, attribute)
+        comparisons += rate_tests(rates, limits) + calibration_tests(rates, limits)
         all_rates.append(rates)
-        summaries.append({"attribute": attribute, **summary})
+        summaries.append({"attribute": attribute, **disparities(rates)})
+    tests = judge(pd.DataFrame(comparisons, columns=TESTS_COLUMNS[:-2]), limits.alpha)
+    section.findings += findings(tests, data.role, inputs.policy)
     rates = pd.concat(all_rates, ignore_index=True)
     summary_frame = pd.DataFrame(summaries)
     section.tables["fairness"] = rates
     section.tables["fairness_summary"] = summary_frame
-    section.summary = report(rates, summary_frame, data)
+    section.tables["fairness_tests"] = tests
+    section.summary = report(rates, summary_frame, tests, data)
     metrics = {
         "attributes": len(attributes),
         "min_demographic_parity_ratio": summary_frame["demographic_parity_ratio"].min(),

@@ -1,10 +1,15 @@
 """Leakage: evidence that the model learned from something it will not have when it is used.
 
-Four signs, each judged as an effect size against the policy:
-- a feature that on its own predicts the label almost perfectly (single-feature AUC for classifiers,
-  correlation for regressors), measured out of fold so an identifier cannot score by memorising rows;
+Four signs, each judged against the policy and against chance:
+- a label proxy: a feature whose single-feature AUC (correlation for regressors) is strong beyond
+  noise (its lower 95% bound passes the policy's strong level) and either nearly perfect (the policy's
+  near-perfect level) or at least as good as the whole model's. Strength is measured out of fold, so
+  an identifier cannot score by memorising rows. A strong feature that the
+  model beats is information (`leakage.strong_feature`), never a proxy: breast-cancer cell sizes
+  separate the classes with AUC 0.98 on their own and are exactly what the model should use;
 - a feature that carries most of the model's attribution (share of total mean |SHAP|);
-- current rows that also appear in reference, beyond what reference repeats within itself;
+- current rows that also appear in reference, beyond what reference repeats within itself by more than
+  the policy's margin and by more than chance (one-sided binomial test);
 - an identifier among the features: almost all values distinct, integer or text, with an ID-like
   name or sequential values.
 """
@@ -16,7 +21,8 @@ import re
 import numpy as np
 import pandas as pd
 
-from assurance.checks.rows import CLASSIFICATION, feature_columns, is_categorical, sample
+from assurance.checks import significance
+from assurance.checks.rows import CLASSIFICATION, Z95, feature_columns, is_categorical, sample
 from assurance.domain.checks import CheckSpec
 from assurance.domain.findings import Finding
 from assurance.domain.values import Dataset, Inputs, Section
@@ -26,8 +32,16 @@ from assurance.reporting.markdown import table
 LABEL_PROXY = CheckSpec(
     "leakage.label_proxy",
     "leakage",
-    "A single feature predicts the label almost perfectly on its own: it may encode the outcome.",
+    "A single feature predicts the label nearly perfectly on its own, or as well as the whole model: it may "
+    "encode the outcome.",
     "high",
+)
+STRONG_FEATURE = CheckSpec(
+    "leakage.strong_feature",
+    "leakage",
+    "A single feature predicts the label very well on its own, though less well than the model: confirm it "
+    "is known before the outcome.",
+    "info",
 )
 # one feature carrying most attribution is common in healthy models: a pointer, not proof of leakage
 DOMINANT = CheckSpec(
@@ -45,7 +59,7 @@ ID_FEATURE = CheckSpec(
     "An identifier-like column (almost all values distinct) is used as a feature.",
     "medium",
 )
-CHECKS: tuple[CheckSpec, ...] = (LABEL_PROXY, DOMINANT, SHARED_ROWS, ID_FEATURE)
+CHECKS: tuple[CheckSpec, ...] = (LABEL_PROXY, STRONG_FEATURE, DOMINANT, SHARED_ROWS, ID_FEATURE)
 EVIDENCE = "leakage.parquet"
 BINS = 50
 ID_TOKEN = re.compile(r"(?i)(^|[_\W])(id|uuid|guid|key|ref|number|no|num)$")
@@ -130,13 +144,59 @@ def id_evidence(values: pd.Series, name: str, min_ratio: float) -> tuple[float, 
     return ratio, ", ".join(hints)
 
 
-def shared_rows(reference: pd.DataFrame, current: pd.DataFrame, features: list[str]) -> tuple[float, float]:
-    """Share of current rows found in reference, and the share expected by chance: how often a reference
-    row repeats within reference (low-cardinality features make repeats natural)."""
+def strength_bounds(strength: float, label: pd.Series, task: str) -> float:
+    """Lower 95% bound of a strength: Hanley-McNeil's AUC standard error on the smallest class (the
+    least certain one-vs-rest AUC), Fisher's z for a correlation."""
+    if not np.isfinite(strength):
+        return np.nan
+    if task in CLASSIFICATION:
+        counts = label.value_counts()
+        n1, n0 = float(counts.min()), float(len(label) - counts.min())
+        if n1 < 1 or n0 < 1:
+            return np.nan
+        a = min(max(strength, 1e-9), 1 - 1e-9)
+        q1, q2 = a / (2 - a), 2 * a * a / (1 + a)
+        se = np.sqrt((a * (1 - a) + (n1 - 1) * (q1 - a * a) + (n0 - 1) * (q2 - a * a)) / (n1 * n0))
+        return float(strength - Z95 * se)
+    n = len(label)
+    if n <= 3:
+        return np.nan
+    r = float(np.clip(strength, -0.999999, 0.999999))
+    return float(np.tanh(np.arctanh(r) - Z95 / np.sqrt(n - 3)))
+
+
+def model_strength(inputs: Inputs, dataset: Dataset, frame: pd.DataFrame, task: str) -> float:
+    """The whole model's strength on the same rows, on the same scale: AUC of its binary scores, the
+    correlation of its predictions for regressors; NaN when its outputs do not allow it (multiclass
+    without class probabilities)."""
+    scores = inputs.predictions.for_role(dataset.role) if inputs.predictions is not None else None
+    if scores is None or not scores.ok:
+        return np.nan
+    outputs = scores.frame.reindex(frame.index)
+    label = frame[dataset.label]
+    if task == "binary" and "score" in outputs.columns:
+        valid = outputs["score"].notna()
+        positive = (label[valid] == inputs.predictions.positive).to_numpy()
+        return (
+            _auc(positive, outputs.loc[valid, "score"].to_numpy())
+            if 0 < positive.sum() < valid.sum()
+            else np.nan
+        )
+    if task == "regression":
+        prediction = pd.to_numeric(outputs["prediction"], errors="coerce")
+        return abs(float(prediction.corr(label.astype(float))))
+    return np.nan
+
+
+def shared_rows(
+    reference: pd.DataFrame, current: pd.DataFrame, features: list[str]
+) -> tuple[int, int, float]:
+    """Current rows found in reference, of how many, and the share expected by chance: how often a
+    reference row repeats within reference (low-cardinality features make repeats natural)."""
     ref, cur = _row_hashes(reference, features), _row_hashes(current, features)
-    shared = float(np.isin(cur, ref).mean()) if len(cur) else 0.0
+    shared = int(np.isin(cur, ref).sum()) if len(cur) else 0
     baseline = float(pd.Series(ref).duplicated(keep=False).mean()) if len(ref) else 0.0
-    return shared, baseline
+    return shared, len(cur), baseline
 
 
 def _row_hashes(frame: pd.DataFrame, features: list[str]) -> np.ndarray:
@@ -172,9 +232,13 @@ def feature_table(
         if frame[dataset.label].nunique() < 2:
             section.skip("label-proxy check skipped: the label has a single value")
         else:
-            rows["label_strength"] = [label_strength(frame[f], frame[dataset.label], task) for f in features]
+            label = frame[dataset.label]
+            rows["label_strength"] = [label_strength(frame[f], label, task) for f in features]
+            rows["strength_low"] = [strength_bounds(s, label, task) for s in rows["label_strength"]]
+            rows["model_strength"] = model_strength(inputs, dataset, frame, task)
             rows["strength_metric"] = "auc" if task in CLASSIFICATION else "correlation"
             rows["strength_role"] = dataset.role
+            rows["strength_rows"] = len(frame)
     rows["attribution_share"] = attribution_shares(inputs, features, limits, section)
     if base is not None:
         id_frame = sample(base.frame, limits.sample_rows, seed=4)
@@ -217,23 +281,45 @@ def findings(rows: pd.DataFrame, limits: LeakageThresholds, policy) -> list[Find
     proxies = set()
     if "label_strength" in rows.columns:
         metric = rows["strength_metric"].iloc[0]
-        limit = limits.max_single_feature_auc if metric == "auc" else limits.max_single_feature_correlation
-        for r in rows[rows["label_strength"] >= limit].itertuples(index=False):
-            proxies.add(r.feature)
-            out.append(
-                LABEL_PROXY.finding(
-                    r.feature,
-                    policy.severity(LABEL_PROXY),
-                    (
-                        f"{r.feature} alone predicts the label with {metric} {r.label_strength:.3f} on "
-                        f"{r.strength_role} data (limit {limit}): confirm it is known before the outcome, "
-                        "or remove it and retrain."
-                    ),
-                    observed=float(r.label_strength),
-                    threshold=limit,
-                    evidence=EVIDENCE,
-                )
+        strong = limits.max_single_feature_auc if metric == "auc" else limits.max_single_feature_correlation
+        perfect = limits.near_perfect_auc if metric == "auc" else limits.near_perfect_correlation
+        for r in rows[rows["label_strength"] >= strong].itertuples(index=False):
+            as_good_as_model = bool(r.label_strength >= r.model_strength)
+            measured = (
+                f"{r.feature} alone predicts the label with {metric} {r.label_strength:.3f} (95% lower bound "
+                f"{r.strength_low:.3f}) on {r.strength_rows:,} rows of {r.strength_role} data, the whole model "
+                f"{r.model_strength:.3f}"
             )
+            if r.strength_low >= strong and (r.label_strength >= perfect or as_good_as_model):
+                proxies.add(r.feature)
+                why = (
+                    "as well as the whole model"
+                    if as_good_as_model
+                    else f"nearly perfectly (limit {perfect})"
+                )
+                out.append(
+                    LABEL_PROXY.finding(
+                        r.feature,
+                        policy.severity(LABEL_PROXY),
+                        f"{measured}: it separates the label {why}. Confirm it is known before the outcome, "
+                        "or remove it and retrain.",
+                        observed=float(r.label_strength),
+                        threshold=perfect,
+                        evidence=EVIDENCE,
+                    )
+                )
+            else:
+                out.append(
+                    STRONG_FEATURE.finding(
+                        r.feature,
+                        policy.severity(STRONG_FEATURE),
+                        f"{measured}: a strong feature the model still improves on; confirm it is known "
+                        "before the outcome.",
+                        observed=float(r.label_strength),
+                        threshold=strong,
+                        evidence=EVIDENCE,
+                    )
+                )
     if len(rows) >= 3 and rows["attribution_share"].notna().any():
         top = rows.loc[rows["attribution_share"].idxmax()]
         if top["attribution_share"] > limits.max_attribution_share and top["feature"] not in proxies:
@@ -270,16 +356,24 @@ def findings(rows: pd.DataFrame, limits: LeakageThresholds, policy) -> list[Find
     return out
 
 
-def shared_rows_finding(shared: float, baseline: float, limits: LeakageThresholds, policy) -> list[Finding]:
-    excess = shared - baseline
-    if excess <= limits.max_shared_row_excess:
+def shared_rows_finding(
+    shared: int, rows: int, baseline: float, limits: LeakageThresholds, policy
+) -> list[Finding]:
+    """Current rows found in reference beyond the reference's own repeat rate, by the policy's margin and
+    beyond chance (exact binomial test against the repeat rate)."""
+    share = shared / rows if rows else 0.0
+    excess = share - baseline
+    if (
+        excess <= limits.max_shared_row_excess
+        or significance.excess_pvalue(shared, rows, baseline) > limits.alpha
+    ):
         return []
     return [
         SHARED_ROWS.finding(
             "current data",
             policy.severity(SHARED_ROWS),
             (
-                f"{shared:.1%} of current rows also appear in the reference data, against {baseline:.1%} "
+                f"{share:.1%} of current rows ({shared:,} of {rows:,}) also appear in the reference data, against {baseline:.1%} "
                 f"expected from reference's own repeats: current data overlaps training data, so metrics "
                 "measured on it are optimistic."
             ),
@@ -290,11 +384,13 @@ def shared_rows_finding(shared: float, baseline: float, limits: LeakageThreshold
     ]
 
 
-def report(rows: pd.DataFrame, overlap: tuple[float, float] | None, found: list[Finding]) -> str:
+def report(rows: pd.DataFrame, overlap: tuple[int, int, float] | None, found: list[Finding]) -> str:
     lines = [f"**{len(found)} leakage finding(s).**"]
     if overlap is not None:
+        shared, total, baseline = overlap
         lines.append(
-            f"Rows shared with reference: {overlap[0]:.2%} of current rows (reference repeats its own rows at {overlap[1]:.2%})."
+            f"Rows shared with reference: {shared:,} of {total:,} current rows (reference repeats its own rows "
+            f"at {baseline:.2%})."
         )
     order = "label_strength" if "label_strength" in rows.columns else "attribution_share"
     shown = rows.sort_values(order, ascending=False, na_position="last").head(25)
@@ -323,8 +419,8 @@ def run(inputs: Inputs) -> Section:
     ):
         overlap = shared_rows(inputs.reference.frame, current, features)
         section.findings += shared_rows_finding(*overlap, limits, inputs.policy)
-        section.metrics["shared_row_share"] = overlap[0]
-        section.metrics["shared_row_baseline"] = overlap[1]
+        section.metrics["shared_row_share"] = overlap[0] / overlap[1] if overlap[1] else 0.0
+        section.metrics["shared_row_baseline"] = overlap[2]
     else:
         section.skip("shared-rows check skipped: needs reference and current data with the model's features")
     section.tables["leakage"] = rows

@@ -162,10 +162,10 @@ class ReproducibilityThresholds(PolicyPart):
 
 
 class SlicesThresholds(PolicyPart):
-    min_support: NonNegativeInt = Field(
-        description="Slices with fewer labelled rows are listed but not judged."
+    alpha: Share = Field(
+        description="False discovery rate over all slices judged (Benjamini-Hochberg); a slice is judged when "
+        "its size could show the material gap beyond noise, whatever its row count."
     )
-    alpha: Share = Field(description="False discovery rate over all slices tested (Benjamini-Hochberg).")
     min_gap_accuracy: NonNegativeFloat = Field(
         description="A flagged slice is at least this much less accurate than overall (classifiers) ..."
     )
@@ -187,9 +187,9 @@ class SlicesThresholds(PolicyPart):
 
 
 class FairnessThresholds(PolicyPart):
-    min_support: NonNegativeInt = Field(description="Groups with fewer rows are reported, not judged.")
-    min_class_support: NonNegativeInt = Field(
-        description="A group's TPR (FPR) is judged only with this many positive (negative) labelled rows."
+    alpha: Share = Field(
+        description="False discovery rate over every group comparison of one run (Benjamini-Hochberg): a "
+        "material disparity is a finding only when a Fisher exact (calibration: z) test puts it beyond chance."
     )
     min_demographic_parity_ratio: Share = Field(
         description="Lowest / highest selection rate below this is a finding (the four-fifths rule)."
@@ -207,11 +207,17 @@ class LeakageThresholds(PolicyPart):
         description="Label-proxy and ID checks run on a seeded sample of this size."
     )
     max_single_feature_auc: Share = Field(
-        description="One feature alone separating the label this well (AUC, classifiers) is too good to be true."
+        description="One feature alone separating the label this well (AUC, classifiers) is strong: information, "
+        "or a label proxy when it does as well as the whole model."
     )
     max_single_feature_correlation: Share = Field(
         description="The same for regressors: |correlation| (or correlation ratio) with the label."
     )
+    near_perfect_auc: Share = Field(
+        description="A feature strong beyond noise (its lower 95% bound passes max_single_feature_auc) whose "
+        "single-feature AUC reaches this, or the whole model's, is a label proxy."
+    )
+    near_perfect_correlation: Share = Field(description="The same for regressors, on |correlation|.")
     max_attribution_share: Share = Field(
         description="One feature carrying more than this share of the total mean |SHAP| (needs 3+ features)."
     )
@@ -220,6 +226,7 @@ class LeakageThresholds(PolicyPart):
     max_shared_row_excess: Share = Field(
         description="Share of current rows also found in reference, beyond what reference shares with itself."
     )
+    alpha: Share = Field(description="Significance of the shared-rows excess (one-sided binomial test).")
     id_unique_ratio: Share = Field(
         description="An integer or text feature with at least this share of distinct values looks like an ID."
     )
