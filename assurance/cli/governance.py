@@ -13,10 +13,10 @@ import argparse
 import getpass
 import sys
 
+from assurance.cli.exit_codes import EXIT_FAILED, EXIT_OK
 from assurance.registry.client import Registry
 from assurance.settings import Settings
 
-EXIT_OK, EXIT_FAILED = 0, 1
 EVIDENCE_HELP = "evidence root folder or URI (default ASSURANCE_EVIDENCE_ROOT or ./evidence)"
 
 

@@ -11,10 +11,10 @@ import logging
 import sys
 from pathlib import Path
 
+from assurance.cli.exit_codes import EXIT_ERROR, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from assurance.domain.errors import AssuranceError, RunFailedError, one_line
 from assurance.settings import Settings
 
-EXIT_OK, EXIT_GATE, EXIT_ERROR = 0, 1, 2
 FAIL_ON = {"hold": {"hold"}, "approve_with_conditions": {"hold", "approve_with_conditions"}}
 
 
@@ -87,7 +87,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         print(json.dumps(doc, indent=2))
     else:
         _print_outcome(summary, outcome.findings)
-    return EXIT_GATE if args.fail_on and summary["recommendation"] in FAIL_ON[args.fail_on] else EXIT_OK
+    return EXIT_FAILED if args.fail_on and summary["recommendation"] in FAIL_ON[args.fail_on] else EXIT_OK
 
 
 def _print_outcome(summary: dict, findings) -> None:
@@ -204,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":
