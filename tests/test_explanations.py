@@ -188,3 +188,24 @@ def test_unreadable_store_costs_only_the_previous_comparison(model, reference):
     section = explanations.run(sv.inputs(reference, None, model, store=Broken()))
     assert any("bucket unreachable" in s for s in section.skipped)
     assert "explanations" in section.tables
+
+
+def test_attributions_of_two_small_healthy_windows_do_not_drift(model):
+    loud = []
+    for seed in range(8):
+        reference, current = sv.make_frame(120, seed=300 + seed), sv.make_frame(120, seed=400 + seed)
+        section = explanations.run(sv.inputs(reference, current, model))
+        loud += [f.subject for f in section.findings]
+    assert loud == []
+
+
+def test_attribution_noise_comes_from_the_explained_rows():
+    from assurance.checks.explanations.attributions import AttributionNoise
+
+    rng = np.random.default_rng(5)
+    scale = [1.2, 1.15, 1.1, 1.05, 1.0]  # close importances: rankings of small samples disagree
+    few = pd.DataFrame(rng.normal(size=(60, 5)) * scale, columns=list("abcde"))
+    many = pd.DataFrame(rng.normal(size=(6000, 5)) * scale, columns=list("abcde"))
+    small, large = AttributionNoise.of(few), AttributionNoise.of(many)
+    assert (small.share_se > 3 * large.share_se).all()
+    assert small.rank_correlation_floor < large.rank_correlation_floor <= 1.0

@@ -84,3 +84,28 @@ def test_model_that_cannot_score_is_skipped(healthy):
     model = ScoringModel(predict=broken, features=sv.FEATURES, task="binary")
     section = robustness.run(sv.inputs(healthy.reference.frame, None, model))
     assert section.tables == {} and "server unavailable" in section.skipped[0]
+
+
+def test_flips_just_over_the_limit_on_few_rows_are_noise_and_many_rows_are_not():
+    from assurance.checks.significance import excess_pvalue
+    from assurance.policy.model import Policy
+
+    limits = Policy().thresholds.robustness
+
+    def rows(flips: int, total: int) -> pd.DataFrame:
+        return pd.DataFrame(
+            {
+                "feature": ["x"],
+                "perturbation": ["noise"],
+                "rows": [total],
+                "flip_rate": [flips / total],
+                "score_change": [0.0],
+                "p_flip": [excess_pvalue(flips, total, limits.max_flip_rate)],
+                "p_change": [1.0],
+                "error": [""],
+            }
+        )
+
+    assert not robustness.judge(rows(4, 50), limits)["exceeds"].iloc[0]  # 8% of 50: chance
+    judged = robustness.judge(rows(160, 2000), limits)  # 8% of 2,000: real
+    assert judged["exceeds"].iloc[0] and judged["q_value"].iloc[0] < 1e-4

@@ -5,8 +5,11 @@ deviation), missing values, or its categories swapped for the most frequent one;
 and we measure, over the rows that changed, the share of flipped predictions and the mean absolute
 change in score (P(positive) for binary models, the prediction in units of its standard deviation for
 regressors). Only the perturbations the policy judges (small noise by default: a large, deliberate
-change to an important feature should move predictions) can raise a finding. A model that cannot
-score a missing value is recorded, and is a finding only if the policy says so.
+change to an important feature should move predictions) can raise a finding, and only when the flip
+rate or score change passes its limit beyond the noise of a finite sample: an exact binomial test of
+the flips against the limit rate, a one-sided t-test of the score changes against the limit, with
+Benjamini-Hochberg over the judged perturbations. Three flips in fifty rows is not a fragile model.
+A model that cannot score a missing value is recorded, and is a finding only if the policy says so.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from assurance.checks import significance
 from assurance.checks.rows import CLASSIFICATION, describe_error, feature_columns, is_categorical, sample
 from assurance.domain.checks import CheckSpec
 from assurance.domain.findings import Finding
@@ -74,31 +78,42 @@ def changed(before: pd.Series, after: pd.Series) -> np.ndarray:
 
 
 def effect(
-    base: pd.DataFrame, moved: pd.DataFrame, rows: np.ndarray, task: str, scale: float
-) -> tuple[float, float]:
-    """Flip rate (classifiers) and mean absolute score change over the changed `rows`."""
+    base: pd.DataFrame,
+    moved: pd.DataFrame,
+    rows: np.ndarray,
+    task: str,
+    scale: float,
+    limits: RobustnessThresholds,
+) -> dict[str, float]:
+    """Flip rate (classifiers) and mean absolute score change over the changed `rows`, each with the
+    one-sided p-value that it exceeds its limit (exact binomial; t-test on the per-row changes)."""
+    from scipy import stats
+
+    out = {"flip_rate": np.nan, "score_change": np.nan, "p_flip": np.nan, "p_change": np.nan}
     if not rows.any():
-        return np.nan, np.nan
+        return out
     before, after = base[rows], moved[rows]
-    flip = (
-        float(
-            (
-                before["prediction"].astype(object).to_numpy()
-                != after["prediction"].astype(object).to_numpy()
-            ).mean()
+    if task in CLASSIFICATION:
+        flips = (
+            before["prediction"].astype(object).to_numpy() != after["prediction"].astype(object).to_numpy()
         )
-        if task in CLASSIFICATION
-        else np.nan
-    )
+        out["flip_rate"] = float(flips.mean())
+        out["p_flip"] = significance.excess_pvalue(int(flips.sum()), len(flips), limits.max_flip_rate)
     if "score" in base.columns and "score" in moved.columns:
-        change = float((after["score"].astype(float) - before["score"].astype(float)).abs().mean())
+        change = (after["score"].astype(float) - before["score"].astype(float)).abs().to_numpy()
     elif task == "regression" and scale > 0:
-        change = float(
-            (after["prediction"].astype(float) - before["prediction"].astype(float)).abs().mean() / scale
-        )
+        change = (
+            after["prediction"].astype(float) - before["prediction"].astype(float)
+        ).abs().to_numpy() / scale
     else:
-        change = np.nan
-    return flip, change
+        return out
+    change = change[np.isfinite(change)]
+    if change.size:
+        out["score_change"] = float(change.mean())
+        se = float(change.std(ddof=1)) / np.sqrt(change.size) if change.size > 1 else 0.0
+        excess = out["score_change"] - limits.max_score_change
+        out["p_change"] = float(stats.t.sf(excess / se, change.size - 1)) if se > 0 else float(excess <= 0)
+    return out
 
 
 def measure(
@@ -127,19 +142,31 @@ def measure(
                 "rows": int(rows.sum()),
                 "flip_rate": np.nan,
                 "score_change": np.nan,
+                "p_flip": np.nan,
+                "p_change": np.nan,
                 "error": "",
             }
             try:
                 moved = model.score(frame.assign(**{feature: after.to_numpy()}))
-                record["flip_rate"], record["score_change"] = effect(base, moved, rows, model.task, scale)
+                record.update(effect(base, moved, rows, model.task, scale, limits))
             except Exception as exc:  # noqa: BLE001 - a model that cannot score the perturbed rows is evidence
                 record["error"] = describe_error(exc)
             records.append(record)
-    out = pd.DataFrame.from_records(records)
+    return judge(pd.DataFrame.from_records(records), limits)
+
+
+def judge(rows: pd.DataFrame, limits: RobustnessThresholds) -> pd.DataFrame:
+    """Which judged perturbations pass a limit beyond noise: the smaller p-value of the limits passed
+    (doubled, as two were looked at), Benjamini-Hochberg over the judged perturbations."""
+    out = rows.copy()
     out["judged"] = out["perturbation"].isin(list(limits.judged))
-    out["exceeds"] = out["judged"] & (
-        (out["flip_rate"] > limits.max_flip_rate) | (out["score_change"] > limits.max_score_change)
-    )
+    flip_over = out["flip_rate"] > limits.max_flip_rate
+    change_over = out["score_change"] > limits.max_score_change
+    p = np.fmin(out["p_flip"].where(flip_over, 1.0), out["p_change"].where(change_over, 1.0))
+    out["p_value"] = np.minimum(1.0, 2 * p).where(out["judged"] & (flip_over | change_over), np.nan)
+    out.loc[out["judged"] & out["p_value"].isna(), "p_value"] = 1.0
+    out["q_value"] = significance.adjust(out["p_value"].to_numpy(float))
+    out["exceeds"] = out["judged"] & (flip_over | change_over) & (out["q_value"] <= limits.alpha)
     return out
 
 
@@ -172,9 +199,10 @@ def sensitivity_findings(
                 str(feature),
                 severity,
                 (
-                    f"A small {worst['perturbation']} perturbation of {feature} {what} on {role} data "
-                    f"(limits {limits.max_flip_rate:.0%} flips, {limits.max_score_change} score change): the model is "
-                    "fragile in this feature; consider smoothing, regularisation or monotonic constraints."
+                    f"A small {worst['perturbation']} perturbation of {feature} {what} on {int(worst['rows']):,} rows "
+                    f"of {role} data (limits {limits.max_flip_rate:.0%} flips, {limits.max_score_change} score "
+                    f"change; q = {worst['q_value']:.2g}): the model is fragile in this feature; consider "
+                    "smoothing, regularisation or monotonic constraints."
                 ),
                 observed=float(observed),
                 threshold=limit,

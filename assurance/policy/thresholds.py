@@ -251,6 +251,10 @@ class ExplanationsThresholds(PolicyPart):
     min_rank_correlation: Annotated[float, Field(ge=-1, le=1)] = Field(
         description="... or a Spearman correlation of the importance ranking below this (with 4+ features)."
     )
+    alpha: Share = Field(
+        description="A top feature's share change must also pass a z-test on its bootstrap standard error at "
+        "this false discovery rate over the top_k features (Benjamini-Hochberg)."
+    )
     previous_lookback: NonNegativeInt = Field(
         description="How many earlier versions to look back through for the previous version's explanations."
     )
@@ -270,6 +274,10 @@ class RobustnessThresholds(PolicyPart):
     )
     judged: list[Literal["noise", "missing", "swap"]] = Field(
         description="Perturbations judged against the limits (the others are reported only)."
+    )
+    alpha: Share = Field(
+        description="A limit is passed only beyond sampling noise: binomial (flips) or t-test (score change) "
+        "against the limit, at this false discovery rate over the judged perturbations."
     )
     missing_failure_is_finding: bool = Field(
         description="A model that cannot score a missing value is a finding (else it is only recorded)."

@@ -17,6 +17,7 @@ import pandas as pd
 from assurance.checks.explanations.attributions import (
     CHECK,
     CHECKS,
+    AttributionNoise,
     attribution_drift_findings,
     importance_table,
     local_table,
@@ -103,10 +104,11 @@ def run(inputs: Inputs) -> Section:
     )
     section.tables["explanations"] = table_
     severity = inputs.policy.severity(CHECK)
+    noise = AttributionNoise.of(attributions["reference"].values[features])
     local = None
     if current is not None:
         section.findings += attribution_drift_findings(
-            table_, "reference", "current", "from reference to current data", "", limits, severity
+            table_, "reference", "current", "from reference to current data", "", limits, severity, noise
         )
         local = local_table(current.loc[current.index.intersection(top.index)], inputs.current.frame, top)
         section.tables["explanations_local"] = local
@@ -115,7 +117,7 @@ def run(inputs: Inputs) -> Section:
     if previous is not None:
         label = f"from version {previous[0]} to this version (on reference data)"
         section.findings += attribution_drift_findings(
-            table_, "previous", "reference", label, "previous:", limits, severity
+            table_, "previous", "reference", label, "previous:", limits, severity, noise
         )
     section.plots[PLOT] = importance_plot(
         table_.set_index("feature")["mean_abs_shap_reference"], "Mean |SHAP| on reference data"

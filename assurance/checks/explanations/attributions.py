@@ -1,10 +1,18 @@
-"""Attribution tables (global and local) and attribution drift between two sets of importances."""
+"""Attribution tables (global and local) and attribution drift between two sets of importances.
+
+Importances come from a sample of explained rows, so they move by chance: a top feature's share of
+attribution is judged against its bootstrap standard error, and the ranking against the correlation
+two halves of the same rows reach, before either can be a finding.
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+from assurance.checks import significance
 from assurance.domain.checks import CheckSpec
 from assurance.domain.findings import Finding, fmt
 from assurance.domain.values import Inputs
@@ -47,18 +55,85 @@ def importance_table(
     return out.sort_values("rank_reference").reset_index()
 
 
+@dataclass(frozen=True)
+class AttributionNoise:
+    """How much importances move by chance, from the rows that were explained.
+
+    `share_se` is the bootstrap standard error of each feature's share of mean |SHAP| on reference
+    rows; `rank_correlation_floor` the lowest Spearman correlation between the importances of two
+    random halves of those rows, which is the ranking correlation sampling alone can produce (halves
+    are noisier than the full samples compared, so the floor errs on the side of quiet).
+    """
+
+    share_se: pd.Series
+    rank_correlation_floor: float
+
+    @classmethod
+    def of(cls, values: pd.DataFrame, samples: int = 200, seed: int = 0) -> AttributionNoise:
+        magnitude = np.abs(values.to_numpy(float))
+        rows = len(magnitude)
+        rng = np.random.default_rng(seed)
+        weights = rng.multinomial(rows, np.full(rows, 1.0 / rows), size=samples) / rows
+        shares = _shares(weights @ magnitude)
+        floor = np.nan
+        if rows >= 8 and values.shape[1] >= 4:
+            halves = [rng.permutation(rows) < rows // 2 for _ in range(50)]
+            rhos = [
+                pd.Series(magnitude[h].mean(axis=0)).corr(
+                    pd.Series(magnitude[~h].mean(axis=0)), method="spearman"
+                )
+                for h in halves
+            ]
+            floor = float(np.nanmin(rhos)) if np.isfinite(rhos).any() else np.nan
+        return cls(pd.Series(shares.std(axis=0, ddof=1), index=values.columns), floor)
+
+
+def _shares(means: np.ndarray) -> np.ndarray:
+    totals = means.sum(axis=1, keepdims=True)
+    return np.divide(means, totals, out=np.zeros_like(means), where=totals > 0)
+
+
 def attribution_drift(
-    table_: pd.DataFrame, base: str, other: str, limits: ExplanationsThresholds
+    table_: pd.DataFrame,
+    base: str,
+    other: str,
+    limits: ExplanationsThresholds,
+    noise: AttributionNoise | None = None,
+    both_sampled: bool = True,
 ) -> tuple[float, list[str]]:
     """Spearman correlation of importances between two columns, and the top-k features that moved far
-    (at least `max_rank_move` places and `min_share_change` of attribution)."""
+    (at least `max_rank_move` places and `min_share_change` of attribution) and beyond chance: a z-test
+    of the share change on its bootstrap standard error (both sides sampled: sqrt(2) of one side's),
+    Benjamini-Hochberg over the top-k features. Without `noise` the effect sizes alone decide."""
+    from scipy import stats
+
     a, b = table_[f"mean_abs_shap_{base}"], table_[f"mean_abs_shap_{other}"]
     comparable = len(table_) >= 4 and a.nunique() > 1 and b.nunique() > 1
     rho = float(a.corr(b, method="spearman")) if comparable else np.nan
     top = (table_[f"rank_{base}"] <= limits.top_k) | (table_[f"rank_{other}"] <= limits.top_k)
     moved = (table_[f"rank_{other}"] - table_[f"rank_{base}"]).abs() >= limits.max_rank_move
-    shifted = (table_[f"share_{other}"] - table_[f"share_{base}"]).abs() >= limits.min_share_change
+    change = (table_[f"share_{other}"] - table_[f"share_{base}"]).abs()
+    shifted = change >= limits.min_share_change
+    if noise is not None:
+        se = table_["feature"].map(noise.share_se).to_numpy(float) * (np.sqrt(2) if both_sampled else 1.0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            p = np.where(
+                se > 0,
+                2 * stats.norm.sf(change.to_numpy(float) / se),
+                (change > 0).map({True: 0.0, False: 1.0}),
+            )
+        q = significance.adjust(np.where(top, p, np.nan))
+        shifted = shifted & (q <= limits.alpha)
     return rho, table_.loc[top & moved & shifted, "feature"].tolist()
+
+
+def ranking_shifted(rho: float, limits: ExplanationsThresholds, noise: AttributionNoise | None) -> bool:
+    """The ranking correlation is below the policy's limit and below what two halves of one sample show."""
+    if not np.isfinite(rho) or rho >= limits.min_rank_correlation:
+        return False
+    return (
+        noise is None or not np.isfinite(noise.rank_correlation_floor) or rho < noise.rank_correlation_floor
+    )
 
 
 def attribution_drift_findings(
@@ -69,10 +144,13 @@ def attribution_drift_findings(
     prefix: str,
     limits: ExplanationsThresholds,
     severity: str,
+    noise: AttributionNoise | None = None,
+    both_sampled: bool = True,
 ) -> list[Finding]:
     """Attribution-drift findings from the `base` to the `other` importances: one per top feature that
-    moved far, and one for the whole ranking when its correlation is too low."""
-    rho, moved = attribution_drift(table_, base, other, limits)
+    moved far beyond chance, and one for the whole ranking when its correlation is too low and lower
+    than sampling alone produces."""
+    rho, moved = attribution_drift(table_, base, other, limits, noise, both_sampled)
     rows = table_.set_index("feature")
     out = []
     for feature in moved:
@@ -84,22 +162,27 @@ def attribution_drift_findings(
                 severity,
                 (
                     f"{feature} moved from rank {was} to {now} in attribution ({r[f'share_{base}']:.0%} to "
-                    f"{r[f'share_{other}']:.0%} of mean |SHAP|) {label}: check whether and why the model now "
-                    "relies on it differently."
+                    f"{r[f'share_{other}']:.0%} of mean |SHAP|, beyond sampling noise) {label}: check whether "
+                    "and why the model now relies on it differently."
                 ),
                 observed=abs(now - was),
                 threshold=limits.max_rank_move,
                 evidence=EVIDENCE,
             )
         )
-    if np.isfinite(rho) and rho < limits.min_rank_correlation:
+    if ranking_shifted(rho, limits, noise):
+        floor = (
+            f"; two halves of the same rows agree at {noise.rank_correlation_floor:.2f} or better"
+            if noise
+            else ""
+        )
         out.append(
             CHECK.finding(
                 f"{prefix}ranking",
                 severity,
                 (
                     f"The feature importance ranking {label} has a Spearman correlation of {rho:.2f} "
-                    f"(limit {limits.min_rank_correlation}): the model's reasoning has shifted."
+                    f"(limit {limits.min_rank_correlation}{floor}): the model's reasoning has shifted."
                 ),
                 observed=rho,
                 threshold=limits.min_rank_correlation,
