@@ -55,16 +55,25 @@ def _run_requests(
     ]
 
 
-def build_schedules(settings: Settings) -> list[dg.ScheduleDefinition]:
-    """Both schedules, on the crons the settings hold (ASSURANCE_MONITORING_CRON, ASSURANCE_REVALIDATION_CRON)."""
-
-    @dg.schedule(
-        name="monitor_production_versions",
-        cron_schedule=settings.monitoring_cron,
+def _stopped_schedule(name: str, cron: str, description: str):
+    """A schedule of the per-version job on a UTC cron, STOPPED until a platform team turns it on."""
+    return dg.schedule(
+        name=name,
+        cron_schedule=cron,
         execution_timezone="UTC",
         job=assure_model_version,
         default_status=dg.DefaultScheduleStatus.STOPPED,
-        description=(
+        description=description,
+    )
+
+
+def build_schedules(settings: Settings) -> list[dg.ScheduleDefinition]:
+    """Both schedules, on the crons the settings hold (ASSURANCE_MONITORING_CRON, ASSURANCE_REVALIDATION_CRON)."""
+
+    @_stopped_schedule(
+        "monitor_production_versions",
+        settings.monitoring_cron,
+        (
             "Every version behind a production alias (policy change_control.production_aliases): quality, drift "
             "and performance (or estimated performance) on the latest current data the version's tags point to."
         ),
@@ -76,13 +85,10 @@ def build_schedules(settings: Settings) -> list[dg.ScheduleDefinition]:
         due = production_versions(snapshot, policy.get())
         return _run_requests(context, due, "monitoring", "monitoring_schedule")
 
-    @dg.schedule(
-        name="revalidate_due_versions",
-        cron_schedule=settings.revalidation_cron,
-        execution_timezone="UTC",
-        job=assure_model_version,
-        default_status=dg.DefaultScheduleStatus.STOPPED,
-        description=(
+    @_stopped_schedule(
+        "revalidate_due_versions",
+        settings.revalidation_cron,
+        (
             "Full revalidation of every version whose last published evidence is older than its tier's "
             "revalidate_days (policy tiers.levels.<tier>)."
         ),

@@ -92,79 +92,39 @@ def register_version(
     """
     mlflow_process_defaults()
     import mlflow
+    from mlflow import MlflowClient
 
     uri = tracking_uri or mlflow.get_tracking_uri()
     with mlflow_tracking(uri):
-        return _register(
-            name,
-            estimator,
-            reference,
-            current,
-            label=label,
-            features=features,
-            data_dir=Path(data_dir),
-            model_tags=model_tags or {},
-            version_tags=version_tags or {},
-            aliases=aliases or [],
-            documents=documents or {},
-            metrics=metrics or {},
-            log_training_input=log_training_input,
-            serialization=serialization,
-            tag_reference=tag_reference,
-            experiment_id=ensure_experiment(experiment or name, uri),
-        )
+        experiment_id = ensure_experiment(experiment or name, uri)
+        with mlflow.start_run(experiment_id=experiment_id, run_name=f"{name}-training"):
+            version = _log_model(name, estimator, reference[features], serialization)
+            folder = Path(data_dir) / safe_dir_name(name) / version
+            reference_uri = write_parquet(reference, folder / "reference.parquet")
+            current_uri = write_parquet(current, folder / "current.parquet") if current is not None else None
+            if log_training_input:
+                targets = label if label in reference.columns else None
+                dataset = mlflow.data.from_pandas(
+                    reference, source=reference_uri, targets=targets, name="reference"
+                )
+                mlflow.log_input(dataset, context="training")
+            for file_name, text in (documents or {}).items():
+                mlflow.log_text(text, file_name)
+            if metrics:
+                mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
 
-
-def _register(
-    name: str,
-    estimator: Any,
-    reference: pd.DataFrame,
-    current: pd.DataFrame | None,
-    *,
-    label: str,
-    features: list[str],
-    data_dir: Path,
-    model_tags: dict[str, str],
-    version_tags: dict[str, str],
-    aliases: list[str],
-    documents: dict[str, str],
-    metrics: dict[str, float],
-    log_training_input: bool,
-    serialization: Serialization,
-    tag_reference: bool,
-    experiment_id: str,
-) -> str:
-    import mlflow
-    from mlflow import MlflowClient
-
-    with mlflow.start_run(experiment_id=experiment_id, run_name=f"{name}-training"):
-        version = _log_model(name, estimator, reference[features], serialization)
-        folder = data_dir / safe_dir_name(name) / version
-        reference_uri = write_parquet(reference, folder / "reference.parquet")
-        current_uri = write_parquet(current, folder / "current.parquet") if current is not None else None
-        if log_training_input:
-            targets = label if label in reference.columns else None
-            dataset = mlflow.data.from_pandas(
-                reference, source=reference_uri, targets=targets, name="reference"
-            )
-            mlflow.log_input(dataset, context="training")
-        for file_name, text in documents.items():
-            mlflow.log_text(text, file_name)
-        if metrics:
-            mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
-
-    data_tags = {"assurance.label": label}
-    if tag_reference:
-        data_tags["assurance.reference"] = reference_uri
-    if current_uri is not None:
-        data_tags["assurance.current"] = current_uri
-    client = MlflowClient()
-    for key, value in model_tags.items():
-        client.set_registered_model_tag(name, key, value)
-    for key, value in {**data_tags, **version_tags}.items():
-        client.set_model_version_tag(name, version, key, value)
-    for alias in aliases:
-        client.set_registered_model_alias(name, alias, version)
+        data_tags = {"assurance.label": label}
+        if tag_reference:
+            data_tags["assurance.reference"] = reference_uri
+        if current_uri is not None:
+            data_tags["assurance.current"] = current_uri
+        client = MlflowClient()
+        for key, value in (model_tags or {}).items():
+            client.set_registered_model_tag(name, key, value)
+        for key, value in {**data_tags, **(version_tags or {})}.items():
+            client.set_model_version_tag(name, version, key, value)
+        for alias in aliases or []:
+            client.set_registered_model_alias(name, alias, version)
     return version
 
 

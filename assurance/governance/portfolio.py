@@ -25,6 +25,7 @@ from assurance.evidence.store import PORTFOLIO
 from assurance.governance.ledger import build_ledger
 from assurance.policy.model import Policy
 from assurance.policy.tiers import decide_tier
+from assurance.reporting.html import frame_table, page
 
 if TYPE_CHECKING:
     from assurance.evidence.store import EvidenceStore
@@ -370,22 +371,6 @@ def kpi_value(row: Any) -> str:
     return f"{int(row.value)}"
 
 
-def _html_table(frame: pd.DataFrame, columns: list[str]) -> str:
-    if frame.empty:
-        return "<p>(none)</p>"
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(_text(getattr(r, c)))}</td>" for c in columns) + "</tr>"
-        for r in frame[columns].itertuples(index=False)
-    )
-    more = (
-        f"<p>{len(frame) - REPORT_ROWS} more rows are in the evidence table.</p>"
-        if len(frame) > REPORT_ROWS
-        else ""
-    )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{more}"
-
-
 def open_findings(ledger: pd.DataFrame) -> pd.DataFrame:
     """Open and accepted findings, overdue and most severe first."""
     if ledger.empty:
@@ -396,13 +381,6 @@ def open_findings(ledger: pd.DataFrame) -> pd.DataFrame:
         .sort_values(["overdue", "_rank", "due"], ascending=[False, True, True])
         .drop(columns="_rank")
     )
-
-
-_CSS = (
-    "body{font-family:system-ui,sans-serif;max-width:1200px;margin:2rem auto;padding:0 1rem;color:#1f2328}"
-    "table{border-collapse:collapse;margin:.5rem 0 1.5rem;font-size:.85rem}"
-    "th,td{border:1px solid #d0d7de;padding:.3rem .5rem;text-align:left;vertical-align:top}th{background:#f6f8fa}"
-)
 
 
 def report_html(portfolio: Portfolio) -> str:
@@ -464,20 +442,17 @@ def report_html(portfolio: Portfolio) -> str:
         "<h1>Model risk posture</h1>",
         f"<p>Generated {html.escape(_text(pd.Timestamp(portfolio.generated_at)))} UTC.</p>",
         "<h2>KPIs</h2>",
-        _html_table(kpi_rows, ["kpi", "value", "meaning"]),
+        frame_table(kpi_rows, ["kpi", "value", "meaning"], _text, REPORT_ROWS),
         "<h2>Production versions</h2>",
-        _html_table(prod.head(REPORT_ROWS), version_cols),
+        frame_table(prod, version_cols, _text, REPORT_ROWS),
         "<h2>Open findings</h2>",
-        _html_table(findings.head(REPORT_ROWS), finding_cols),
+        frame_table(findings, finding_cols, _text, REPORT_ROWS),
         "<h2>Inventory</h2>",
-        _html_table(inv.head(REPORT_ROWS), inventory_cols),
+        frame_table(inv, inventory_cols, _text, REPORT_ROWS),
         "<h2>Production alias history</h2>",
-        _html_table(portfolio.alias_history.head(REPORT_ROWS), ALIAS_HISTORY_COLUMNS),
+        frame_table(portfolio.alias_history, ALIAS_HISTORY_COLUMNS, _text, REPORT_ROWS),
     ]
-    return (
-        "<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Model risk posture</title>"
-        f"<style>{_CSS}</style></head><body>{''.join(body)}</body></html>"
-    )
+    return page("Model risk posture", "".join(body))
 
 
 def posture_text(portfolio: Portfolio, max_rows: int = 50) -> str:

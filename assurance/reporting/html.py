@@ -1,13 +1,56 @@
-"""A small, safe markdown-to-HTML converter for the report.
+"""The one HTML renderer of the published reports (the version report and the portfolio report).
 
-Report text mixes our words with values from users (tags, column names, descriptions). Everything is
-HTML-escaped first and only then given structure, so no user value can inject markup.
+`page` wraps a body in the one page shell and the one stylesheet; `to_html` turns report markdown into
+HTML; `frame_table` renders a DataFrame as an HTML table. Report text mixes our words with values from
+users (tags, column names, descriptions): everything is HTML-escaped first and only then given
+structure, so no user value can inject markup.
 """
 
 from __future__ import annotations
 
 import html
 import re
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+STYLESHEET = """
+body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;max-width:1200px;margin:2rem auto;padding:0 1rem;color:#1f2328}
+table{border-collapse:collapse;margin:.5rem 0 1.5rem;font-size:.86rem}
+th,td{border:1px solid #d0d7de;padding:.3rem .5rem;text-align:left;vertical-align:top}
+th{background:#f6f8fa}code{background:#f6f8fa;padding:0 .2rem}.decision{padding:.5rem 1rem;border-radius:8px;margin:1rem 0}
+.approve{background:#dafbe1}.approve_with_conditions{background:#fff8c5}.hold{background:#ffebe9}
+img{max-width:100%}section{border-top:1px solid #d0d7de;margin-top:1.5rem}
+"""
+
+
+def page(title: str, body: str) -> str:
+    """A self-contained HTML document: the escaped title, the one stylesheet, and `body` (already HTML)."""
+    return (
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+        f"<title>{html.escape(title)}</title><style>{STYLESHEET}</style></head><body>{body}</body></html>"
+    )
+
+
+def frame_table(
+    frame: pd.DataFrame, columns: Sequence[str], text: Callable[[object], str] = str, limit: int | None = None
+) -> str:
+    """`columns` of `frame` as an HTML table, each value shown by `text` and escaped; at most `limit` rows,
+    with a note saying how many more the evidence table holds."""
+    if frame.empty:
+        return "<p>(none)</p>"
+    shown = frame if limit is None else frame.head(limit)
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(text(getattr(r, c)))}</td>" for c in columns) + "</tr>"
+        for r in shown[list(columns)].itertuples(index=False)
+    )
+    more = len(frame) - len(shown)
+    note = f"<p>{more} more rows are in the evidence table.</p>" if more > 0 else ""
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{note}"
+
 
 _INLINE = [
     (re.compile(r"`([^`]+)`"), r"<code>\1</code>"),

@@ -10,7 +10,7 @@ import pandas as pd
 
 from assurance.domain.values import Section, VersionRecord
 from assurance.policy.recommendation import Recommendation
-from assurance.reporting.html import to_html
+from assurance.reporting.html import page, to_html
 from assurance.reporting.markdown import table
 
 DECISION_LABEL = {"approve": "Approve", "approve_with_conditions": "Approve with conditions", "hold": "Hold"}
@@ -27,15 +27,6 @@ FINDING_COLUMNS = [
     "status",
     "finding_id",
 ]
-
-_CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;max-width:1100px;margin:2rem auto;padding:0 1rem;color:#1f2328}
-table{border-collapse:collapse;margin:.5rem 0 1rem;font-size:.88rem}
-th,td{border:1px solid #d0d7de;padding:.3rem .5rem;text-align:left;vertical-align:top}
-th{background:#f6f8fa}code{background:#f6f8fa;padding:0 .2rem}.decision{padding:.5rem 1rem;border-radius:8px;margin:1rem 0}
-.approve{background:#dafbe1}.approve_with_conditions{background:#fff8c5}.hold{background:#ffebe9}
-img{max-width:100%}section{border-top:1px solid #d0d7de;margin-top:1.5rem}
-"""
 
 
 def _rows(frame: pd.DataFrame, limit: int) -> str:
@@ -150,7 +141,4 @@ def render_html(markdown_text: str, rec: Recommendation, plots: dict[str, bytes]
         f'<div class="decision {html.escape(rec.decision)}">{to_html(decision, images)}</div>'
         f"<section>{to_html('## Model version' + rest, images)}</section>"
     )
-    return (
-        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
-        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>{body}</body></html>"
-    )
+    return page(title, body)
