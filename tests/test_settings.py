@@ -133,3 +133,19 @@ def test_overlapping_fail_fast_blocks_restore_the_environment_when_the_last_one_
     release.set()
     thread.join(5)
     assert "MLFLOW_HTTP_REQUEST_MAX_RETRIES" not in os.environ
+
+
+def test_status_gets_its_defaults_without_importing_dagster(tmp_path):
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "from assurance.cli.main import main\n"
+        f"code = main(['status', '--tracking-uri', 'sqlite:///{tmp_path}/mlflow.db', '--evidence', '{tmp_path}/ev'])\n"
+        "assert code == 0, code\n"
+        "assert 'dagster' not in sys.modules, 'status imported Dagster'\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "Model risk posture" in proc.stdout
