@@ -159,3 +159,10 @@ def test_a_strong_honest_feature_on_a_small_window_is_information_not_a_proxy():
     row = section.tables["leakage"].set_index("feature").loc["signal"]
     assert 0.95 < row["label_strength"] < 0.995 and row["strength_low"] < 0.98
     assert [f for f in section.findings if f.check == "leakage.label_proxy"] == []
+
+
+def test_a_perfect_split_of_few_rows_is_not_certain_but_of_many_rows_is():
+    few = pd.Series([0] * 31 + [1] * 19)
+    many = pd.Series([0] * 190 + [1] * 110)
+    assert leakage.strength_bounds(1.0, few, "binary") < 0.95
+    assert leakage.strength_bounds(1.0, many, "binary") > 0.98

@@ -200,3 +200,13 @@ def test_missing_predictions_are_skipped_with_reasons(model, reference):
     section = performance.run(inputs)
     assert section.findings == [] and len(section.tables["performance"]) == 0
     assert all("no model predictions" in s for s in section.skipped) and len(section.skipped) == 2
+
+
+def test_eight_metrics_of_healthy_300_row_windows_do_not_add_up_to_false_alarms():
+    model = sv.fit(sv.make_frame(3000, seed=70))
+    loud = []
+    for seed in range(25):
+        reference, current = sv.make_frame(300, seed=500 + seed), sv.make_frame(300, seed=600 + seed)
+        section = performance.run(sv.inputs(reference, current, model))
+        loud += [f.subject for f in section.findings if f.check == "performance.degradation"]
+    assert loud == []

@@ -339,12 +339,10 @@ def _plots(table_: pd.DataFrame, outputs: tuple[pd.DataFrame, pd.DataFrame] | No
     return result
 
 
-def run(inputs: Inputs) -> Section:
-    """Feature, prediction and label drift of current vs reference, with findings, table and plots."""
-    section = Section(key="drift", title="Drift")
+def compare(inputs: Inputs, section: Section) -> tuple[pd.DataFrame, str]:
+    """The judged drift table of a run (features, model outputs, label) and the engine that measured
+    it; what could not be compared is noted on `section`. Both datasets must be usable."""
     ref, cur, policy = inputs.reference, inputs.current, inputs.policy
-    if ref is None or cur is None or not ref.ok or not cur.ok:
-        return section.skip("drift needs both reference and current data")
     features = [c for c in feature_columns(inputs, ref.frame) if c != ref.label]
     absent = [c for c in features if c not in cur.frame.columns]
     if absent:
@@ -369,15 +367,23 @@ def run(inputs: Inputs) -> Section:
         parts.append(measure(*labels, column_specs(labels[0], [ref.label], "label", policy), engine))
     else:
         section.skip("label drift needs labels in both reference and current data")
-    result = judge(
-        pd.concat([p for p in parts if len(p)] or parts[:1], ignore_index=True), policy.thresholds.drift.alpha
-    )
+    table_ = pd.concat([p for p in parts if len(p)] or parts[:1], ignore_index=True)
+    return judge(table_, policy.thresholds.drift.alpha), engine
+
+
+def run(inputs: Inputs) -> Section:
+    """Feature, prediction and label drift of current vs reference, with findings, table and plots."""
+    section = Section(key="drift", title="Drift")
+    ref, cur, policy = inputs.reference, inputs.current, inputs.policy
+    if ref is None or cur is None or not ref.ok or not cur.ok:
+        return section.skip("drift needs both reference and current data")
+    result, engine = compare(inputs, section)
     feature_rows = result[result["role"] == "feature"]
     share = float(feature_rows["drifted"].mean()) if len(feature_rows) else 0.0
     share_threshold = policy.thresholds.drift.share_threshold
     section.findings = _findings(result, share, share_threshold, policy)
     section.tables["drift"] = result
-    section.plots = _plots(result, outputs)
+    section.plots = _plots(result, _output_frames(inputs))
     section.summary = _summary(result, share, share_threshold, engine)
     section.metrics = _metrics(result, share)
     return section

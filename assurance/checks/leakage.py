@@ -146,7 +146,11 @@ def id_evidence(values: pd.Series, name: str, min_ratio: float) -> tuple[float, 
 
 def strength_bounds(strength: float, label: pd.Series, task: str) -> float:
     """Lower 95% bound of a strength: Hanley-McNeil's AUC standard error on the smallest class (the
-    least certain one-vs-rest AUC), Fisher's z for a correlation."""
+    least certain one-vs-rest AUC), Fisher's z for a correlation.
+
+    A perfect AUC on few rows has a Hanley-McNeil error of zero, so the AUC is first held half a row of
+    the smaller class away from 1: 19 positives separated perfectly say little, 110 say a lot.
+    """
     if not np.isfinite(strength):
         return np.nan
     if task in CLASSIFICATION:
@@ -154,10 +158,10 @@ def strength_bounds(strength: float, label: pd.Series, task: str) -> float:
         n1, n0 = float(counts.min()), float(len(label) - counts.min())
         if n1 < 1 or n0 < 1:
             return np.nan
-        a = min(max(strength, 1e-9), 1 - 1e-9)
+        a = min(max(strength, 1e-9), 1 - 1 / (2 * n1))
         q1, q2 = a / (2 - a), 2 * a * a / (1 + a)
         se = np.sqrt((a * (1 - a) + (n1 - 1) * (q1 - a * a) + (n0 - 1) * (q2 - a * a)) / (n1 * n0))
-        return float(strength - Z95 * se)
+        return float(a - Z95 * se)
     n = len(label)
     if n <= 3:
         return np.nan

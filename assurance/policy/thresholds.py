@@ -112,6 +112,10 @@ class DriftThresholds(PolicyPart):
 
 
 class PerformanceThresholds(PolicyPart):
+    alpha: Share = Field(
+        description="False discovery rate of the worsening tests (one-sided, bootstrap standard error of the "
+        "change) over the metrics of one run (Benjamini-Hochberg)."
+    )
     bootstrap_samples: NonNegativeInt = Field(
         description="Bootstrap resamples for intervals (0: no intervals)."
     )
