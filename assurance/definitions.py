@@ -13,10 +13,13 @@ import dagster as dg
 import sensors
 from assets.analyses import analysis_assets
 from assets.decision import evidence_report, findings, recommendation
-from assets.portfolio import assure_portfolio, portfolio_assets, portfolio_hourly
+from assets.portfolio import PORTFOLIO_JOB, assure_portfolio, portfolio_assets, portfolio_hourly
 from assets.version import current_data, model_version, predictions, reference_data
 from assurance.settings import Settings
 from resources import build_resources
+from sensors import VALIDATION_JOB
+
+__all__ = ["PORTFOLIO_JOB", "VALIDATION_JOB", "build_definitions", "defs"]
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:

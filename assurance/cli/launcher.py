@@ -57,31 +57,28 @@ def _definitions(settings: Settings):
     return build_definitions(settings)
 
 
-def _execute(job_name: str, settings: Settings, dagster_instance, partition: str | None = None):
+def _execute(job, dagster_instance, partition: str | None = None):
     logging.getLogger("dagster").setLevel(logging.ERROR)
-    return (
-        _definitions(settings)
-        .resolve_job_def(job_name)
-        .execute_in_process(
-            partition_key=partition,
-            instance=dagster_instance,
-            raise_on_error=False,
-            tags={"assurance/started_by": "cli"},
-            run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}},
-        )
+    return job.execute_in_process(
+        partition_key=partition,
+        instance=dagster_instance,
+        raise_on_error=False,
+        tags={"assurance/started_by": "cli"},
+        run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}},
     )
 
 
 def run_version(name: str, version: str, settings: Settings, dagster_instance=None) -> RunOutcome:
     """Add the version's partition if new and materialize the whole per-version graph for it."""
-    from assets.partitions import MODEL_VERSIONS
-    from sensors import VALIDATION_JOB
+    from assurance.definitions import VALIDATION_JOB
 
+    job = _definitions(settings).resolve_job_def(VALIDATION_JOB)
+    partitions = job.partitions_def.name  # the dynamic partitions of model versions
     inst = dagster_instance or instance(settings)
     key = partition_key(name, version)
-    if not inst.has_dynamic_partition(MODEL_VERSIONS, key):
-        inst.add_dynamic_partitions(MODEL_VERSIONS, [key])
-    result = _execute(VALIDATION_JOB, settings, inst, key)
+    if not inst.has_dynamic_partition(partitions, key):
+        inst.add_dynamic_partitions(partitions, [key])
+    result = _execute(job, inst, key)
     if not result.success:
         return RunOutcome(False, {"model": name, "version": str(version)}, None, _first_failure(result))
     return RunOutcome(True, result.output_for_node("evidence_report"), result.output_for_node("findings"))
@@ -92,9 +89,10 @@ PORTFOLIO_TABLES = {"inventory": "model_inventory", "ledger": "findings_ledger",
 
 def run_portfolio(settings: Settings, dagster_instance=None) -> RunOutcome:
     """Materialize the portfolio assets as the UI and schedule do; the summary holds their tables."""
-    from assets.portfolio import PORTFOLIO_JOB
+    from assurance.definitions import PORTFOLIO_JOB
 
-    result = _execute(PORTFOLIO_JOB, settings, dagster_instance or instance(settings))
+    job = _definitions(settings).resolve_job_def(PORTFOLIO_JOB)
+    result = _execute(job, dagster_instance or instance(settings))
     if not result.success:
         return RunOutcome(False, {}, None, _first_failure(result))
     tables = {name: result.output_for_node(node) for name, node in PORTFOLIO_TABLES.items()}
