@@ -108,10 +108,10 @@ def synthetic(rows: int, seed: int) -> pd.DataFrame:
         }
     )
     z = (
-        1.2 * frame["balance"]
-        + 0.8 * (np.log(frame["income"]) - 10.5)
-        + 0.9 * (frame["channel"] == "web")
-        - 0.5
+        3.5 * frame["balance"]
+        + 2.5 * (np.log(frame["income"]) - 10.5) / 0.6
+        + 2.0 * (frame["channel"] == "web")
+        - 1.0
     )
     frame["target"] = (rng.random(rows) < 1 / (1 + np.exp(-z))).astype(int)
     return frame
