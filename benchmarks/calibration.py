@@ -43,7 +43,7 @@ from typing import Any  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-RESULTS = Path(__file__).resolve().parent / "results" / "calibration.md"
+RESULTS = Path(__file__).resolve().parent / "results"
 SIZES = (50, 100, 300, 1_000, 10_000, 100_000)
 QUICK_SIZES = (50, 300, 1_000)
 JUDGED = ("critical", "high", "medium")
@@ -420,6 +420,7 @@ def main() -> int:
         f"Calibration: {trials} trials per size, sizes {', '.join(map(str, sizes))}, {len(work)} tasks",
         flush=True,
     )
+    output = RESULTS / ("calibration-quick.md" if args.quick else "calibration.md")
     started = time.perf_counter()
     total = Tally()
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
@@ -427,13 +428,14 @@ def main() -> int:
             total.merge(part)
             if done % max(1, len(work) // 20) == 0:
                 print(f"  {done}/{len(work)} tasks, {time.perf_counter() - started:.0f} s", flush=True)
-                write(total, f"partial: {done} of {len(work)} tasks")
-    print(write(total, f"{trials} trials per size, {time.perf_counter() - started:.0f} s"))
+                write(total, f"partial: {done} of {len(work)} tasks", output)
+    print(write(total, f"{trials} trials per size, {time.perf_counter() - started:.0f} s", output))
     return 0
 
 
-def write(total: Tally, note: str) -> str:
-    """The report as Markdown, also saved to benchmarks/results/calibration.md (kept as runs progress)."""
+def write(total: Tally, note: str, output: Path) -> str:
+    """The report as Markdown, also saved to `output` as the run progresses (a long run that is stopped
+    still leaves its figures)."""
     text = "\n\n".join(
         [
             "Share of trials with a finding at medium or above (healthy rows: the target is at most 1%), share "
@@ -443,8 +445,8 @@ def write(total: Tally, note: str) -> str:
             f"({note})",
         ]
     )
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(text + "\n")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(text + "\n")
     return text
 
 

@@ -26,7 +26,7 @@ from tests.integration.servers import (
     wait_for,
     wait_mlflow,
 )
-from tests.webhook import Receiver, webhook_receiver
+from tests.support import Receiver, webhook_receiver
 
 SENSOR_INTERVAL = 5
 CHROMIUM = Path("/usr/bin/chromium")
