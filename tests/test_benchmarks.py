@@ -16,4 +16,6 @@ def test_quick_benchmarks_run_and_print_their_figures():
     assert "Speed-up, naive / ours cold:" in out and "Drift verdicts agree on 30 of 30 columns" in out
     assert "explanations" in out and "within the 60 s budget" in out
     assert "5,000" in out and "tick, unchanged s" in out
-    assert "| healthy drift |" in out and "| slice gap 0.3 |" in out and "healthy: recommendation approve" in out
+    assert (
+        "| healthy drift |" in out and "| slice gap 0.3 |" in out and "healthy: recommendation approve" in out
+    )
