@@ -393,14 +393,17 @@ def table(tally: Tally, rows: Callable[[str], bool], heading: str) -> str:
     keys = sorted({k for k, _ in tally.trials if rows(k)}, key=lambda k: (not k.startswith("healthy"), k))
     columns = sorted({s for k, s in tally.trials if rows(k)})
     lines = [
-        f"| {heading} | " + " | ".join(f"{s:,}" for s in columns) + " |",
-        "|---" * (len(columns) + 1) + "|",
+        f"| {heading} | " + " | ".join(f"{s:,}" for s in columns) + " | all sizes |",
+        "|---" * (len(columns) + 2) + "|",
     ]
+
+    def cell(hits: int, n: int) -> str:
+        return f"{hits / n:.1%} ({n})" if n else ""
+
     for key in keys:
-        cells = []
-        for size in columns:
-            n = tally.trials.get((key, size), 0)
-            cells.append(f"{tally.hits[key, size] / n:.1%} ({n})" if n else "")
+        cells = [cell(tally.hits[key, s], tally.trials.get((key, s), 0)) for s in columns]
+        total = sum(tally.trials.get((key, s), 0) for s in columns)
+        cells.append(cell(sum(tally.hits[key, s] for s in columns), total))
         lines.append(f"| {key} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
