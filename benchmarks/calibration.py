@@ -132,7 +132,9 @@ def sources() -> list[Source]:
         frame = bunch.frame.rename(columns=str)
         features = [str(c) for c in bunch.data.columns]
         task = "regression" if name == "diabetes" else ("binary" if name == "breast_cancer" else "multiclass")
-        found.append(Source(name, "target", features, task, frame=frame, numeric=features[0]))
+        # planted shifts move the feature with the most distinct values (digits' first pixel is always 0)
+        numeric = max(features, key=lambda c: frame[c].nunique())
+        found.append(Source(name, "target", features, task, frame=frame, numeric=numeric))
     features = [c for c in synthetic(10, 0).columns if c != "target"]
     found.append(
         Source(

@@ -145,8 +145,8 @@ def id_evidence(values: pd.Series, name: str, min_ratio: float) -> tuple[float, 
 
 
 def strength_bounds(strength: float, label: pd.Series, task: str) -> float:
-    """Lower 95% bound of a strength: Hanley-McNeil's AUC standard error on the smallest class (the
-    least certain one-vs-rest AUC), Fisher's z for a correlation.
+    """Lower 95% bound of a strength: Hanley-McNeil's AUC standard error (on the smaller class of a
+    binary label), Fisher's z for a correlation.
 
     A perfect AUC on few rows has a Hanley-McNeil error of zero, so the AUC is first held half a row of
     the smaller class away from 1: 19 positives separated perfectly say little, 110 say a lot.
@@ -155,7 +155,10 @@ def strength_bounds(strength: float, label: pd.Series, task: str) -> float:
         return np.nan
     if task in CLASSIFICATION:
         counts = label.value_counts()
-        n1, n0 = float(counts.min()), float(len(label) - counts.min())
+        # a macro AUC averages every class against the rest, so it rests on all rows: count it as a
+        # balanced binary AUC of the same size rather than by its smallest class
+        n1 = float(counts.min()) if len(counts) <= 2 else len(label) / 2
+        n0 = float(len(label) - n1)
         if n1 < 1 or n0 < 1:
             return np.nan
         a = min(max(strength, 1e-9), 1 - 1 / (2 * n1))

@@ -166,3 +166,8 @@ def test_a_perfect_split_of_few_rows_is_not_certain_but_of_many_rows_is():
     many = pd.Series([0] * 190 + [1] * 110)
     assert leakage.strength_bounds(1.0, few, "binary") < 0.95
     assert leakage.strength_bounds(1.0, many, "binary") > 0.98
+
+
+def test_a_macro_auc_rests_on_all_rows_not_the_smallest_class():
+    ten_classes = pd.Series(np.repeat(np.arange(10), 30))
+    assert leakage.strength_bounds(1.0, ten_classes, "multiclass") > 0.98
