@@ -9,7 +9,7 @@ q-values, so the chance of any false finding in a family stays near the policy's
 
 The tests are scipy's where scipy has them. Two are written here because no library offers them:
 the exact chance of current values falling outside the reference range under exchangeability, and
-the Good-Turing estimate of how often exchangeable data shows a category the reference never had.
+the chance of current values in categories the reference never had when both are one random split.
 """
 
 from __future__ import annotations
@@ -113,19 +113,42 @@ def outside_range_pvalue(outside: int, reference_rows: int, current_rows: int) -
     return float(np.clip(exactly.sum(), 0.0, 1.0))
 
 
-def unseen_pvalue(unseen: int, current_rows: int, singletons: int, reference_rows: int) -> float:
-    """Chance of at least `unseen` current values in categories the reference lacks, by chance.
+def unseen_pvalue(unseen: int, pooled_counts: Sequence[int], reference_rows: int, current_rows: int) -> float:
+    """Chance of at least `unseen` current values in categories the reference lacks, when reference and
+    current are one population split at random.
 
-    Good-Turing: the share of a population in categories a sample of n has not seen is about the
-    share of the sample in categories seen exactly once (f1 / n). (f1 + 1) / (n + 1) keeps the rate
-    above zero and errs on the side of quiet; the count is then tested as binomial.
+    Given each category's count in both samples together (t), all of it lands in current with
+    probability C(m, t) / C(n + m, t); the unseen count is the sum of t over the categories where that
+    happened. Categories come in clumps (one rare category missing from a small reference brings all
+    its current rows), which is why a binomial test of the values over-alarms. The categories are
+    treated as independent, which, as they compete for the same rows, errs on the side of quiet.
     """
     from scipy import stats
 
-    if unseen <= 0 or current_rows <= 0:
+    k, n, m = int(unseen), int(reference_rows), int(current_rows)
+    if k <= 0 or m <= 0:
         return 1.0
-    rate = min(1.0, (singletons + 1) / (reference_rows + 1))
-    return float(stats.binomtest(int(unseen), int(current_rows), rate, alternative="greater").pvalue)
+    t = np.asarray([c for c in pooled_counts if 0 < c <= m], dtype=int)
+    if t.size == 0:
+        return 0.0
+    # log C(m, t) - log C(n + m, t) = sum_{i<t} log((m - i) / (n + m - i))
+    steps = np.log(m - np.arange(t.max())) - np.log(n + m - np.arange(t.max()))
+    p = np.exp(np.cumsum(steps)[t - 1])
+    keep = p > 1e-15
+    t, p = t[keep], p[keep]
+    mean, variance = float((t * p).sum()), float((t * t * p * (1 - p)).sum())
+    if k > 20_000 or variance == 0:
+        return (
+            float(stats.norm.sf((k - 0.5 - mean) / np.sqrt(variance))) if variance > 0 else float(k <= mean)
+        )
+    below = np.zeros(k)  # P(unseen = j) for j < k
+    below[0] = 1.0
+    for weight, chance in zip(t, p, strict=True):
+        spread = below * (1 - chance)
+        if weight < k:
+            spread[weight:] += below[: k - weight] * chance
+        below = spread
+    return float(np.clip(1.0 - below.sum(), 0.0, 1.0))
 
 
 def rate_increase_pvalue(

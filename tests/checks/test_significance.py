@@ -67,8 +67,20 @@ def test_outside_range_matches_exchangeable_data():
 
 
 def test_unseen_rate_and_rate_increase_and_binomial_tails():
-    assert significance.unseen_pvalue(2, 500, singletons=10, reference_rows=500) > 0.5
-    assert significance.unseen_pvalue(60, 500, singletons=10, reference_rows=500) < 1e-9
+    # twelve categories, one common and eleven at 5%: a rare one missing from a 100-row reference
+    # brings several current rows with it, and that is chance
+    rng = np.random.default_rng(3)
+    values = rng.choice(12, 200, p=np.r_[0.45, np.full(11, 0.05)])
+    pooled = np.bincount(values)
+    assert significance.unseen_pvalue(4, [*pooled, 0], 100, 100) > 0.01
+    assert significance.unseen_pvalue(60, [*pooled, 60], 100, 100) < 1e-9
+    p = []
+    for _ in range(1500):
+        split = rng.choice(12, 200, p=np.r_[0.45, np.full(11, 0.05)])
+        seen = set(split[:100])
+        unseen = int(sum(v not in seen for v in split[100:]))
+        p.append(significance.unseen_pvalue(unseen, np.bincount(split), 100, 100))
+    assert np.mean(np.array(p) < 0.05) <= 0.05
     assert significance.rate_increase_pvalue(3, 100, 1, 100) > 0.05
     assert significance.rate_increase_pvalue(25, 100, 1, 100) < 1e-5
     # a 43-row slice right 27 times where the model is right 93% of the time is no accident

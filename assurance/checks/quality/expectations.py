@@ -83,8 +83,8 @@ class Expectation:
 
     `threshold` is the largest acceptable rate; `baseline` is the reference's own rate, so the
     policy's tolerance is `threshold - baseline`. `reference_rows` is what the baseline was measured on
-    (rows, or non-missing values) and `reference_hits` how many of them counted (missing values,
-    categories seen once), which the noise tests need.
+    (rows, or non-missing values), `reference_hits` how many of them counted (missing values, repeats)
+    and `reference_counts` the count of each known category: what the noise tests need.
     """
 
     column: str
@@ -96,12 +96,14 @@ class Expectation:
     learned: str = ""
     reference_rows: int = 0
     reference_hits: int = 0
+    reference_counts: dict[Any, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class ExpectationResult:
     """One expectation evaluated on one dataset. `observed` is a rate (share of rows or values), NaN if it
-    could not run: `hits` of `rows`. A rate on current data also gets the p-value of its noise test and
+    could not run: `hits` of `rows` (for categories, `pooled_counts` holds each category's count in
+    reference and current together). A rate on current data also gets the p-value of its noise test and
     the q-value over the run's tests; `success` is False only when the rate is both beyond the threshold
     and, where a noise test applies, beyond noise."""
 
@@ -113,6 +115,7 @@ class ExpectationResult:
     examples: str = ""
     hits: int = 0
     rows: int = 0
+    pooled_counts: tuple[int, ...] = ()
     p_value: float = math.nan
     q_value: float = math.nan
 

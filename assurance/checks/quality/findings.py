@@ -137,14 +137,15 @@ def noise_pvalue(result: ExpectationResult) -> float:
 
     Missing values and duplicates: one-sided Fisher against the reference's own count. Out of range:
     the chance of so many current values outside the range of the reference's values when both are
-    exchangeable. Unseen categories: binomial against the Good-Turing rate of new categories.
+    exchangeable. Unseen categories: the chance that so many current values fall in categories that,
+    with both datasets one random split, all landed in current.
     """
     e = result.expectation
     if e.check in (MISSING_VALUES, DUPLICATE_ROWS):
         return significance.rate_increase_pvalue(result.hits, result.rows, e.reference_hits, e.reference_rows)
     if e.check == OUT_OF_RANGE:
         return significance.outside_range_pvalue(result.hits, e.reference_rows, result.rows)
-    return significance.unseen_pvalue(result.hits, result.rows, e.reference_hits, e.reference_rows)
+    return significance.unseen_pvalue(result.hits, result.pooled_counts, e.reference_rows, result.rows)
 
 
 def judge_rates(results: list[ExpectationResult], alpha: float) -> list[ExpectationResult]:

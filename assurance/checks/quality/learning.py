@@ -128,7 +128,7 @@ def _category_expectation(values: pd.Series, col: str, limits: QualityThresholds
         kwargs={"value_set": known, "mostly": 1.0 - threshold},
         learned=f"{len(known)} known values: {shown}",
         reference_rows=len(values),
-        reference_hits=int((counts == 1).sum()),
+        reference_counts={native(v): int(c) for v, c in counts.items()},
     )
 
 

@@ -13,6 +13,7 @@ from assurance.checks.quality.expectations import (
     DUPLICATES,
     MISSING_VALUES,
     TYPE_MISMATCH,
+    UNSEEN_CATEGORIES,
     Expectation,
     ExpectationResult,
 )
@@ -124,7 +125,19 @@ def _result(
     rows = int(res.get("element_count") or 0)
     if expectation.check != MISSING_VALUES:  # rates of values, not of rows
         rows -= int(res.get("missing_count") or 0)
-    return ExpectationResult(role, expectation, success, observed, note, examples, hits=hits, rows=rows)
+    pooled = pooled_counts(expectation, frame) if expectation.check == UNSEEN_CATEGORIES else ()
+    return ExpectationResult(
+        role, expectation, success, observed, note, examples, hits=hits, rows=rows, pooled_counts=pooled
+    )
+
+
+def pooled_counts(expectation: Expectation, frame: pd.DataFrame) -> tuple[int, ...]:
+    """Each category's count in reference and this dataset together, for the unseen-categories test."""
+    counts = dict(expectation.reference_counts)
+    for value, count in frame[expectation.column].value_counts().items():
+        key = native(value)
+        counts[key] = counts.get(key, 0) + int(count)
+    return tuple(counts.values())
 
 
 def _examples(values: list[Any] | None, limit: int = 5) -> str:
