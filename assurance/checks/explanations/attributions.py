@@ -99,11 +99,10 @@ def attribution_drift(
     other: str,
     limits: ExplanationsThresholds,
     noise: AttributionNoise | None = None,
-    both_sampled: bool = True,
 ) -> tuple[float, list[str]]:
     """Spearman correlation of importances between two columns, and the top-k features that moved far
     (at least `max_rank_move` places and `min_share_change` of attribution) and beyond chance: a z-test
-    of the share change on its bootstrap standard error (both sides sampled: sqrt(2) of one side's),
+    of the share change on its bootstrap standard error (both sides are samples: sqrt(2) of one side's),
     Benjamini-Hochberg over the top-k features. Without `noise` the effect sizes alone decide."""
     from scipy import stats
 
@@ -115,13 +114,10 @@ def attribution_drift(
     change = (table_[f"share_{other}"] - table_[f"share_{base}"]).abs()
     shifted = change >= limits.min_share_change
     if noise is not None:
-        se = table_["feature"].map(noise.share_se).to_numpy(float) * (np.sqrt(2) if both_sampled else 1.0)
+        se = table_["feature"].map(noise.share_se).to_numpy(float) * np.sqrt(2)
+        moved_by = change.to_numpy(float)
         with np.errstate(divide="ignore", invalid="ignore"):
-            p = np.where(
-                se > 0,
-                2 * stats.norm.sf(change.to_numpy(float) / se),
-                (change > 0).map({True: 0.0, False: 1.0}),
-            )
+            p = np.where(se > 0, 2 * stats.norm.sf(moved_by / se), np.where(moved_by > 0, 0.0, 1.0))
         q = significance.adjust(np.where(top, p, np.nan))
         shifted = shifted & (q <= limits.alpha)
     return rho, table_.loc[top & moved & shifted, "feature"].tolist()
@@ -145,12 +141,11 @@ def attribution_drift_findings(
     limits: ExplanationsThresholds,
     severity: str,
     noise: AttributionNoise | None = None,
-    both_sampled: bool = True,
 ) -> list[Finding]:
     """Attribution-drift findings from the `base` to the `other` importances: one per top feature that
     moved far beyond chance, and one for the whole ranking when its correlation is too low and lower
     than sampling alone produces."""
-    rho, moved = attribution_drift(table_, base, other, limits, noise, both_sampled)
+    rho, moved = attribution_drift(table_, base, other, limits, noise)
     rows = table_.set_index("feature")
     out = []
     for feature in moved:
