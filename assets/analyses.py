@@ -8,7 +8,7 @@ import dagster as dg
 
 from assets.common import OWNERS, progress
 from assets.partitions import model_versions
-from assurance.checks.catalog import Analysis, all_analyses, check_name
+from assurance.checks.catalog import ANALYSIS_FAILED, Analysis, all_analyses, check_name, run_isolated
 from assurance.domain.values import Inputs, Section
 from resources import EvidenceResource, PolicyResource, RegistryResource
 
@@ -16,9 +16,14 @@ GROUP = "analyses"
 INPUT_ASSETS = {"reference": "reference_data", "current": "current_data", "predictions": "predictions"}
 
 
+def asset_checks(analysis: Analysis) -> tuple:
+    """The analysis's own checks, and whether it ran to completion at all."""
+    return (*analysis.checks, ANALYSIS_FAILED)
+
+
 def check_results(analysis: Analysis, section: Section, hold_on: list[str]) -> list[dg.AssetCheckResult]:
     results = []
-    for spec in analysis.checks:
+    for spec in asset_checks(analysis):
         own = [f for f in section.findings if f.check == spec.name]
         judged = [f for f in own if f.severity not in ("low", "info")]
         worst_holds = any(f.severity in hold_on for f in judged)
@@ -74,7 +79,7 @@ def analysis_asset(analysis: Analysis) -> dg.AssetsDefinition:
             dg.AssetCheckSpec(
                 check_name(spec.name), asset=analysis.key, description=spec.description, blocking=False
             )
-            for spec in analysis.checks
+            for spec in asset_checks(analysis)
         ],
     )
     def _run(
@@ -88,7 +93,8 @@ def analysis_asset(analysis: Analysis) -> dg.AssetsDefinition:
         model = None
         if "model" in analysis.needs:
             model = _model_or_none(registry, inputs["model_version"], inputs.get("reference_data"))
-        section = analysis.run(
+        section = run_isolated(
+            analysis,
             Inputs(
                 record=inputs["model_version"],
                 policy=pol,
@@ -97,7 +103,7 @@ def analysis_asset(analysis: Analysis) -> dg.AssetsDefinition:
                 predictions=inputs.get("predictions"),
                 model=model,
                 store=evidence.get(),
-            )
+            ),
         )
         progress(context, f"{analysis.title}: {len(section.findings)} findings")
         yield dg.Output(section, metadata=section_metadata(section))

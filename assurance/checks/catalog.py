@@ -8,13 +8,22 @@ validation, the report and the evidence pick it up.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from assurance.domain.checks import CheckSpec
+from assurance.domain.errors import describe_error
 from assurance.domain.values import Inputs, Section
 
 NEEDS_DATA = ("reference", "current", "predictions")
+ANALYSIS_FAILED = CheckSpec(
+    "monitoring.analysis_failed",
+    "monitoring",
+    "The analysis stopped on an unexpected error, so its checks did not run; the rest of the run went on.",
+    "high",
+)
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -183,11 +192,45 @@ def all_analyses() -> list[Analysis]:
     ]
 
 
+def run_isolated(analysis: Analysis, inputs: Inputs) -> Section:
+    """The analysis's section, or, when it raises, a section holding one `monitoring.analysis_failed` finding.
+
+    One analysis meeting data it cannot handle must not cost the version its other evidence: the findings,
+    the recommendation and the report still come out, and the failure is on the record instead of a
+    traceback. The traceback goes to the log for whoever fixes the analysis.
+    """
+    try:
+        return analysis.run(inputs)
+    except Exception as exc:  # noqa: BLE001 - isolating every failure is the point
+        log.exception("analysis %s failed on %s", analysis.key, inputs.record.key)
+        return failed_section(analysis, exc, inputs)
+
+
+def failed_section(analysis: Analysis, exc: Exception, inputs: Inputs) -> Section:
+    error = describe_error(exc)
+    section = Section(analysis.key, analysis.title)
+    section.findings.append(
+        ANALYSIS_FAILED.finding(
+            analysis.key,
+            inputs.policy.severity(ANALYSIS_FAILED),
+            f"The {analysis.title.lower()} analysis stopped on an error ({error}), so its checks did not run "
+            "and the version's evidence lacks them: report it with the run's log, which holds the traceback.",
+            observed=error,
+        )
+    )
+    section.summary = f"**This analysis did not complete:** {error}. None of its checks ran."
+    return section.skip(f"{analysis.title} did not run to completion: {error}")
+
+
 def all_checks() -> tuple[CheckSpec, ...]:
     """Every declared check: the analyses' and the model outputs' (`predictions.*`), each once."""
     from assurance.checks import predictions
 
-    specs = [*(spec for analysis in all_analyses() for spec in analysis.checks), *predictions.CHECKS]
+    specs = [
+        *(spec for analysis in all_analyses() for spec in analysis.checks),
+        *predictions.CHECKS,
+        ANALYSIS_FAILED,
+    ]
     names = [spec.name for spec in specs]
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:

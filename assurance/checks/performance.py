@@ -19,9 +19,9 @@ import pandas as pd
 
 from assurance.checks import estimation, metrics, significance
 from assurance.checks.metrics import LABELS, Labelled
-from assurance.checks.rows import Outcomes, Unavailable, labelled_arrays, role_outcomes
+from assurance.checks.rows import Outcomes, Unavailable, label_issue, labelled_arrays, role_outcomes
 from assurance.domain.checks import CheckSpec
-from assurance.domain.findings import Finding
+from assurance.domain.findings import Finding, milder
 from assurance.domain.values import Inputs, Section
 from assurance.policy.thresholds import PerformanceThresholds
 from assurance.reporting.markdown import table
@@ -60,7 +60,15 @@ CEILING = CheckSpec(
     "An error metric (log loss, calibration error, ...) is above the policy's ceiling on reference or current data.",
     "medium",
 )
-CHECKS: tuple[CheckSpec, ...] = (DEGRADATION, ESTIMATED_DEGRADATION, FLOOR, CEILING)
+LABEL_UNUSABLE = CheckSpec(
+    "performance.label_unusable",
+    "performance",
+    "The label column holds no values, or values of a kind the model does not predict (text for a regression "
+    "model, values outside a classifier's classes), so performance on that data cannot be measured. "
+    "Current labels that are all missing (not delivered yet) are one severity level lower.",
+    "medium",
+)
+CHECKS: tuple[CheckSpec, ...] = (DEGRADATION, ESTIMATED_DEGRADATION, FLOOR, CEILING, LABEL_UNUSABLE)
 
 
 @dataclass
@@ -346,6 +354,32 @@ def _reliability_plot(frame: pd.DataFrame) -> bytes:
     )
 
 
+def label_findings(inputs: Inputs) -> list[Finding]:
+    """One finding per dataset whose label column cannot measure the model (`rows.label_issue`)."""
+    findings = []
+    severity = inputs.policy.severity(LABEL_UNUSABLE)
+    for role in ROLES:
+        dataset = inputs.dataset(role)
+        issue = label_issue(dataset, inputs.predictions) if dataset is not None and dataset.ok else None
+        if issue is None:
+            continue
+        undelivered = role == "current" and dataset.frame[dataset.label].isna().all()
+        findings.append(
+            LABEL_UNUSABLE.finding(
+                role,
+                milder(severity) if undelivered else severity,
+                f"The {role} data's labels cannot be used: {issue}. Performance on {role} data was "
+                + (
+                    "not measured (only estimated, where the model allows it): deliver usable labels."
+                    if role == "current"
+                    else "not measured: fix the label column or the `assurance.label` tag."
+                ),
+                evidence=EVIDENCE,
+            )
+        )
+    return findings
+
+
 def run(inputs: Inputs) -> Section:
     """Metrics with intervals on reference and current (estimated when unlabelled), findings, tables, plot."""
     section = Section(key="performance", title="Performance")
@@ -370,7 +404,7 @@ def run(inputs: Inputs) -> Section:
                 f"calibration error on {evaluation.dataset} data is reported, not judged: {evaluation.rows} rows, "
                 f"fewer than the {limits.calibration_min_rows} it needs to be unbiased enough"
             )
-    findings = []
+    findings = label_findings(inputs)
     if "reference" in evaluations and "current" in evaluations:
         findings += degradation_findings(
             evaluations["reference"], evaluations["current"], limits, inputs.policy

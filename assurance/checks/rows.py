@@ -21,7 +21,7 @@ from assurance.domain.errors import describe_error  # noqa: F401 - checks import
 from assurance.domain.values import Section
 
 if TYPE_CHECKING:
-    from assurance.domain.values import Inputs
+    from assurance.domain.values import Dataset, Inputs, Predictions
 
 CLASSIFICATION = ("binary", "multiclass")
 MISSING = "(missing)"
@@ -57,6 +57,39 @@ class Outcomes:
         return (values == self.positive).to_numpy(dtype=bool)
 
 
+def label_issue(dataset: Dataset, predictions: Predictions | None) -> str | None:
+    """Why the dataset's label column cannot measure the model, or None when it can (or there is none).
+
+    A label that is all missing, or whose values are mostly of a kind the model cannot predict (text for a
+    regressor, values outside a classifier's classes: the column does not fit the task, whatever a few
+    stray rows say), would yield empty or meaningless metrics, so every analysis treats such a dataset as
+    unlabelled and performance reports why.
+    """
+    if not dataset.has_label:
+        return None
+    values = dataset.frame[dataset.label].dropna()
+    if values.empty:
+        return f"its label column '{dataset.label}' holds no values ({dataset.rows:,} rows, all missing)"
+    task = predictions.task if predictions is not None else "unknown"
+    if task == "regression":
+        unusable = pd.to_numeric(values, errors="coerce").isna()
+        what = "are not numbers, which a regression model's predictions are compared with"
+    elif task in CLASSIFICATION and predictions.classes:
+        unusable = ~values.isin(predictions.classes)
+        what = f"are none of the classes the model predicts ({_examples(pd.Series(predictions.classes))})"
+    else:
+        return None
+    if unusable.sum() * 2 <= len(values):
+        return None
+    return f"{int(unusable.sum()):,} of its {len(values):,} labels ({_examples(values[unusable])}) {what}"
+
+
+def _examples(values: pd.Series, shown: int = 3) -> str:
+    distinct = [str(v)[:40] for v in pd.unique(values)[:shown]]
+    more = ", ..." if values.nunique() > shown else ""
+    return ", ".join(f"'{v}'" for v in distinct) + more
+
+
 def outcomes(inputs: Inputs, labelled: bool = True) -> Outcomes:
     """Current data when it can be used, else reference; with `labelled`, only labelled data counts.
 
@@ -73,14 +106,15 @@ def outcomes(inputs: Inputs, labelled: bool = True) -> Outcomes:
             reasons.append(f"no {role} data")
         elif labelled and not dataset.has_label:
             reasons.append(f"{role} data has no label column")
+        elif labelled and (issue := label_issue(dataset, predictions)):
+            reasons.append(f"{role} data's labels cannot be used: {issue}")
         elif not scores.ok:
             reasons.append(f"{role} data was not scored ({scores.error})")
         elif len(scores.frame) != len(dataset.frame):
             reasons.append(f"{role} scores do not align with its rows")
         else:
-            return _aligned(
-                role, dataset.frame, dataset.label if dataset.has_label else None, scores.frame, inputs
-            )
+            usable = dataset.has_label and label_issue(dataset, predictions) is None
+            return _aligned(role, dataset.frame, dataset.label if usable else None, scores.frame, inputs)
     raise Unavailable("; ".join(reasons))
 
 
@@ -132,7 +166,7 @@ def role_outcomes(inputs: Inputs, role: str) -> Outcomes:
         raise Unavailable(f"{role} data was not scored ({scores.error})")
     if len(scores.frame) != len(dataset.frame):
         raise Unavailable(f"{role} scores do not align with its rows")
-    label = dataset.label if dataset.has_label and dataset.frame[dataset.label].notna().any() else None
+    label = dataset.label if dataset.has_label and label_issue(dataset, predictions) is None else None
     return _aligned(role, dataset.frame[[label] if label else []], label, scores.frame, inputs)
 
 
@@ -153,10 +187,8 @@ def labelled_arrays(out: Outcomes) -> Labelled:
         )
         return Labelled("multiclass", codes[keep.sum() :], codes[: keep.sum()])
     if out.task == "regression":
-        try:
-            truth, predicted = out.label.to_numpy(dtype=float), out.prediction.to_numpy(dtype=float)
-        except (TypeError, ValueError) as exc:
-            raise Unavailable(f"{out.role} labels or predictions are not numeric: {exc}") from exc
+        truth = pd.to_numeric(out.label, errors="coerce").to_numpy(dtype=float)
+        predicted = pd.to_numeric(out.prediction, errors="coerce").to_numpy(dtype=float)
         keep = np.isfinite(truth) & np.isfinite(predicted)
         return Labelled("regression", predicted[keep], truth[keep])
     raise Unavailable(f"the model's task is {out.task!r}, so no metrics apply")

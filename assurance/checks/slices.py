@@ -335,6 +335,8 @@ def run(inputs: Inputs) -> Section:
         data = outcomes(inputs, labelled=True)
     except Unavailable as exc:
         return section.skip(f"slice performance needs labelled, scored data: {exc}")
+    if not data.rows:
+        return section.skip(f"{data.role} data has no rows with both a label and a prediction")
     columns = present_columns(
         section,
         requested,

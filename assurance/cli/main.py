@@ -37,11 +37,14 @@ def _configure_logging(args: argparse.Namespace) -> None:
 
 
 def _preflight(settings: Settings) -> None:
-    """Fail before any work when the product itself cannot work: bad policy, unwritable evidence root."""
+    """Fail before any work when the product itself cannot work: bad policy, a registry that does not exist,
+    an unwritable evidence root (checked last: checking creates the root)."""
     from assurance.evidence.store import EvidenceStore
     from assurance.policy.model import Policy
+    from assurance.registry.client import require_existing_sqlite
 
     Policy.load(settings.policy_path)
+    require_existing_sqlite(settings.tracking_uri)
     EvidenceStore(settings.evidence_root).check_writable()
 
 

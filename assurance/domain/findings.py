@@ -88,6 +88,11 @@ def severity_rank(severity: str) -> int:
     return SEVERITIES.index(severity)
 
 
+def milder(severity: str) -> str:
+    """One level less severe (info stays info)."""
+    return SEVERITIES[min(severity_rank(severity) + 1, len(SEVERITIES) - 1)]
+
+
 def findings_frame(
     findings: list[Finding], record: VersionRecord, policy: Policy, now: datetime | None = None
 ) -> pd.DataFrame:

@@ -69,6 +69,8 @@ class Registry:
     @property
     def client(self):
         if self._client is None:
+            for uri in {self.tracking_uri, self.registry_uri}:
+                require_existing_sqlite(uri)
             mlflow_process_defaults()
             from mlflow import MlflowClient
 
@@ -287,6 +289,23 @@ class Registry:
             self._call(
                 f"writing tag {key}", self.client.set_model_version_tag, name, str(version), key, str(value)
             )
+
+
+def require_existing_sqlite(uri: str) -> None:
+    """Refuse a `sqlite:///` registry whose database file does not exist.
+
+    MLflow would create the folders and an empty registry at a mistyped path and then report only that
+    the version is not there; this product reads registries, it never creates one.
+    """
+    if not uri.startswith("sqlite:///"):
+        return
+    path = uri.removeprefix("sqlite:///").split("?", 1)[0]
+    if path in ("", ":memory:") or Path(path).is_file():
+        return
+    raise RegistryError(
+        f"the registry {uri} does not exist: no database file at {Path(path).resolve()}; "
+        "check the tracking URI (MLFLOW_TRACKING_URI or --tracking-uri)"
+    )
 
 
 def _columns(spec: Any) -> list[dict[str, Any]] | None:

@@ -14,6 +14,8 @@ DEFAULT_SEVERITIES = {
     "data.unavailable": "high",
     "data.label_missing": "medium",
     "predictions.failed": "high",
+    "monitoring.analysis_failed": "high",
+    "performance.label_unusable": "medium",
     "predictions.partial": "medium",
     "schema.missing_column": "high",
     "schema.type_mismatch": "medium",

@@ -210,3 +210,65 @@ def test_eight_metrics_of_healthy_300_row_windows_do_not_add_up_to_false_alarms(
         section = performance.run(sv.inputs(reference, current, model))
         loud += [f.subject for f in section.findings if f.check == "performance.degradation"]
     assert loud == []
+
+
+def _regression_inputs(current_label: pd.Series) -> tuple:
+    from sklearn.linear_model import LinearRegression
+
+    from assurance.scoring.models import from_estimator
+
+    reference, current = sv.make_frame(800, seed=1), sv.make_frame(400, seed=2)
+    reference["amount"] = reference["income"] * 0.3 + np.random.default_rng(0).normal(size=len(reference))
+    current["amount"] = current_label.to_numpy()
+    features = ["income", "tenure"]
+    model = from_estimator(LinearRegression().fit(reference[features], reference["amount"]), features)
+    return sv.inputs(
+        reference.drop(columns=[sv.LABEL]),
+        current.drop(columns=[sv.LABEL]),
+        model,
+        label="amount",
+        tags={"assurance.label": "amount"},
+    )
+
+
+def unusable(section) -> list:
+    return [f for f in section.findings if f.check == "performance.label_unusable"]
+
+
+def test_regression_labels_holding_class_names_are_a_finding_not_silence():
+    names = pd.Series(np.where(np.random.default_rng(3).random(400) < 0.5, "high", "low"))
+    inputs = _regression_inputs(names)
+    assert inputs.predictions.task == "regression"
+    section = performance.run(inputs)
+    (finding,) = unusable(section)
+    assert finding.subject == "current" and finding.severity == "medium"
+    assert "'high'" in finding.message and "not numbers" in finding.message
+    assert set(section.tables["performance"]["dataset"]) == {"reference"}
+
+
+def test_regression_labels_that_are_numbers_with_a_stray_text_value_are_measured():
+    values = pd.Series(np.random.default_rng(4).normal(30, 5, 400)).astype(object)
+    values.iloc[7] = "n/a"
+    section = performance.run(_regression_inputs(values))
+    assert unusable(section) == []
+    assert "current" in set(section.tables["performance"]["dataset"])
+
+
+def test_current_labels_all_missing_are_a_low_finding_and_performance_is_estimated():
+    model = sv.fit(sv.make_frame(2000, seed=1))
+    current = sv.make_frame(600, seed=2).assign(**{sv.LABEL: np.nan})
+    section = performance.run(sv.inputs(sv.make_frame(1500, seed=3), current, model))
+    (finding,) = unusable(section)
+    assert finding.subject == "current" and finding.severity == "low"
+    assert "all missing" in finding.message
+    assert section.tables["performance"].query("dataset == 'current'")["estimated"].all()
+
+
+def test_classifier_labels_outside_its_classes_are_a_finding_and_healthy_labels_are_not():
+    model = sv.fit(sv.make_frame(2000, seed=1))
+    reference = sv.make_frame(1500, seed=3)
+    assert unusable(performance.run(sv.inputs(reference, sv.make_frame(600, seed=2), model))) == []
+    current = sv.make_frame(600, seed=2)
+    current[sv.LABEL] = current[sv.LABEL].map({0: "no", 1: "yes"})
+    (finding,) = unusable(performance.run(sv.inputs(reference, current, model)))
+    assert finding.subject == "current" and "classes the model predicts" in finding.message

@@ -154,3 +154,9 @@ def test_slice_of_cases_the_model_knows_are_hard_is_not_flagged():
     assert table.loc["segment=1", "value"] < table.loc["segment=0", "value"] - 0.2
     assert abs(table.loc["segment=1", "value"] - table.loc["segment=1", "expected"]) < 0.05
     assert section.findings == []
+
+
+def test_current_labels_that_are_all_missing_fall_back_to_reference(model, reference):
+    current = sv.make_frame(500, seed=6).assign(**{sv.LABEL: np.nan})
+    section = slices.run(sv.inputs(reference, current, model))
+    assert set(section.tables["slices"]["role"]) == {"reference"}

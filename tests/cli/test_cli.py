@@ -86,3 +86,19 @@ def test_run_by_alias_and_clear_errors(small_registry, tmp_path):
         str(tmp_path / "ev"),
     )
     assert proc.returncode == 2 and "missing-alias" in proc.stderr
+
+
+def test_a_sqlite_registry_that_does_not_exist_is_refused_and_nothing_is_written(tmp_path):
+    workdir = tmp_path / "cwd"
+    workdir.mkdir()
+    proc = subprocess.run(
+        [sys.executable, "-m", "assurance.cli", "run", "--model", "credit", "--version", "1"],
+        capture_output=True,
+        text=True,
+        cwd=workdir,
+        env={**os.environ, "MLFLOW_TRACKING_URI": "sqlite:///no/such/dir/mlflow.db"},
+        timeout=120,
+    )
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "does not exist" in proc.stderr and "no/such/dir/mlflow.db" in proc.stderr
+    assert list(workdir.iterdir()) == []
