@@ -23,7 +23,9 @@ def test_a_failing_analysis_becomes_a_finding_and_the_evidence_is_complete(
 
     monkeypatch.setattr(importlib.import_module(f"assurance.checks.{MODULES.get(key, key)}"), "run", broken)
     settings = Settings(tracking_uri=small_registry.tracking_uri, evidence_root=str(tmp_path / "evidence"))
-    outcome = run_version(small_registry.model, small_registry.healthy, settings, dg.DagsterInstance.ephemeral())
+    outcome = run_version(
+        small_registry.model, small_registry.healthy, settings, dg.DagsterInstance.ephemeral()
+    )
 
     assert outcome.success, outcome.error
     f = outcome.findings
