@@ -223,12 +223,14 @@ def failed_section(analysis: Analysis, exc: Exception, inputs: Inputs) -> Sectio
 
 
 def all_checks() -> tuple[CheckSpec, ...]:
-    """Every declared check: the analyses' and the model outputs' (`predictions.*`), each once."""
-    from assurance.checks import predictions
+    """Every declared check: the analyses', the model outputs' (`predictions.*`), the tier's coverage and
+    the analysis failure, each once."""
+    from assurance.checks import coverage, predictions
 
     specs = [
         *(spec for analysis in all_analyses() for spec in analysis.checks),
         *predictions.CHECKS,
+        *coverage.CHECKS,
         ANALYSIS_FAILED,
     ]
     names = [spec.name for spec in specs]

@@ -8,6 +8,7 @@ from typing import Any
 import pandas as pd
 
 from assurance import __version__
+from assurance.checks.coverage import coverage_findings
 from assurance.checks.predictions import prediction_findings
 from assurance.domain.findings import findings_frame
 from assurance.domain.values import Dataset, Predictions, Section, VersionRecord
@@ -20,7 +21,11 @@ from assurance.reporting.version_report import render_html, render_markdown
 def collect_findings(
     record: VersionRecord, policy: Policy, sections: list[Section], predictions: Predictions | None
 ) -> pd.DataFrame:
-    findings = [f for s in sections for f in s.findings] + prediction_findings(predictions, policy)
+    findings = [
+        *(f for s in sections for f in s.findings),
+        *prediction_findings(predictions, policy),
+        *coverage_findings(record, policy, sections),
+    ]
     return findings_frame(findings, record, policy)
 
 

@@ -60,7 +60,26 @@ def _check_name_schema(schema: dict[str, Any]) -> None:
     schema["propertyNames"] = {"enum": _check_names()}
 
 
+@cache
+def _analysis_keys() -> list[str]:
+    from assurance.checks.catalog import all_analyses
+
+    return [analysis.key for analysis in all_analyses()]
+
+
+def _known_analysis(key: str) -> str:
+    keys = _analysis_keys()
+    if key not in keys:
+        close = difflib.get_close_matches(key, keys, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ValueError(f"unknown analysis {key!r}{hint}; analyses are {', '.join(keys)}")
+    return key
+
+
 CheckName = Annotated[str, AfterValidator(_known_check)]
+AnalysisKey = Annotated[
+    str, AfterValidator(_known_analysis), Field(json_schema_extra=lambda s: s.update(enum=_analysis_keys()))
+]
 SeverityOverrides = Annotated[dict[CheckName, Severity], Field(json_schema_extra=_check_name_schema)]
 
 
@@ -89,6 +108,11 @@ class TierLevel(PolicyPart):
     )
     required_tags: list[str] = Field(
         default_factory=list, description="Tags that must hold a real value (owner, use_case, ...)."
+    )
+    required_analyses: list[AnalysisKey] = Field(
+        default_factory=list,
+        description="Analyses that must run for a version of this tier; one that could not (a tag or labels "
+        "missing, a model type it does not support) is a monitoring.required_analysis finding with the reason.",
     )
     revalidate_days: NonNegativeInt | None = Field(
         None, description="Days after which a version of this tier is due for revalidation (null: never)."

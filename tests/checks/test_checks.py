@@ -15,6 +15,7 @@ DEFAULT_SEVERITIES = {
     "data.label_missing": "medium",
     "predictions.failed": "high",
     "monitoring.analysis_failed": "high",
+    "monitoring.required_analysis": "medium",
     "performance.label_unusable": "medium",
     "predictions.partial": "medium",
     "schema.missing_column": "high",
