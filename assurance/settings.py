@@ -13,7 +13,9 @@ nothing writes it to pass configuration along.
 | `ASSURANCE_POLICY` | `policy_path` | unset: the packaged default policy |
 | `ASSURANCE_ALERT_WEBHOOK` | `alert_webhook` | unset: alerts go to the sensor log only |
 | `ASSURANCE_DAGSTER_URL` | `dagster_url` | unset: failure alerts carry the run id without a link |
-| `ASSURANCE_SENSOR_INTERVAL` | `sensor_interval` | 30 s between ticks (all three sensors) |
+| `ASSURANCE_ALERT_RETRY_SECONDS` | `alert_retry_seconds` | 30 s before an undelivered alert's first retry, doubling per failed attempt up to 1 h |
+| `ASSURANCE_ALERT_MAX_ATTEMPTS` | `alert_max_attempts` | 30 attempts (about a day) before an alert is recorded as undeliverable |
+| `ASSURANCE_SENSOR_INTERVAL` | `sensor_interval` | 30 s between ticks (all four sensors) |
 | `ASSURANCE_SENSOR_MAX_RUNS` | `sensor_max_runs` | 25 runs per tick |
 | `ASSURANCE_SENSOR_SETTLE_SECONDS` | `sensor_settle_seconds` | 15 s after registration before a first run |
 | `ASSURANCE_MONITORING_CRON` | `monitoring_cron` | `0 6 * * *` (UTC) |
@@ -36,6 +38,8 @@ EVIDENCE_ENV = "ASSURANCE_EVIDENCE_ROOT"
 POLICY_ENV = "ASSURANCE_POLICY"
 WEBHOOK_ENV = "ASSURANCE_ALERT_WEBHOOK"
 DAGSTER_URL_ENV = "ASSURANCE_DAGSTER_URL"
+ALERT_RETRY_ENV = "ASSURANCE_ALERT_RETRY_SECONDS"
+ALERT_ATTEMPTS_ENV = "ASSURANCE_ALERT_MAX_ATTEMPTS"
 INTERVAL_ENV = "ASSURANCE_SENSOR_INTERVAL"
 MAX_RUNS_ENV = "ASSURANCE_SENSOR_MAX_RUNS"
 SETTLE_ENV = "ASSURANCE_SENSOR_SETTLE_SECONDS"
@@ -56,6 +60,8 @@ class Settings:
     policy_path: str | None = None
     alert_webhook: str | None = None
     dagster_url: str | None = None
+    alert_retry_seconds: int = 30
+    alert_max_attempts: int = 30
     sensor_interval: int = 30
     sensor_max_runs: int = 25
     sensor_settle_seconds: int = 15
@@ -77,6 +83,8 @@ class Settings:
             policy_path=text(POLICY_ENV, default.policy_path),
             alert_webhook=text(WEBHOOK_ENV, default.alert_webhook),
             dagster_url=text(DAGSTER_URL_ENV, default.dagster_url),
+            alert_retry_seconds=_integer(environ, ALERT_RETRY_ENV, default.alert_retry_seconds, minimum=0),
+            alert_max_attempts=_integer(environ, ALERT_ATTEMPTS_ENV, default.alert_max_attempts, minimum=1),
             sensor_interval=_integer(environ, INTERVAL_ENV, default.sensor_interval, minimum=1),
             sensor_max_runs=_integer(environ, MAX_RUNS_ENV, default.sensor_max_runs, minimum=1),
             sensor_settle_seconds=_integer(environ, SETTLE_ENV, default.sensor_settle_seconds, minimum=0),

@@ -2,10 +2,11 @@
 
 - `registry_sensor` (RUNNING by default): registry changes start validation (sensors/registry_sensor.py)
 - `monitor_production_versions`, `revalidate_due_versions` (STOPPED by default): sensors/cadence.py
-- `assurance_run_failure_alerts`, `assurance_findings_alerts` (RUNNING by default): sensors/alerts.py
+- `assurance_run_failure_alerts`, `assurance_findings_alerts`, `assurance_alert_delivery` (RUNNING by
+  default): alerts are raised by the first two and posted, with retries, by the third (sensors/alerts.py)
 
 Sensors and schedules are built from the `Settings` the composition root passes (intervals, caps, crons,
-the alert webhook), so nothing here reads the environment.
+the alert webhook and its retry budget), so nothing here reads the environment.
 """
 
 from __future__ import annotations

@@ -1,16 +1,26 @@
-"""Alert sensors: a failed assurance run, and new critical or high findings in published evidence.
+"""Alert sensors: a failed assurance run, new critical or high findings in published evidence, and delivery.
 
-Both post JSON to the configured webhook (ASSURANCE_ALERT_WEBHOOK) when it is set and log to the sensor's
-log otherwise; the payloads and the delivery are in `assurance.governance.alerts`.
+The first two log each alert to their sensor's log and, when a webhook is set (ASSURANCE_ALERT_WEBHOOK),
+queue it in the outbox under the evidence root; the third posts what is queued, retrying with backoff
+across ticks. A failed run whose alert cannot be queued (the evidence store may be why it failed) is
+posted once directly; if that fails too, Dagster records the error on the failed run. The payloads are in `assurance.governance.alerts`, the outbox in
+`assurance.governance.outbox`.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any
 
 import dagster as dg
 
 from assurance.domain.errors import step_failure
 from assurance.domain.values import split_partition_key
-from assurance.governance.alerts import alerts_for_run, dagster_run_link, deliver, run_failure_alert
+from assurance.evidence.store import EvidenceStore
+from assurance.governance.alerts import alerts_for_run, dagster_run_link, post_json, run_failure_alert
+from assurance.governance.outbox import Backoff, Outbox, deliver_due
 from assurance.settings import Settings
 from resources import EvidenceResource
 from sensors.validation_job import assure_model_version
@@ -33,33 +43,53 @@ def _last_storage_id(instance: dg.DagsterInstance) -> int:
     return latest[0].storage_id if latest else 0
 
 
+def queue_alerts(store: EvidenceStore, alerts: list[Mapping[str, Any]], webhook: str | None, log: Any) -> int:
+    """Log every alert and queue it for the webhook when one is set; returns how many were newly queued."""
+    for alert in alerts:
+        log.info(f"assurance alert {alert['alert_id']}: {alert['text']}")
+    return len(Outbox(store).enqueue(alerts, datetime.now(UTC))) if webhook and alerts else 0
+
+
 def build_alert_sensors(settings: Settings) -> list[dg.SensorDefinition]:
-    """Both alert sensors, posting to the settings' webhook and linking runs to the settings' Dagster URL."""
+    """The alert sensors and the delivery sensor, posting to the settings' webhook with the settings' retry
+    budget, and linking runs to the settings' Dagster URL."""
 
     @dg.run_failure_sensor(
         name="assurance_run_failure_alerts",
         monitored_jobs=[assure_model_version],
         minimum_interval_seconds=settings.sensor_interval,
         default_status=dg.DefaultSensorStatus.RUNNING,
-        description="Posts an alert (ASSURANCE_ALERT_WEBHOOK, else the log) when an assurance run fails.",
+        description=(
+            "Raises an alert when an assurance run fails: logged, and queued for assurance_alert_delivery "
+            "when ASSURANCE_ALERT_WEBHOOK is set."
+        ),
     )
-    def assurance_run_failure_alerts(context: dg.RunFailureSensorContext) -> None:
+    def assurance_run_failure_alerts(context: dg.RunFailureSensorContext, evidence: EvidenceResource) -> None:
         run = context.dagster_run
         key = run.tags.get("dagster/partition")
         model, version = split_partition_key(key) if key else (None, None)
         error = step_error(context.instance, run.run_id) or context.failure_event.message or "the run failed"
         link = dagster_run_link(settings.dagster_url, run.run_id)
         payload = run_failure_alert(model, version, run.run_id, run.job_name, error, link)
-        deliver([payload], settings.alert_webhook, context.log)
+        store = evidence.get()
+        try:
+            queue_alerts(store, [payload], settings.alert_webhook, context.log)
+        except (
+            Exception
+        ) as exc:  # only queueing (webhook set) touches the store, which may be why the run failed
+            context.log.error(
+                f"alert {payload['alert_id']} could not be queued ({exc}); posting it once directly"
+            )
+            post_json(settings.alert_webhook, payload)
 
     @dg.sensor(
         name="assurance_findings_alerts",
         minimum_interval_seconds=settings.sensor_interval,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description=(
-            "Reads each newly published evidence_report and posts one alert per critical or high finding that was "
-            "not critical/high in the version's previous run (ASSURANCE_ALERT_WEBHOOK, else the log). Starts from "
-            "the evidence published after it is first turned on."
+            "Reads each newly published evidence_report and raises one alert per critical or high finding that "
+            "was not critical/high in the version's previous run: logged, and queued for assurance_alert_delivery "
+            "when ASSURANCE_ALERT_WEBHOOK is set. Starts from the evidence published after it is first turned on."
         ),
     )
     def assurance_findings_alerts(
@@ -88,8 +118,31 @@ def build_alert_sensors(settings: Settings) -> list[dg.SensorDefinition]:
             alerts += alerts_for_run(
                 store, model, version, str(mat.metadata["run_id"].value), report.value if report else None
             )
-        sent = deliver(alerts, settings.alert_webhook, context.log)
-        summary = f"{len(result.records)} published runs read, {len(alerts)} new critical/high findings, {sent} posted"
+        queued = queue_alerts(store, alerts, settings.alert_webhook, context.log)
+        summary = f"{len(result.records)} published runs read, {len(alerts)} new critical/high findings, " + (
+            f"{queued} queued for delivery" if settings.alert_webhook else "logged (no webhook set)"
+        )
         return dg.SensorResult(skip_reason=summary, cursor=str(after))
 
-    return [assurance_run_failure_alerts, assurance_findings_alerts]
+    backoff = Backoff(first_seconds=settings.alert_retry_seconds, max_attempts=settings.alert_max_attempts)
+
+    @dg.sensor(
+        name="assurance_alert_delivery",
+        minimum_interval_seconds=settings.sensor_interval,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description=(
+            "Posts the queued alerts to ASSURANCE_ALERT_WEBHOOK, oldest first; a failed post is retried on "
+            "later ticks with exponential backoff, and an alert still undelivered after "
+            "ASSURANCE_ALERT_MAX_ATTEMPTS attempts is recorded under _portfolio/alerts/undeliverable/."
+        ),
+    )
+    def assurance_alert_delivery(
+        context: dg.SensorEvaluationContext, evidence: EvidenceResource
+    ) -> dg.SkipReason:
+        if not settings.alert_webhook:
+            return dg.SkipReason("no webhook set (ASSURANCE_ALERT_WEBHOOK): alerts are only logged")
+        post = partial(post_json, settings.alert_webhook)
+        done = deliver_due(Outbox(evidence.get()), post, backoff, datetime.now(UTC), context.log)
+        return dg.SkipReason(done.summary())
+
+    return [assurance_run_failure_alerts, assurance_findings_alerts, assurance_alert_delivery]

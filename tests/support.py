@@ -6,7 +6,8 @@
   uniform across them. Tests plant one problem at a time (scrambled labels in a region, a
   label-copying feature, rows shared between reference and current, an ID column) and check that the
   analyses find exactly that.
-- `webhook_receiver`: a tiny HTTP server on 127.0.0.1 for alert tests, recording every JSON POST.
+- `webhook_receiver`: a tiny HTTP server on 127.0.0.1 for alert tests, recording every JSON POST and
+  which ones it accepted.
 """
 
 from __future__ import annotations
@@ -199,9 +200,12 @@ def inputs(
 
 @dataclass
 class Receiver:
+    """Every JSON POST in `received`; those it answered with a 2xx (set `status` to take it down) in `accepted`."""
+
     url: str
     status: int = 200
     received: list[dict] = field(default_factory=list)
+    accepted: list[dict] = field(default_factory=list)
 
 
 @contextmanager
@@ -211,8 +215,11 @@ def webhook_receiver(status: int = 200) -> Iterator[Receiver]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self):  # noqa: N802 - http.server's naming
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            receiver.received.append(json.loads(body))
-            self.send_response(receiver.status)
+            payload, status = json.loads(body), receiver.status
+            receiver.received.append(payload)
+            if 200 <= status < 300:
+                receiver.accepted.append(payload)
+            self.send_response(status)
             self.end_headers()
 
         def log_message(self, *args):  # keep test output clean

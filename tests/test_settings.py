@@ -27,6 +27,7 @@ def test_defaults_are_the_documented_ones():
     )
     assert (settings.monitoring_cron, settings.revalidation_cron) == ("0 6 * * *", "0 7 * * *")
     assert settings.alert_webhook is None and settings.dagster_url is None and settings.dagster_home is None
+    assert (settings.alert_retry_seconds, settings.alert_max_attempts) == (30, 30)
 
 
 def test_every_variable_is_read_and_blank_means_unset():
@@ -36,6 +37,8 @@ def test_every_variable_is_read_and_blank_means_unset():
         "ASSURANCE_POLICY": "/etc/policy.yaml",
         "ASSURANCE_ALERT_WEBHOOK": " https://hooks.example/x ",
         "ASSURANCE_DAGSTER_URL": "http://dagster:3000",
+        "ASSURANCE_ALERT_RETRY_SECONDS": "0",
+        "ASSURANCE_ALERT_MAX_ATTEMPTS": "5",
         "ASSURANCE_SENSOR_INTERVAL": "60",
         "ASSURANCE_SENSOR_MAX_RUNS": "3",
         "ASSURANCE_SENSOR_SETTLE_SECONDS": "0",
@@ -50,6 +53,8 @@ def test_every_variable_is_read_and_blank_means_unset():
         policy_path="/etc/policy.yaml",
         alert_webhook="https://hooks.example/x",
         dagster_url="http://dagster:3000",
+        alert_retry_seconds=0,
+        alert_max_attempts=5,
         sensor_interval=60,
         sensor_max_runs=3,
         sensor_settle_seconds=0,
@@ -73,6 +78,8 @@ def test_from_env_reads_the_process_environment_by_default(monkeypatch):
         ("ASSURANCE_SENSOR_MAX_RUNS", "0", "must be at least 1"),
         ("ASSURANCE_SENSOR_INTERVAL", "1.5", "is not an integer"),
         ("ASSURANCE_SENSOR_SETTLE_SECONDS", "-1", "must be at least 0"),
+        ("ASSURANCE_ALERT_MAX_ATTEMPTS", "0", "must be at least 1"),
+        ("ASSURANCE_ALERT_RETRY_SECONDS", "soon", "is not an integer"),
     ],
 )
 def test_a_bad_number_is_an_error_naming_the_variable(name, value, message):

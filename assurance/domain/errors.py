@@ -66,7 +66,16 @@ class InputError(AssuranceError):
 
 
 class AlertDeliveryError(AssuranceError):
-    """The webhook did not accept the alert."""
+    """The webhook did not accept the alert; `status` is its HTTP answer, None when it gave none."""
+
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status
+
+    @property
+    def webhook_down(self) -> bool:
+        """No answer, a server error, a timeout or throttling: every alert would fail now, not just this one."""
+        return self.status is None or self.status >= 500 or self.status in (408, 429)
 
 
 class RunFailedError(AssuranceError):

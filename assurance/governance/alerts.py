@@ -2,17 +2,22 @@
 
 Each alert is one JSON object posted to the configured webhook (ASSURANCE_ALERT_WEBHOOK: any endpoint
 that takes a JSON POST; the `text` field makes it readable in chat tools that show it). Without a
-webhook the alert is only logged. Delivery never raises: a broken webhook must not stop the sensor or hide
-later alerts from the log. Plain Python (stdlib urllib).
+webhook the alert is only logged. With one, alerts go through the outbox (`assurance.governance.outbox`),
+which posts them at least once, retrying across sensor ticks. Plain Python (stdlib urllib).
+
+Every alert carries `alert_id`, a hash of what it is about: the event, model, version, finding id and
+evidence run id of a finding alert, or the event and Dagster run id of a run-failure alert. The same
+alert always has the same id, so a receiver that sees an id twice (a retry after a post whose answer was
+lost) can drop the second copy.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-import logging
 import urllib.error
 import urllib.request
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
@@ -23,13 +28,17 @@ from assurance.evidence.store import EvidenceStore
 
 ALERT_SEVERITIES = ("critical", "high")
 TIMEOUT_SECONDS = 5.0
-log = logging.getLogger(__name__)
 
 
 def dagster_run_link(dagster_url: str | None, run_id: str) -> str | None:
     """Link to the run in the Dagster UI when its URL is known (ASSURANCE_DAGSTER_URL)."""
     base = (dagster_url or "").strip().rstrip("/")
     return f"{base}/runs/{run_id}" if base else None
+
+
+def alert_id(*parts: object) -> str:
+    """Hash of what an alert is about: stable across retries and restarts, so receivers can drop repeats."""
+    return hashlib.sha256("\x1f".join("" if p is None else str(p) for p in parts).encode()).hexdigest()[:16]
 
 
 def severe_open(findings: pd.DataFrame | None) -> pd.DataFrame:
@@ -56,8 +65,10 @@ def finding_alert(
     """The JSON posted for one new critical/high finding."""
     severity = str(finding["severity"])
     message = str(finding["message"])
+    event = "assurance.finding"
     return {
-        "event": "assurance.finding",
+        "alert_id": alert_id(event, model, version, finding["finding_id"], run_id),
+        "event": event,
         "model": model,
         "version": str(version),
         "run_id": run_id,
@@ -79,8 +90,10 @@ def run_failure_alert(
 ) -> dict:
     """The JSON posted when an assurance run fails (the product could not work: registry, storage, bug)."""
     subject = f"{model} version {version}" if model else f"job {job}"
+    event = "assurance.run_failure"
     return {
-        "event": "assurance.run_failure",
+        "alert_id": alert_id(event, dagster_run_id),
+        "event": event,
         "model": model,
         "version": version,
         "dagster_run_id": dagster_run_id,
@@ -107,7 +120,7 @@ def alerts_for_run(
 
 
 def post_json(url: str, payload: Mapping[str, Any], timeout: float = TIMEOUT_SECONDS) -> None:
-    """POST one JSON object; any answer outside 2xx, or no answer, is an AlertDeliveryError."""
+    """POST one JSON object; any answer outside 2xx, or no answer, is an AlertDeliveryError with its status."""
     request = urllib.request.Request(
         url,
         data=json.dumps(payload, default=str).encode(),
@@ -117,28 +130,9 @@ def post_json(url: str, payload: Mapping[str, Any], timeout: float = TIMEOUT_SEC
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - operator-set URL
             status = response.status
+    except urllib.error.HTTPError as exc:
+        raise AlertDeliveryError(f"webhook {url} did not take the alert: {exc}", status=exc.code) from exc
     except (urllib.error.URLError, OSError, ValueError) as exc:
         raise AlertDeliveryError(f"webhook {url} did not take the alert: {exc}") from exc
     if not 200 <= status < 300:
-        raise AlertDeliveryError(f"webhook {url} answered HTTP {status}")
-
-
-def deliver(payloads: Iterable[Mapping[str, Any]], webhook: str | None, logger: Any = log) -> int:
-    """Post each alert (or log it when no webhook is set); returns how many the webhook accepted.
-
-    After the first failed post the rest are logged instead of posted, so a dead endpoint costs one
-    timeout per tick rather than one per alert.
-    """
-    sent = 0
-    reachable = webhook is not None
-    for payload in payloads:
-        if reachable:
-            try:
-                post_json(webhook, payload)
-                sent += 1
-                continue
-            except AlertDeliveryError as exc:
-                logger.warning(f"alert not delivered, logging it instead: {exc}")
-                reachable = False
-        logger.info(f"assurance alert: {payload['text']}")
-    return sent
+        raise AlertDeliveryError(f"webhook {url} answered HTTP {status}", status=status)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 import uuid
@@ -13,6 +14,7 @@ import pytest
 
 from assurance.domain.errors import RegistryError
 from assurance.evidence.store import EvidenceStore, new_run_id, parquet_bytes
+from assurance.governance.outbox import OUTBOX, UNDELIVERABLE, Outbox
 from assurance.registry.client import fail_fast_http
 from assurance.settings import Settings
 from resources import EvidenceResource, PolicyResource, RegistryResource
@@ -210,67 +212,204 @@ def test_revalidation_schedule_picks_versions_past_their_cadence(registry, insta
     assert "90 days" in request.tags["assurance/reason"]
 
 
-def test_findings_sensor_posts_new_critical_findings_of_newly_published_evidence(instance, tmp_path):
-    store = EvidenceStore(str(tmp_path / "ev"))
+def publish_findings(store: EvidenceStore, version: str, *rows: tuple[str, str], day: int = 1) -> str:
+    """A published run of `version`, dated `day` (runs of a version are ordered by date), whose open
+    findings are `(finding_id, severity)` rows."""
     frame = pd.DataFrame(
         [
-            {
-                "finding_id": "f1",
-                "severity": "critical",
-                "status": "open",
-                "check": "schema.missing_column",
-                "subject": "rate",
-                "message": "Column rate is missing from current data.",
-            }
+            {"finding_id": fid, "severity": sev, "status": "open", "check": "drift.feature", "subject": fid}
+            | {"message": f"Finding {fid} of version {version}."}
+            for fid, sev in rows
         ]
     )
-    run_id = new_run_id()
-    store.publish_run(MODEL, "1", run_id, {"findings.parquet": parquet_bytes(frame)}, {})
-    resources = {"evidence": EvidenceResource(root=store.root)}
-    _, findings_alerts = build_alert_sensors(Settings())
-    first = findings_alerts(dg.build_sensor_context(instance=instance, resources=resources))
+    run_id = new_run_id(datetime(2025, 1, day, tzinfo=UTC))
+    store.publish_run(MODEL, version, run_id, {"findings.parquet": parquet_bytes(frame)}, {})
+    return run_id
+
+
+def report_evidence(instance, version: str, run_id: str) -> None:
+    """What a run's evidence_report materialization tells the findings sensor."""
     instance.report_runless_asset_event(
         dg.AssetMaterialization(
             "evidence_report",
-            partition=f"{MODEL}/1",
+            partition=f"{MODEL}/{version}",
             metadata={"run_id": run_id, "report": dg.MetadataValue.url("file:///r.html")},
         )
     )
-    with webhook_receiver() as hook:
-        _, findings_alerts = build_alert_sensors(Settings(alert_webhook=hook.url))
-        ctx = dg.build_sensor_context(instance=instance, cursor=first.cursor, resources=resources)
-        result = findings_alerts(ctx)
-        again = findings_alerts(
-            dg.build_sensor_context(instance=instance, cursor=result.cursor, resources=resources)
-        )
-    (payload,) = hook.received
-    assert payload["model"] == MODEL and payload["version"] == "1" and payload["report"] == "file:///r.html"
-    assert payload["finding"]["id"] == "f1" and payload["finding"]["severity"] == "critical"
-    assert (
-        "1 posted" in result.skip_reason.skip_message and "0 published runs" in again.skip_reason.skip_message
-    )
 
 
-def test_run_failure_sensor_posts_the_failed_step_and_version(instance):
+def evaluate(sensor, instance, store: EvidenceStore, cursor: str | None = None):
+    resources = {"evidence": EvidenceResource(root=store.root)}
+    return sensor(dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources))
+
+
+def failed_run(instance, settings: Settings):
+    """A real failed run of the assurance job (its registry cannot be reached) and its failure event."""
     from assurance.cli.launcher import run_version
 
-    settings = Settings(tracking_uri="http://127.0.0.1:9", dagster_url="http://ui.example:3000")
     with fail_fast_http():
         assert not run_version("gone", "7", settings, instance).success
     (run,) = instance.get_runs()
     (failure,) = instance.all_logs(run.run_id, of_type=dg.DagsterEventType.RUN_FAILURE)
-    context = dg.build_run_status_sensor_context(
+    return run, failure.dagster_event
+
+
+def failure_context(instance, run, event, evidence_root: str):
+    """The run-failure sensor's context for a failed run, with its evidence store."""
+    return dg.build_run_status_sensor_context(
         sensor_name="assurance_run_failure_alerts",
-        dagster_event=failure.dagster_event,
+        dagster_event=event,
         dagster_instance=instance,
         dagster_run=run,
+        resources={"evidence": EvidenceResource(root=evidence_root)},
     ).for_run_failure()
+
+
+def message(result) -> str:
+    return (result.skip_reason if isinstance(result, dg.SensorResult) else result).skip_message
+
+
+def test_findings_sensor_queues_new_critical_findings_and_delivery_posts_them(instance, tmp_path):
+    store = EvidenceStore(str(tmp_path / "ev"))
+    _, findings_alerts, _ = build_alert_sensors(Settings())
+    first = evaluate(findings_alerts, instance, store)
+    run_id = publish_findings(store, "1", ("f1", "critical"), ("f2", "medium"))
+    report_evidence(instance, "1", run_id)
     with webhook_receiver() as hook:
-        failure_alerts, _ = build_alert_sensors(settings.override(alert_webhook=hook.url))
-        failure_alerts(context)
-    (payload,) = hook.received
+        _, findings_alerts, delivery = build_alert_sensors(Settings(alert_webhook=hook.url))
+        result = evaluate(findings_alerts, instance, store, first.cursor)
+        again = evaluate(findings_alerts, instance, store, result.cursor)
+        assert hook.received == []  # queued, not yet posted
+        posted = evaluate(delivery, instance, store)
+        idle = evaluate(delivery, instance, store)
+    (payload,) = hook.accepted
+    assert payload["model"] == MODEL and payload["version"] == "1" and payload["report"] == "file:///r.html"
+    assert payload["finding"]["id"] == "f1" and payload["finding"]["severity"] == "critical"
+    assert payload["alert_id"] and payload["run_id"] == run_id
+    assert "1 queued for delivery" in message(result) and "0 published runs" in message(again)
+    assert (
+        message(posted).startswith("1 sent")
+        and message(idle).startswith("0 sent")
+        and len(hook.received) == 1
+    )
+
+
+def test_without_a_webhook_alerts_are_logged_and_nothing_is_queued(instance, tmp_path, capfd):
+    store = EvidenceStore(str(tmp_path / "ev"))
+    _, findings_alerts, delivery = build_alert_sensors(Settings())
+    first = evaluate(findings_alerts, instance, store)
+    report_evidence(instance, "1", publish_findings(store, "1", ("f1", "high")))
+    result = evaluate(findings_alerts, instance, store, first.cursor)
+    assert "logged (no webhook set)" in message(result)
+    assert "Finding f1 of version 1." in capfd.readouterr().err
+    assert "no webhook set" in message(evaluate(delivery, instance, store))
+    assert not store.fs.exists(f"{store.base}/{OUTBOX}")
+
+
+def test_run_failure_sensor_queues_the_failed_step_and_posts_directly_if_it_cannot_queue(instance, tmp_path):
+    store = EvidenceStore(str(tmp_path / "ev"))
+    settings = Settings(tracking_uri="http://127.0.0.1:9", dagster_url="http://ui.example:3000")
+    run, event = failed_run(instance, settings)
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("the evidence root cannot be written below a file")
+    with webhook_receiver() as hook:
+        failure_alerts, _, delivery = build_alert_sensors(settings.override(alert_webhook=hook.url))
+        failure_alerts(failure_context(instance, run, event, store.root))
+        assert hook.received == []
+        evaluate(delivery, instance, store)
+        failure_alerts(
+            failure_context(instance, run, event, f"{blocked}/ev")
+        )  # queueing fails: posted directly
+    payload, direct = hook.accepted
+    assert direct == payload
     assert (payload["model"], payload["version"]) == ("gone", "7")
     assert (
         payload["error"].startswith("step model_version failed") and "cannot be reached" in payload["error"]
     )
     assert payload["link"] == f"http://ui.example:3000/runs/{run.run_id}"
+
+
+def test_alerts_reach_a_webhook_down_for_three_ticks_exactly_once(instance, tmp_path):
+    """Every tick evaluates the findings and delivery sensors as the daemon would; the receiver answers 503
+    for three ticks, then 200. Alerts raised before and during the outage each arrive once, in order."""
+    store = EvidenceStore(str(tmp_path / "ev"))
+    with webhook_receiver(status=503) as hook:
+        settings = Settings(
+            tracking_uri="http://127.0.0.1:9",
+            alert_webhook=hook.url,
+            alert_retry_seconds=0,
+            alert_max_attempts=5,
+        )
+        failure_alerts, findings_alerts, delivery = build_alert_sensors(settings)
+        cursor = evaluate(findings_alerts, instance, store).cursor
+        run, event = failed_run(instance, settings)
+        failure_alerts(failure_context(instance, run, event, store.root))
+        first_v1 = publish_findings(store, "1", ("a", "critical"), ("b", "high"), ("c", "low"))
+        report_evidence(instance, "1", first_v1)
+        report_evidence(instance, "2", publish_findings(store, "2", ("a", "high")))
+        summaries = []
+        for down_tick in range(3):
+            if down_tick == 1:  # a later run of version 1 during the outage: only "d" is new
+                report_evidence(
+                    instance, "1", publish_findings(store, "1", ("a", "critical"), ("d", "high"), day=2)
+                )
+            cursor = evaluate(findings_alerts, instance, store, cursor).cursor
+            summaries.append(message(evaluate(delivery, instance, store)))
+            assert (
+                len(hook.received) == down_tick + 1 and hook.accepted == []
+            )  # one post per round while down
+        hook.status = 200
+        for _ in range(2):
+            cursor = evaluate(findings_alerts, instance, store, cursor).cursor
+            summaries.append(message(evaluate(delivery, instance, store)))
+    delivered = [(a["event"], a.get("version"), a.get("finding", {}).get("id")) for a in hook.accepted]
+    assert delivered == [
+        ("assurance.run_failure", "7", None),
+        ("assurance.finding", "1", "a"),
+        ("assurance.finding", "1", "b"),
+        ("assurance.finding", "2", "a"),
+        ("assurance.finding", "1", "d"),
+    ]
+    assert len({a["alert_id"] for a in hook.accepted}) == len(hook.accepted)
+    assert hook.accepted[0]["dagster_run_id"] == run.run_id and hook.accepted[1]["run_id"] == first_v1
+    assert [s.split(",")[0] for s in summaries] == ["0 sent", "0 sent", "0 sent", "5 sent", "0 sent"]
+    assert "4 to retry" in summaries[0] and "5 to retry" in summaries[2] and "HTTP Error 503" in summaries[2]
+    assert Outbox(store).pending() == ([], [])
+
+
+def test_delivery_waits_out_its_backoff_between_ticks(instance, tmp_path):
+    store = EvidenceStore(str(tmp_path / "ev"))
+    with webhook_receiver(status=503) as hook:
+        _, findings_alerts, delivery = build_alert_sensors(
+            Settings(alert_webhook=hook.url, alert_retry_seconds=1)
+        )
+        cursor = evaluate(findings_alerts, instance, store).cursor
+        report_evidence(instance, "1", publish_findings(store, "1", ("a", "high")))
+        evaluate(findings_alerts, instance, store, cursor)
+        failed = message(evaluate(delivery, instance, store))
+        waiting = message(evaluate(delivery, instance, store))
+        assert len(hook.received) == 1 and "1 to retry" in failed and "1 waiting" in waiting
+        hook.status = 200
+        (entry,), _ = Outbox(store).pending()
+        time.sleep(max(0.0, (entry.next_attempt_at - datetime.now(UTC)).total_seconds()) + 0.05)
+        sent = message(evaluate(delivery, instance, store))
+    assert sent.startswith("1 sent") and len(hook.received) == 2 and len(hook.accepted) == 1
+
+
+def test_an_alert_past_its_budget_is_recorded_logged_and_not_sent_later(instance, tmp_path, capfd):
+    store = EvidenceStore(str(tmp_path / "ev"))
+    with webhook_receiver(status=503) as hook:
+        settings = Settings(alert_webhook=hook.url, alert_retry_seconds=0, alert_max_attempts=2)
+        _, findings_alerts, delivery = build_alert_sensors(settings)
+        cursor = evaluate(findings_alerts, instance, store).cursor
+        report_evidence(instance, "1", publish_findings(store, "1", ("a", "high")))
+        evaluate(findings_alerts, instance, store, cursor)
+        ticks = [message(evaluate(delivery, instance, store)) for _ in range(2)]
+        hook.status = 200
+        ticks.append(message(evaluate(delivery, instance, store)))
+    assert "1 to retry" in ticks[0] and "1 undeliverable" in ticks[1] and ticks[2] == "0 sent"
+    assert len(hook.received) == 2 and hook.accepted == []
+    (path,) = store.fs.ls(f"{store.base}/{OUTBOX}/{UNDELIVERABLE}")
+    record = json.loads(store.fs.cat_file(path))
+    assert record["attempts"] == 2 and "HTTP Error 503" in record["last_error"] and record["given_up_at"]
+    assert f"alert {record['alert_id']} undeliverable after 2 attempts" in capfd.readouterr().err

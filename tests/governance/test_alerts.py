@@ -1,8 +1,7 @@
-"""Alert payloads, which findings are new, and delivery to a real local webhook (and to a broken one)."""
+"""Alert payloads and their ids, which findings are new, and posting to a real local webhook (and to broken ones)."""
 
 from __future__ import annotations
 
-import logging
 import socket
 import time
 
@@ -12,9 +11,9 @@ import pytest
 from assurance.domain.errors import AlertDeliveryError
 from assurance.evidence.store import EvidenceStore, new_run_id, parquet_bytes
 from assurance.governance.alerts import (
+    alert_id,
     alerts_for_run,
     dagster_run_link,
-    deliver,
     finding_alert,
     new_severe_findings,
     post_json,
@@ -86,22 +85,37 @@ def test_alerts_for_a_published_run_compare_with_the_versions_previous_run(tmp_p
     assert alerts_for_run(store, "credit", "3", "not-published", None) == []
 
 
-def test_deliver_posts_json_to_the_webhook():
-    payloads = [finding_alert("m", "1", "r", row, None) for row in CURRENT.head(2).to_dict("records")]
+def test_alert_ids_are_stable_and_name_what_the_alert_is_about():
+    row = CURRENT.iloc[0].to_dict()
+    first = finding_alert("m", "1", "run-a", row, None)
+    assert first["alert_id"] == finding_alert("m", "1", "run-a", row, "file:///other.html")["alert_id"]
+    others = {
+        finding_alert("m", "1", "run-b", row, None)["alert_id"],
+        finding_alert("m", "2", "run-a", row, None)["alert_id"],
+        finding_alert("m", "1", "run-a", CURRENT.iloc[1].to_dict(), None)["alert_id"],
+        run_failure_alert("m", "1", "run-a", "job", "boom", None)["alert_id"],
+    }
+    assert first["alert_id"] not in others and len(others) == 4
+    failure = run_failure_alert("m", "1", "dagster-run", "job", "boom", None)
+    assert failure["alert_id"] == run_failure_alert("m", "1", "dagster-run", "job", "other", "x")["alert_id"]
+    assert alert_id("a", None) == alert_id("a", "") and alert_id("a", "b") != alert_id("ab")
+
+
+def test_post_json_posts_the_alert():
+    payload = finding_alert("m", "1", "r", CURRENT.iloc[0].to_dict(), None)
     with webhook_receiver() as hook:
-        assert deliver(payloads, hook.url) == 2
-    assert [p["finding"]["id"] for p in hook.received] == ["a", "b"]
+        post_json(hook.url, payload)
+    assert hook.accepted == [payload]
 
 
-def test_a_failing_webhook_is_logged_not_raised_and_not_retried_per_alert(caplog):
-    payloads = [finding_alert("m", "1", "r", row, None) for row in CURRENT.to_dict("records")]
-    with (
-        webhook_receiver(status=500) as hook,
-        caplog.at_level(logging.INFO, logger="assurance.governance.alerts"),
-    ):
-        assert deliver(payloads, hook.url) == 0
-    assert len(hook.received) == 1
-    assert "HTTP Error 500" in caplog.text and caplog.text.count("assurance alert:") == len(payloads)
+@pytest.mark.parametrize(
+    ("status", "down"), [(503, True), (500, True), (429, True), (400, False), (404, False)]
+)
+def test_a_refusal_says_whether_the_webhook_is_down_or_refused_only_this_alert(status, down):
+    with webhook_receiver(status=status) as hook, pytest.raises(AlertDeliveryError) as caught:
+        post_json(hook.url, {"text": "x"})
+    assert caught.value.status == status and caught.value.webhook_down is down
+    assert f"HTTP Error {status}" in str(caught.value)
 
 
 def test_an_unreachable_webhook_fails_fast():
@@ -109,12 +123,7 @@ def test_an_unreachable_webhook_fails_fast():
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     start = time.perf_counter()
-    with pytest.raises(AlertDeliveryError, match="did not take the alert"):
+    with pytest.raises(AlertDeliveryError, match="did not take the alert") as caught:
         post_json(f"http://127.0.0.1:{port}/hook", {"text": "x"})
     assert time.perf_counter() - start < 5
-
-
-def test_without_a_webhook_alerts_are_logged(caplog):
-    with caplog.at_level(logging.INFO, logger="assurance.governance.alerts"):
-        assert deliver([finding_alert("m", "1", "r", CURRENT.iloc[0].to_dict(), None)], None) == 0
-    assert "[HIGH] m version 1: Amount drifted." in caplog.text
+    assert caught.value.status is None and caught.value.webhook_down

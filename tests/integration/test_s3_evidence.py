@@ -227,3 +227,33 @@ def test_dagster_graph_publishes_a_versions_evidence_to_s3(s3, root, small_regis
     assert con.execute("SELECT count(*) FROM findings").fetchone()[0] == len(outcome.findings)
     last_run = con.execute("SELECT last_run FROM inventory WHERE version = ?", [small_registry.healthy])
     assert last_run.fetchall() == [(rel,)]
+
+
+def test_the_alert_outbox_queues_once_retries_and_delivers_on_s3(root):
+    import logging
+    from datetime import UTC, datetime, timedelta
+    from functools import partial
+
+    from assurance.governance.alerts import finding_alert, post_json
+    from assurance.governance.outbox import PENDING, SENT, Backoff, Outbox, deliver_due
+    from tests.support import webhook_receiver
+
+    outbox, log = Outbox(EvidenceStore(root)), logging.getLogger("tests.outbox")
+    now = datetime(2026, 3, 1, tzinfo=UTC)
+    alerts = [
+        finding_alert(MODEL, "1", "r1", {"finding_id": f, "severity": "high", "message": f}, None)
+        for f in "ab"
+    ]
+    ids = [a["alert_id"] for a in alerts]
+    assert outbox.enqueue(alerts, now) == ids and outbox.enqueue(alerts, now) == []
+    with webhook_receiver(status=503) as hook:
+        post = partial(post_json, hook.url)
+        down = deliver_due(outbox, post, Backoff(first_seconds=10), now, log)
+        hook.status = 200
+        up = deliver_due(outbox, post, Backoff(first_seconds=10), now + timedelta(seconds=10), log)
+    assert (down.retrying, up.sent) == (2, 2) and [a["alert_id"] for a in hook.accepted] == ids
+    assert outbox.pending() == ([], []) and outbox.enqueue(alerts, now) == []
+    sent = json.loads(outbox.store.read_bytes(outbox.path(SENT, ids[0])))
+    assert sent["attempts"] == 1 and not outbox.store.fs.exists(
+        f"{outbox.store.base}/{outbox.path(PENDING, ids[0])}"
+    )
