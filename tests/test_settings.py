@@ -148,6 +148,8 @@ def test_status_gets_its_defaults_without_importing_dagster(tmp_path):
 
     script = (
         "import sys\n"
+        "from mlflow import MlflowClient\n"
+        f"MlflowClient('sqlite:///{tmp_path}/mlflow.db').search_experiments()  # an empty registry\n"
         "from assurance.cli.main import main\n"
         f"code = main(['status', '--tracking-uri', 'sqlite:///{tmp_path}/mlflow.db', '--evidence', '{tmp_path}/ev'])\n"
         "assert code == 0, code\n"
