@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import re
 import uuid
 from dataclasses import dataclass
@@ -121,6 +122,44 @@ class EvidenceStore:
                 f"evidence root {self.root!r} is not writable ({type(exc).__name__}: {exc}); "
                 "set --evidence or ASSURANCE_EVIDENCE_ROOT to a folder or URI you can write to"
             ) from exc
+
+    def create(self, rel: str, data: bytes) -> None:
+        """Write one object that must not exist yet, whole: readers see all of it or none, and no writer
+        can replace another's. On local disk the bytes are staged aside and hard-linked into place (a link
+        refuses an existing name, where a rename would replace it); object stores put it create-only."""
+        path = self._abs(rel)
+        parent, _, leaf = path.rpartition("/")
+        try:
+            self.makedirs(parent)
+            if self.local:
+                staged = f"{parent}/.{leaf}.{uuid.uuid4().hex[:8]}.staging"
+                with open(staged, "xb") as fh:
+                    fh.write(data)
+                try:
+                    os.link(staged, path)
+                finally:
+                    os.unlink(staged)
+            else:
+                with self.fs.open(path, "xb") as fh:
+                    fh.write(data)
+        except Exception as exc:  # noqa: BLE001 - any storage error means the same to the user
+            raise EvidenceError(f"could not create {self.root.rstrip('/')}/{rel}: {exc}") from exc
+
+    def read_folder(self, rel_dir: str) -> dict[str, bytes]:
+        """Every object directly in `rel_dir` by name, staged dot-names left out, fetched in one batch (an
+        object store serves them concurrently); empty when there is no such folder."""
+        self.refresh()
+        try:
+            entries = self.fs.ls(self._abs(rel_dir), detail=True)
+        except FileNotFoundError:
+            return {}
+        paths = [
+            e["name"]
+            for e in entries
+            if e["type"] == "file" and not e["name"].rstrip("/").rsplit("/", 1)[-1].startswith(".")
+        ]
+        blobs = self.fs.cat(paths) if paths else {}
+        return {path.rstrip("/").rsplit("/", 1)[-1]: data for path, data in blobs.items()}
 
     def publish(self, rel_dir: str, files: dict[str, bytes], manifest: dict[str, Any]) -> Published:
         """Write `files` plus `manifest.json` under `rel_dir`, whole or not at all, never overwriting."""
