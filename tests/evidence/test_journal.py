@@ -21,12 +21,12 @@ def test_each_append_is_a_new_object_read_back_in_write_order(store, tmp_path):
     ]
 
 
-def test_create_never_replaces_an_object(store):
+def test_create_never_replaces_an_object_nor_leaves_its_staging(store, tmp_path):
     store.create("_portfolio/notes/a.jsonl", b'{"n": 1}\n')
     with pytest.raises(EvidenceError, match="could not create"):
         store.create("_portfolio/notes/a.jsonl", b'{"n": 2}\n')
     assert store.read_bytes("_portfolio/notes/a.jsonl") == b'{"n": 1}\n'
-    assert list(store.read_folder("_portfolio/notes")) == ["a.jsonl"]
+    assert [p.name for p in (tmp_path / "evidence" / "_portfolio" / "notes").iterdir()] == ["a.jsonl"]
 
 
 def test_staged_foreign_and_damaged_entries_are_skipped(store, tmp_path):
