@@ -8,6 +8,7 @@
   analyses find exactly that.
 - `webhook_receiver`: a tiny HTTP server on 127.0.0.1 for alert tests, recording every JSON POST and
   which ones it accepted.
+- `accept_concurrently`: many people accepting one finding at the same moment, each with their own store.
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ import copy
 import json
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -25,6 +28,8 @@ import numpy as np
 import pandas as pd
 
 from assurance.domain.values import Dataset, Inputs, VersionRecord
+from assurance.evidence.store import EvidenceStore
+from assurance.governance.ledger import accept
 from assurance.policy.model import Policy
 from assurance.scoring.models import ScoringModel, from_estimator
 from assurance.scoring.predict import predict
@@ -234,3 +239,20 @@ def webhook_receiver(status: int = 200) -> Iterator[Receiver]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+# --- concurrent writers --------------------------------------------------------------------------
+
+
+def accept_concurrently(root: str, finding_id: str, people: int, now: datetime) -> list[dict]:
+    """`people` analysts accepting `finding_id` at once, each through their own store, all released together
+    by a barrier so their reads and writes overlap; returns every record they were told was written."""
+    start = threading.Barrier(people)
+
+    def one(i: int) -> list[dict]:
+        store = EvidenceStore(root)
+        start.wait()
+        return accept(store, finding_id, f"compensating control {i}", "2099-01-01", f"analyst-{i}", now=now)
+
+    with ThreadPoolExecutor(people) as pool:
+        return [record for records in pool.map(one, range(people)) for record in records]

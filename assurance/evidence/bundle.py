@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from assurance.domain.errors import EvidenceError
-from assurance.evidence.store import MANIFEST, safe_segment, verify_entries
+from assurance.evidence.store import MANIFEST, MAX_SEGMENT, safe_segment, shorten, verify_entries
 
 if TYPE_CHECKING:
     from assurance.evidence.store import EvidenceStore
@@ -31,8 +31,10 @@ _UNIX = 3
 
 
 def bundle_root(model: str, version: str, run_id: str) -> str:
-    """The bundle's folder and file stem: safe on any file system, unique per run."""
-    return f"assurance-{safe_segment(model)}-v{safe_segment(str(version))}-{safe_segment(run_id)}"
+    """The bundle's folder and file stem: safe on any file system (short enough for a file name with its
+    suffix), unique per run."""
+    stem = f"assurance-{safe_segment(model)}-v{safe_segment(str(version))}-{safe_segment(run_id)}"
+    return shorten(stem, MAX_SEGMENT - len(SUFFIX))
 
 
 def archive_bytes(root: str, files: dict[str, bytes]) -> bytes:

@@ -10,11 +10,10 @@ import io
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
-from urllib.parse import unquote
 
 import pandas as pd
 
-from assurance.evidence.store import MANIFEST, PORTFOLIO, safe_segment
+from assurance.evidence.store import MANIFEST, PORTFOLIO, safe_segment, segment_name
 
 if TYPE_CHECKING:
     from assurance.evidence.store import EvidenceStore
@@ -81,8 +80,8 @@ def run_folders(
         manifest = store.read_manifest(folder)
         out.append(
             RunFolder(
-                model=unquote(parts[0]),
-                version=unquote(parts[1]),
+                model=segment_name(parts[0]) or str(manifest.get("model", parts[0])),
+                version=segment_name(parts[1]) or str(manifest.get("version", parts[1])),
                 run_id=parts[2],
                 path=folder,
                 at=run_time(manifest, parts[2]),

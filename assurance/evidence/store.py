@@ -1,7 +1,8 @@
 """The evidence store: per-version run folders written whole or not at all, with a verifiable manifest.
 
 Layout: `<root>/<model>/<version>/<run_id>/` holding the tables, report and `manifest.json`, and
-`<root>/_portfolio/` for portfolio tables. Model names are percent-encoded into one safe path segment.
+`<root>/_portfolio/` for portfolio tables. Every model name and version becomes one safe path segment
+through `safe_segment`, the only way a name reaches a path.
 A run folder counts only once its manifest exists: on local disk the folder is staged aside and
 renamed into place; elsewhere (object stores have no rename) the files go first and the manifest last,
 written create-only so a published run is never replaced.
@@ -12,11 +13,13 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
 
 from assurance.domain.errors import EvidenceError
 
@@ -27,14 +30,50 @@ MANIFEST = "manifest.json"
 PORTFOLIO = "_portfolio"
 # fsspec protocols without real folders, where "making a folder" would create a missing bucket instead
 OBJECT_STORES = frozenset({"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss"})
+# the product's own top-level folders, compared case-blind: macOS and Windows disks ignore case
+RESERVED = frozenset({PORTFOLIO.casefold()})
+# the longest file name most file systems take (ext4, APFS, NTFS: 255 bytes; segments here are ASCII)
+MAX_SEGMENT = 255
+# never literal in an encoded name (`~` is percent-encoded), so it marks a shortened segment unambiguously
+SHORTENED = "~"
 _SAFE = re.compile(r"[A-Za-z0-9_\-]")
 
 
+def _escape(ch: str) -> str:
+    return "".join(f"%{b:02X}" for b in ch.encode())
+
+
 def safe_segment(name: str) -> str:
-    """Percent-encode everything but letters, digits, `_` and `-`, so no name can climb or split a path."""
+    """The one path segment a model name or version is stored under: deterministic, and no two names share one.
+
+    Everything but letters, digits, `_` and `-` is percent-encoded, so no name can climb (`..`), split
+    (`/`, `\\`, slash lookalikes such as U+2215) or carry control characters into a path; ordinary names
+    stay as typed. A name equal to one of the product's folders (`_portfolio`) gets its first character
+    encoded too. A segment too long for a file name keeps a readable head plus a hash of the whole; only
+    then is it not reversible, and the run's manifest keeps the name (see `segment_name`).
+    """
     if not name:
         raise EvidenceError("an empty name cannot become an evidence path segment")
-    return "".join(ch if _SAFE.fullmatch(ch) else "".join(f"%{b:02X}" for b in ch.encode()) for ch in name)
+    encoded = "".join(ch if _SAFE.fullmatch(ch) else _escape(ch) for ch in name)
+    if encoded.casefold() in RESERVED:
+        encoded = _escape(encoded[0]) + encoded[1:]
+    return shorten(encoded)
+
+
+def shorten(segment: str, limit: int = MAX_SEGMENT) -> str:
+    """`segment` when it fits in `limit` characters, else its head, `~` and a hash of the whole segment
+    (cut before any half escape), so distinct long segments stay distinct and readable at a glance."""
+    if len(segment) <= limit:
+        return segment
+    digest = hashlib.sha256(segment.encode()).hexdigest()[:32]
+    head = segment[: limit - len(digest) - len(SHORTENED)]
+    cut = head.rfind("%", len(head) - 2)
+    return f"{head[:cut] if cut >= 0 else head}{SHORTENED}{digest}"
+
+
+def segment_name(segment: str) -> str | None:
+    """The name a segment was made from, or None for a shortened one (its manifest keeps the name)."""
+    return None if SHORTENED in segment else unquote(segment)
 
 
 def new_run_id(now: datetime | None = None) -> str:
@@ -121,6 +160,44 @@ class EvidenceStore:
                 f"evidence root {self.root!r} is not writable ({type(exc).__name__}: {exc}); "
                 "set --evidence or ASSURANCE_EVIDENCE_ROOT to a folder or URI you can write to"
             ) from exc
+
+    def create(self, rel: str, data: bytes) -> None:
+        """Write one object that must not exist yet, whole: readers see all of it or none, and no writer
+        can replace another's. On local disk the bytes are staged aside and hard-linked into place (a link
+        refuses an existing name, where a rename would replace it); object stores put it create-only."""
+        path = self._abs(rel)
+        parent, _, leaf = path.rpartition("/")
+        try:
+            self.makedirs(parent)
+            if self.local:
+                staged = f"{parent}/.{leaf}.{uuid.uuid4().hex[:8]}.staging"
+                with open(staged, "xb") as fh:
+                    fh.write(data)
+                try:
+                    os.link(staged, path)
+                finally:
+                    os.unlink(staged)
+            else:
+                with self.fs.open(path, "xb") as fh:
+                    fh.write(data)
+        except Exception as exc:  # noqa: BLE001 - any storage error means the same to the user
+            raise EvidenceError(f"could not create {self.root.rstrip('/')}/{rel}: {exc}") from exc
+
+    def read_folder(self, rel_dir: str) -> dict[str, bytes]:
+        """Every object directly in `rel_dir` by name, staged dot-names left out, fetched in one batch (an
+        object store serves them concurrently); empty when there is no such folder."""
+        self.refresh()
+        try:
+            entries = self.fs.ls(self._abs(rel_dir), detail=True)
+        except FileNotFoundError:
+            return {}
+        paths = [
+            e["name"]
+            for e in entries
+            if e["type"] == "file" and not e["name"].rstrip("/").rsplit("/", 1)[-1].startswith(".")
+        ]
+        blobs = self.fs.cat(paths) if paths else {}
+        return {path.rstrip("/").rsplit("/", 1)[-1]: data for path, data in blobs.items()}
 
     def publish(self, rel_dir: str, files: dict[str, bytes], manifest: dict[str, Any]) -> Published:
         """Write `files` plus `manifest.json` under `rel_dir`, whole or not at all, never overwriting."""

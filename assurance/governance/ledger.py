@@ -1,8 +1,9 @@
 """The findings ledger: every finding's history across runs, computed from published evidence alone.
 
 Nothing is updated in place. The ledger is a pure function of every run folder's `findings.parquet`
-(with its manifest's timestamp) and the append-only `_portfolio/acceptances.jsonl`, so concurrent
-runs never race on a shared file and the ledger can always be rebuilt.
+(with its manifest's timestamp) and the acceptances journal `_portfolio/acceptances/` (one create-only
+object per acceptance), so concurrent runs and accepts never race on a shared object and the ledger
+can always be rebuilt.
 
 Per (finding_id, version): first and last run that reported it, and its status now:
 - `open` while the latest run of that version reports it;
@@ -14,13 +15,13 @@ finding past its due date.
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from assurance.domain.errors import InputError
+from assurance.evidence import journal
 from assurance.evidence.history import read_table, run_folders, runs_frame
 from assurance.evidence.store import PORTFOLIO
 from assurance.policy.model import Policy
@@ -29,7 +30,9 @@ if TYPE_CHECKING:
     from assurance.evidence.history import RunFolder
     from assurance.evidence.store import EvidenceStore
 
-ACCEPTANCES = f"{PORTFOLIO}/acceptances.jsonl"
+ACCEPTANCES = f"{PORTFOLIO}/acceptances"
+# where acceptances were appended before the journal; still read so existing evidence roots keep them
+LEGACY_ACCEPTANCES = f"{PORTFOLIO}/acceptances.jsonl"
 FINDINGS = "findings"
 KEY = ["finding_id", "version"]
 ATTRIBUTES = ["model", "category", "check", "subject", "severity", "message", "owner", "evidence"]
@@ -100,18 +103,9 @@ def observing_runs(folders: list[RunFolder]) -> pd.DataFrame:
 
 
 def read_acceptances(store: EvidenceStore) -> pd.DataFrame:
-    """Every acceptance ever recorded, oldest first; lines that are not valid records are ignored."""
-    try:
-        text = store.read_bytes(ACCEPTANCES).decode()
-    except FileNotFoundError:
-        text = ""
-    rows = []
-    for line in text.splitlines():
-        try:
-            row = json.loads(line)
-            rows.append({c: row[c] for c in ACCEPTANCE_COLUMNS})
-        except (ValueError, KeyError, TypeError):
-            continue
+    """Every acceptance ever recorded, oldest first; records missing a field are ignored."""
+    records = journal.read(store, ACCEPTANCES, legacy=LEGACY_ACCEPTANCES)
+    rows = [{c: r[c] for c in ACCEPTANCE_COLUMNS} for r in records if set(ACCEPTANCE_COLUMNS) <= r.keys()]
     frame = pd.DataFrame(rows, columns=ACCEPTANCE_COLUMNS)
     frame["version"] = frame["version"].astype(str)
     for col in ("accepted_at", "expires"):
@@ -234,7 +228,8 @@ def accept(
 ) -> list[dict]:
     """Record a risk acceptance for a finding open in `version` (default: every version it is open in).
 
-    Appends one line per version to `_portfolio/acceptances.jsonl` and returns the records written.
+    Writes one record per version, together as one new object of the acceptances journal, and returns
+    them.
     Raises InputError, saying what to fix, on an empty reason or name, a past expiry, an unknown
     finding id, or a finding that is not open in the versions asked for.
     """
@@ -279,16 +274,8 @@ def accept(
         }
         for row in rows.itertuples()
     ]
-    _append_lines(store, ACCEPTANCES, [json.dumps(r, sort_keys=True) for r in records])
+    journal.append(store, ACCEPTANCES, records)
     return records
-
-
-def _append_lines(store: EvidenceStore, rel: str, lines: list[str]) -> None:
-    """One append of whole lines: concurrent writers interleave lines, never bytes within a line."""
-    path = f"{store.base.rstrip('/')}/{rel}"
-    store.makedirs(path.rsplit("/", 1)[0])
-    with store.fs.open(path, "ab") as fh:
-        fh.write(("\n".join(lines) + "\n").encode())
 
 
 def apply_ledger(findings: pd.DataFrame, ledger: pd.DataFrame, now: datetime | None = None) -> pd.DataFrame:

@@ -4,19 +4,72 @@ import pandas as pd
 import pytest
 
 from assurance.domain.errors import EvidenceError
-from assurance.evidence.store import EvidenceStore, parquet_bytes, safe_segment
+from assurance.evidence.store import (
+    MAX_SEGMENT,
+    PORTFOLIO,
+    EvidenceStore,
+    parquet_bytes,
+    safe_segment,
+    segment_name,
+)
+
+AWKWARD = [
+    "..",
+    ".",
+    "a/b",
+    "a\\b",
+    "x\ny",
+    "\x00\x1b[31m",
+    "../../etc",
+    "mod%2Fel",
+    "名前",
+    "a b;rm -rf",
+    "churn\u2215v2",  # DIVISION SLASH
+    "churn\uff0fv2",  # FULLWIDTH SOLIDUS
+    "churn\u2044v2",  # FRACTION SLASH
+    "_portfolio",
+    "_PORTFOLIO",
+    "_Portfolio",
+    "%5Fportfolio",
+    "a~b",
+    "é",
+    "e\u0301",  # the same letter decomposed: a different name, so a different folder
+    "x" * 300,
+    "x" * 299 + "y",
+    "∕" * 300,
+]
 
 
-@pytest.mark.parametrize("name", ["..", "a/b", "a\\b", "x\ny", "../../etc", "mod%2Fel", "名前", "a b;rm -rf"])
-def test_safe_segment_never_climbs_or_splits(name):
+@pytest.mark.parametrize("name", AWKWARD)
+def test_safe_segment_never_climbs_splits_or_overflows(name):
     seg = safe_segment(name)
-    assert "/" not in seg and "\\" not in seg and "\n" not in seg and seg not in (".", "..")
-    assert not seg.startswith(".")
+    assert seg.isascii() and seg.isprintable() and "/" not in seg and "\\" not in seg
+    assert not seg.startswith(".") and len(seg.encode()) <= MAX_SEGMENT
+    assert seg.casefold() != PORTFOLIO.casefold()
+    assert safe_segment(name) == seg
 
 
-def test_safe_segment_is_injective_on_lookalikes():
-    assert safe_segment("a.b") != safe_segment("a%2Eb")
-    assert safe_segment("a/b") != safe_segment("a_b")
+def test_safe_segment_is_injective_and_reversible_below_the_length_limit():
+    segments = [safe_segment(n) for n in AWKWARD]
+    assert len(set(segments)) == len(AWKWARD)
+    for name, seg in zip(AWKWARD, segments, strict=True):
+        assert segment_name(seg) == (name if len(name) < 100 else None)
+
+
+@pytest.mark.parametrize(
+    ("name", "segment"),
+    [
+        ("churn_model", "churn_model"),
+        ("credit-risk_v2", "credit-risk_v2"),
+        ("_internal", "_internal"),
+        ("credit risk.v2", "credit%20risk%2Ev2"),
+        ("名前", "%E5%90%8D%E5%89%8D"),
+        ("x" * MAX_SEGMENT, "x" * MAX_SEGMENT),
+    ],
+)
+def test_ordinary_names_keep_their_existing_folders(name, segment):
+    """The evidence layout is a contract: only reserved, path-breaking or over-long names change folder."""
+    assert safe_segment(name) == segment
 
 
 def test_publish_writes_whole_folder_with_manifest(tmp_path):
@@ -83,3 +136,17 @@ def test_unwritable_root_is_a_clear_error(tmp_path):
     blocker.write_text("not a folder")
     with pytest.raises(EvidenceError, match="not writable"):
         EvidenceStore(str(blocker / "evidence")).check_writable()
+
+
+def test_over_long_names_are_listed_as_typed_and_bundled_under_a_short_name(tmp_path):
+    """A shortened folder cannot be decoded: the manifest's name is what the readers show."""
+    from assurance.evidence import bundle
+    from assurance.evidence.history import run_folders
+
+    store = EvidenceStore(str(tmp_path / "evidence"))
+    name = "credit \u2215 " * 40
+    store.publish_run(name, "1", "r1", {"a.txt": b"1"}, {"model": name, "version": "1"})
+    assert [(r.model, r.version) for r in run_folders(store)] == [(name, "1")]
+    assert [r.model for r in run_folders(store, name)] == [name] and store.runs(name, "1") == ["r1"]
+    path = bundle.export(store, name, "1", tmp_path / "out")
+    assert len(path.name.encode()) <= MAX_SEGMENT and bundle.verify(path) == []

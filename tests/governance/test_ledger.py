@@ -8,10 +8,17 @@ import pytest
 from assurance.domain.errors import InputError
 from assurance.domain.findings import Finding, findings_frame
 from assurance.evidence.store import EvidenceStore, new_run_id, parquet_bytes
-from assurance.governance.ledger import ACCEPTANCES, accept, apply_ledger, build_ledger
+from assurance.governance.ledger import (
+    ACCEPTANCES,
+    LEGACY_ACCEPTANCES,
+    accept,
+    apply_ledger,
+    build_ledger,
+    read_acceptances,
+)
 from assurance.policy.model import Policy
 from assurance.policy.recommendation import recommend
-from tests.support import make_record
+from tests.support import accept_concurrently, make_record
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 POLICY = Policy()
@@ -129,15 +136,43 @@ def test_apply_ledger_takes_first_seen_from_history(store):
     assert applied.loc["drift.feature", "first_seen"] == pd.Timestamp(T0 + timedelta(days=5))
 
 
-def test_latest_acceptance_wins_and_file_is_append_only(store, tmp_path):
+def test_latest_acceptance_wins_and_each_accept_is_its_own_object(store, tmp_path):
     publish(store, [CRITICAL], T0)
     fid = row(build_ledger(store, POLICY, now=T0), CRITICAL)["finding_id"]
     accept(store, fid, "first", "2025-02-01", "ana", now=T0)
     accept(store, fid, "extended", "2025-03-01", "bo", now=T0 + timedelta(days=1))
-    lines = (tmp_path / "evidence" / ACCEPTANCES).read_text().splitlines()
-    assert [json.loads(line)["reason"] for line in lines] == ["first", "extended"]
+    objects = sorted((tmp_path / "evidence" / ACCEPTANCES).iterdir())
+    assert [json.loads(p.read_text())["reason"] for p in objects] == ["first", "extended"]
     crit = row(build_ledger(store, POLICY, now=T0 + timedelta(days=40)), CRITICAL)
     assert (crit["status"], crit["accepted_by"]) == ("accepted", "bo")
+
+
+def test_concurrent_accepts_lose_nothing(store):
+    publish(store, [CRITICAL], T0)
+    fid = row(build_ledger(store, POLICY, now=T0), CRITICAL)["finding_id"]
+    written = accept_concurrently(store.root, fid, 20, now=T0 + timedelta(days=1))
+    saved = read_acceptances(store)
+    assert len(written) == 20 and sorted(saved["by"]) == sorted(r["by"] for r in written)
+    assert saved["by"].nunique() == 20
+
+
+def test_acceptances_recorded_before_the_journal_still_count(store, tmp_path):
+    """Evidence roots from before the journal hold `_portfolio/acceptances.jsonl`; it is read first."""
+    publish(store, [CRITICAL, MEDIUM], T0)
+    ledger = build_ledger(store, POLICY, now=T0)
+    crit, med = row(ledger, CRITICAL)["finding_id"], row(ledger, MEDIUM)["finding_id"]
+    old = [
+        {"finding_id": f, "model": "credit", "version": "1", "reason": "old", "by": "cy"}
+        | {"accepted_at": T0.isoformat(), "expires": (T0 + timedelta(days=90)).isoformat()}
+        for f in (crit, med)
+    ]
+    legacy = tmp_path / "evidence" / LEGACY_ACCEPTANCES
+    legacy.parent.mkdir(parents=True)
+    legacy.write_text("".join(json.dumps(r) + "\n" for r in old) + "not json\n")
+    accept(store, crit, "renewed", "2025-02-01", "bo", now=T0 + timedelta(days=1))
+    assert read_acceptances(store)["reason"].tolist() == ["old", "old", "renewed"]
+    ledger = build_ledger(store, POLICY, now=T0 + timedelta(days=2))
+    assert row(ledger, CRITICAL)["accepted_by"] == "bo" and row(ledger, MEDIUM)["accepted_by"] == "cy"
 
 
 def test_accept_only_open_versions_by_default(store):

@@ -165,6 +165,28 @@ def test_verify_reports_changed_missing_and_extra_objects(s3, root):
     ]
 
 
+def test_concurrent_accepts_on_s3_lose_nothing(root):
+    """Twenty analysts accepting at once: each acceptance is its own create-only object, so none is lost."""
+    from datetime import UTC, datetime
+
+    from assurance.domain.findings import Finding, findings_frame
+    from assurance.governance.ledger import ACCEPTANCES, build_ledger, read_acceptances
+    from assurance.policy.model import Policy
+    from tests.support import accept_concurrently, make_record
+
+    now = datetime.now(UTC)
+    finding = Finding("drift", "drift.feature", "x", "high", "x drifted.", observed=0.3, threshold=0.1)
+    frame = findings_frame([finding], make_record(name=MODEL), Policy(), now=now)
+    store = EvidenceStore(root)
+    store.publish_run(MODEL, "1", "r1", {"findings.parquet": parquet_bytes(frame)}, {})
+    written = accept_concurrently(root, frame["finding_id"].item(), 20, now=now)
+    reader = EvidenceStore(root)
+    saved = read_acceptances(reader)
+    assert len(written) == 20 and sorted(saved["by"]) == sorted(r["by"] for r in written)
+    assert saved["by"].nunique() == 20 and len(reader.read_folder(ACCEPTANCES)) == 20
+    assert build_ledger(reader, now=now)["status"].tolist() == ["accepted"]
+
+
 def test_bundle_exported_from_s3_verifies_offline(root, tmp_path):
     from assurance.evidence import bundle
 
