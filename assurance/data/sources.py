@@ -24,9 +24,23 @@ def _fs(uri: str):
     for the life of the process, and data uploaded since must not look missing or half there."""
     from fsspec.core import url_to_fs
 
-    fs, path = url_to_fs(uri)
+    fs, path = url_to_fs(_decoded_file_uri(uri))
     fs.invalidate_cache()
     return fs, path
+
+
+def _decoded_file_uri(uri: str) -> str:
+    """A `file://` URI as the local path it names: `Path.as_uri()` (and so MLflow and most tools) encodes
+    spaces and `%` in a path, which fsspec would take literally. A path whose name really holds `%20` is
+    kept as written."""
+    from pathlib import Path
+    from urllib.parse import urlparse
+    from urllib.request import url2pathname
+
+    if not uri.startswith("file://"):
+        return uri
+    decoded = url2pathname(urlparse(uri).path)
+    return decoded if Path(decoded).exists() or not Path(uri.removeprefix("file://")).exists() else uri
 
 
 def _files(fs, path: str) -> list[str]:

@@ -61,3 +61,17 @@ def test_reference_falls_back_to_logged_training_dataset(tmp_path, frame):
     ]
     ds = load_dataset(record, "reference")
     assert ds.ok and ds.rows == 3 and ds.label == "a" and ds.has_label
+
+
+def test_a_file_uri_with_encoded_spaces_and_percent_is_read(tmp_path):
+    import pandas as pd
+
+    from assurance.data.sources import fingerprint, read_table
+
+    folder = tmp_path / "q3 data 100%"
+    folder.mkdir()
+    pd.DataFrame({"a": [1, 2, 3]}).to_parquet(folder / "ref.parquet")
+    uri = (folder / "ref.parquet").as_uri()
+    assert "%20" in uri and "%25" in uri
+    assert read_table(uri)["a"].tolist() == [1, 2, 3]
+    assert len(fingerprint(uri)) == 64
