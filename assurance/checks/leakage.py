@@ -59,7 +59,21 @@ ID_FEATURE = CheckSpec(
     "An identifier-like column (almost all values distinct) is used as a feature.",
     "medium",
 )
-CHECKS: tuple[CheckSpec, ...] = (LABEL_PROXY, STRONG_FEATURE, DOMINANT, SHARED_ROWS, ID_FEATURE)
+TRAIN_HOLDOUT = CheckSpec(
+    "leakage.train_holdout_overlap",
+    "leakage",
+    "Rows of the reference holdout also appear in the training data (tag assurance.training, or the training "
+    "dataset logged on the source run) beyond chance, so holdout metrics overstate the model.",
+    "high",
+)
+CHECKS: tuple[CheckSpec, ...] = (
+    LABEL_PROXY,
+    STRONG_FEATURE,
+    DOMINANT,
+    SHARED_ROWS,
+    TRAIN_HOLDOUT,
+    ID_FEATURE,
+)
 EVIDENCE = "leakage.parquet"
 BINS = 50
 ID_TOKEN = re.compile(r"(?i)(^|[_\W])(id|uuid|guid|key|ref|number|no|num)$")
@@ -368,6 +382,42 @@ def shared_rows_finding(
 ) -> list[Finding]:
     """Current rows found in reference beyond the reference's own repeat rate, by the policy's margin and
     beyond chance (exact binomial test against the repeat rate)."""
+    return _overlap_finding(
+        SHARED_ROWS,
+        "current data",
+        (shared, rows, baseline),
+        limits,
+        policy,
+        "of current rows {of} also appear in the reference data, against {baseline} expected from reference's "
+        "own repeats: current data overlaps training data, so metrics measured on it are optimistic.",
+    )
+
+
+def train_holdout_finding(
+    shared: int, rows: int, baseline: float, limits: LeakageThresholds, policy
+) -> list[Finding]:
+    """Reference (holdout) rows found in the training data, judged as current rows found in reference are."""
+    return _overlap_finding(
+        TRAIN_HOLDOUT,
+        "reference data",
+        (shared, rows, baseline),
+        limits,
+        policy,
+        "of reference (holdout) rows {of} also appear in the training data, against {baseline} expected from the "
+        "training data's own repeats: the holdout is not held out, so its metrics overstate the model; "
+        "split training and holdout before deduplicating, or by entity.",
+    )
+
+
+def _overlap_finding(
+    check: CheckSpec,
+    subject: str,
+    overlap: tuple[int, int, float],
+    limits: LeakageThresholds,
+    policy,
+    message: str,
+) -> list[Finding]:
+    shared, rows, baseline = overlap
     share = shared / rows if rows else 0.0
     excess = share - baseline
     if (
@@ -375,20 +425,34 @@ def shared_rows_finding(
         or significance.excess_pvalue(shared, rows, baseline) > limits.alpha
     ):
         return []
+    text = f"{share:.1%} " + message.format(of=f"({shared:,} of {rows:,})", baseline=f"{baseline:.1%}")
     return [
-        SHARED_ROWS.finding(
-            "current data",
-            policy.severity(SHARED_ROWS),
-            (
-                f"{share:.1%} of current rows ({shared:,} of {rows:,}) also appear in the reference data, against {baseline:.1%} "
-                f"expected from reference's own repeats: current data overlaps training data, so metrics "
-                "measured on it are optimistic."
-            ),
+        check.finding(
+            subject,
+            policy.severity(check),
+            text,
             observed=excess,
             threshold=limits.max_shared_row_excess,
             evidence=EVIDENCE,
         )
     ]
+
+
+def training_overlap(inputs: Inputs, features: list[str], section: Section) -> tuple[int, int, float] | None:
+    """Reference rows shared with the training data, when training data is named apart from the reference."""
+    from assurance.data.sources import data_uri, load_dataset
+
+    uri, _ = data_uri(inputs.record, "training")
+    reference = inputs.reference
+    if uri is None or reference is None or not reference.ok or uri == reference.uri:
+        return None
+    training = load_dataset(inputs.record, "training")
+    if not training.ok or not set(features) <= set(training.frame.columns):
+        section.skip(
+            f"train/holdout overlap not checked: training data {training.error or 'lacks the features'}"
+        )
+        return None
+    return shared_rows(training.frame, reference.frame, features)
 
 
 def report(rows: pd.DataFrame, overlap: tuple[int, int, float] | None, found: list[Finding]) -> str:
@@ -430,6 +494,10 @@ def run(inputs: Inputs) -> Section:
         section.metrics["shared_row_baseline"] = overlap[2]
     else:
         section.skip("shared-rows check skipped: needs reference and current data with the model's features")
+    held_out = training_overlap(inputs, features, section)
+    if held_out is not None:
+        section.findings += train_holdout_finding(*held_out, limits, inputs.policy)
+        section.metrics["train_holdout_share"] = held_out[0] / held_out[1] if held_out[1] else 0.0
     section.tables["leakage"] = rows
     section.summary = report(rows, overlap, section.findings)
     for column in ("label_strength", "attribution_share"):

@@ -4,7 +4,12 @@ Owners log metrics under many spellings ("val_auc", "test/f1_score", "accuracy_s
 "root_mean_squared_error"). Names are normalised to the metrics this package computes; each one
 is recomputed from the model's predictions on the reference (holdout) data and compared within the
 policy's tolerance, absolute for bounded metrics and relative for scale-dependent errors. Metrics
-logged on training data, or that cannot be recomputed, are listed as not checked with the reason.
+that cannot be recomputed are listed as not checked with the reason.
+
+Metrics logged on training data (`training_auc`, `train_accuracy`, MLflow autolog's `training_*`) cannot be
+reproduced on a holdout, but they say how much better the model did on the rows it learned from: a holdout
+metric worse than its training value by more than the policy's overfitting gap, and beyond the holdout's
+bootstrap noise, is overfitting.
 """
 
 from __future__ import annotations
@@ -13,8 +18,11 @@ import math
 import re
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
 
+from assurance.checks import metrics, significance
+from assurance.checks.metrics import Labelled
 from assurance.checks.rows import Unavailable, labelled_arrays, role_outcomes
 from assurance.domain.checks import CheckSpec
 from assurance.domain.findings import Finding
@@ -33,7 +41,25 @@ MISMATCH = CheckSpec(
     "beyond the policy's tolerance.",
     "high",
 )
-CHECKS: tuple[CheckSpec, ...] = (MISMATCH,)
+OVERFITTING = CheckSpec(
+    "performance.overfitting",
+    "performance",
+    "A metric on the reference holdout is worse than its value logged on training data by more than the "
+    "policy's overfitting gap, beyond the holdout's sampling noise.",
+    "medium",
+)
+CHECKS: tuple[CheckSpec, ...] = (MISMATCH, OVERFITTING)
+OVERFITTING_EVIDENCE = "overfitting.parquet"
+OVERFITTING_COLUMNS = [
+    "metric",
+    "training_metric",
+    "training",
+    "holdout",
+    "gap",
+    "limit",
+    "p_value",
+    "q_value",
+]
 EVALUATION_PREFIXES = ("validation_", "valid_", "val_", "holdout_", "test_", "evaluation_", "eval_")
 TRAINING_PREFIXES = ("training_", "train_")
 ALIASES = {
@@ -57,17 +83,85 @@ ALIASES = {
 }
 
 
-def canonical_name(name: str) -> tuple[str | None, str]:
-    """The metric a logged name means (or None) and, when None, why it is not checked."""
-    key = re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
-    if key.startswith(TRAINING_PREFIXES):
-        return None, "logged on training data, which the reference holdout cannot reproduce"
-    for prefix in EVALUATION_PREFIXES:
+def _key(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
+
+
+def _unprefixed(key: str, prefixes: tuple[str, ...]) -> str:
+    for prefix in prefixes:
         if key.startswith(prefix):
             key = key[len(prefix) :]
             break
-    key = ALIASES.get(key.removesuffix("_score"), key.removesuffix("_score"))
+    return ALIASES.get(key.removesuffix("_score"), key.removesuffix("_score"))
+
+
+def canonical_name(name: str) -> tuple[str | None, str]:
+    """The metric a logged name means (or None) and, when None, why it is not checked."""
+    key = _key(name)
+    if key.startswith(TRAINING_PREFIXES):
+        return None, "logged on training data: compared with the holdout for overfitting instead"
+    key = _unprefixed(key, EVALUATION_PREFIXES)
     return (key, "") if key else (None, "empty metric name")
+
+
+def training_metric(name: str) -> str | None:
+    """The metric a name logged on training data means, or None when the name is not a training metric."""
+    key = _key(name)
+    return (_unprefixed(key, TRAINING_PREFIXES) or None) if key.startswith(TRAINING_PREFIXES) else None
+
+
+def overfitting_table(
+    logged: dict[str, float], holdout: dict[str, float], replicates: dict[str, np.ndarray], policy: Policy
+) -> pd.DataFrame:
+    """One row per training metric the holdout also has: gap (how much worse the holdout is), the material
+    limit, and the one-sided p-value, from the holdout's bootstrap standard error, of the gap exceeding the
+    policy's share of the limit (some optimism on training rows is normal), BH-adjusted.
+
+    The training value is taken as exact: it rests on the training rows, usually many more than the
+    holdout's, and its own noise would only shrink the gap's significance."""
+    from scipy import stats
+
+    limits = policy.thresholds.reproducibility
+    rows = []
+    for name, value in sorted(logged.items()):
+        canonical = training_metric(name)
+        if canonical not in holdout or not (math.isfinite(value) and math.isfinite(holdout[canonical])):
+            continue
+        gap = float(metrics.worsening(canonical, float(value), holdout[canonical]))
+        relative = canonical in limits.relative_for
+        limit = limits.overfit_relative_gap * abs(value) if relative else limits.overfit_gap
+        spread = np.asarray(replicates.get(canonical, np.array([])), dtype=float)
+        spread = spread[np.isfinite(spread)]
+        se = float(spread.std(ddof=1)) if spread.size > 1 else math.nan
+        excess = gap - limits.overfit_margin_share * limit
+        p = (
+            float(stats.norm.sf(excess / se))
+            if se > 0
+            else (math.nan if math.isnan(se) else float(excess <= 0))
+        )
+        rows.append((canonical, name, float(value), holdout[canonical], gap, limit, p))
+    frame = pd.DataFrame(rows, columns=OVERFITTING_COLUMNS[:-1])
+    frame["q_value"] = significance.adjust(frame["p_value"].tolist()) if len(frame) else []
+    return frame
+
+
+def overfitting_findings(frame: pd.DataFrame, policy: Policy) -> list[Finding]:
+    alpha = policy.thresholds.performance.alpha
+    flagged = frame[(frame["gap"] > frame["limit"]) & ~(frame["q_value"] > alpha)]
+    return [
+        OVERFITTING.finding(
+            str(row.metric),
+            policy.severity(OVERFITTING),
+            f"{metrics.LABELS.get(row.metric, row.metric)} is {row.training:.3f} on training data (logged as "
+            f"{row.training_metric}) but {row.holdout:.3f} on the reference holdout, worse by {row.gap:.3f}, beyond "
+            f"the overfitting limit {row.limit:.3f} (q = {row.q_value:.2g}): the model learned its training rows "
+            "more than the pattern; regularise, simplify or retrain on more data.",
+            observed=float(row.gap),
+            threshold=float(row.limit),
+            evidence=OVERFITTING_EVIDENCE,
+        )
+        for row in flagged.itertuples()
+    ]
 
 
 def compare(logged: dict[str, float], recomputed: dict[str, float], policy: Policy) -> pd.DataFrame:
@@ -141,6 +235,13 @@ def _summary(frame: pd.DataFrame) -> str:
     return "\n\n".join(parts)
 
 
+def _replicates(data: Labelled, point: dict[str, float], policy: Policy) -> dict[str, np.ndarray]:
+    limits = policy.thresholds.performance
+    return metrics.bootstrap(
+        data, point, limits.bootstrap_samples, limits.bootstrap_max_rows, 0, limits.calibration_bins
+    )
+
+
 def run(inputs: Inputs) -> Section:
     """Recompute every logged metric this package knows on the reference data and compare."""
     section = Section(key="reproducibility", title="Reproducibility")
@@ -158,6 +259,13 @@ def run(inputs: Inputs) -> Section:
         _finding(row, inputs.policy) for row in frame[frame["status"] == "mismatch"].itertuples()
     ]
     section.summary = _summary(frame)
+    if any(training_metric(name) for name in logged):
+        overfit = overfitting_table(
+            logged, recomputed, _replicates(data, recomputed, inputs.policy), inputs.policy
+        )
+        section.tables["overfitting"] = overfit
+        section.findings += overfitting_findings(overfit, inputs.policy)
+        section.summary += "\n\n**Training vs holdout** (overfitting):\n\n" + table(overfit, digits=4)
     section.metrics = {
         "metrics_checked": float((frame["status"] != "not_checked").sum()),
         "metrics_mismatched": float((frame["status"] == "mismatch").sum()),

@@ -83,11 +83,13 @@ def read_table(uri: str) -> pd.DataFrame:
 
 
 def data_uri(record: VersionRecord, role: str) -> tuple[str | None, str]:
-    """The URI for reference or current data and where it came from (for the report)."""
+    """The URI for reference, current or training data and where it came from (for the report).
+
+    Reference and training data both fall back to the training dataset logged on the source run."""
     tag = f"assurance.{role}"
     if record.tags.get(tag):
         return record.tags[tag], f"tag {tag}"
-    if role == "reference":
+    if role in ("reference", "training"):
         for ds in record.run_datasets:
             if ds.get("context", "training") in ("training", "train", "") and ds.get("source"):
                 return ds["source"], "training dataset logged on the source run"

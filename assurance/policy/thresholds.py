@@ -157,6 +157,18 @@ class ReproducibilityThresholds(PolicyPart):
         description="... relative to the recomputed value for the metrics in relative_for."
     )
     relative_for: list[str] = Field(description="Scale-dependent metrics judged with relative_tolerance.")
+    overfit_gap: NonNegativeFloat = Field(
+        description="A holdout metric worse than the same metric logged on training data (training_/train_ "
+        "names) by more than this is overfitting, when the holdout's bootstrap error also puts the gap beyond "
+        "noise (one-sided, Benjamini-Hochberg at the performance alpha) ..."
+    )
+    overfit_relative_gap: NonNegativeFloat = Field(
+        description="... relative to the training value for the metrics in relative_for."
+    )
+    overfit_margin_share: Share = Field(
+        description="The overfitting test must exclude gaps below this share of the limit: healthy models "
+        "score somewhat better on the rows they learned from."
+    )
 
     @field_validator("relative_for", mode="after")
     @classmethod

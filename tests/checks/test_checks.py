@@ -16,6 +16,8 @@ DEFAULT_SEVERITIES = {
     "predictions.failed": "high",
     "monitoring.analysis_failed": "high",
     "monitoring.required_analysis": "medium",
+    "performance.overfitting": "medium",
+    "leakage.train_holdout_overlap": "high",
     "performance.label_unusable": "medium",
     "predictions.partial": "medium",
     "schema.missing_column": "high",

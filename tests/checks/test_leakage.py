@@ -171,3 +171,29 @@ def test_a_perfect_split_of_few_rows_is_not_certain_but_of_many_rows_is():
 def test_a_macro_auc_rests_on_all_rows_not_the_smallest_class():
     ten_classes = pd.Series(np.repeat(np.arange(10), 30))
     assert leakage.strength_bounds(1.0, ten_classes, "multiclass") > 0.98
+
+
+def test_holdout_rows_copied_from_tagged_training_data_are_found_and_a_clean_split_is_quiet(tmp_path):
+    train = sv.make_frame(3000, 61)
+    train.to_parquet(tmp_path / "train.parquet")
+    model = sv.fit(train)
+    leaky_holdout = pd.concat([sv.make_frame(1400, 62), train.sample(600, random_state=1)], ignore_index=True)
+    tags = {"assurance.training": str(tmp_path / "train.parquet")}
+    section = leakage.run(sv.inputs(leaky_holdout, sv.make_frame(500, 63), model, tags=tags))
+    (found,) = [f for f in section.findings if f.check == "leakage.train_holdout_overlap"]
+    assert found.subject == "reference data" and found.observed == pytest.approx(0.3, abs=0.01)
+    assert section.metrics["train_holdout_share"] == pytest.approx(0.3, abs=0.01)
+
+    clean = leakage.run(sv.inputs(sv.make_frame(2000, 64), sv.make_frame(500, 63), model, tags=tags))
+    assert [f for f in clean.findings if f.check == "leakage.train_holdout_overlap"] == []
+    assert clean.metrics["train_holdout_share"] == 0.0
+
+
+def test_unreadable_training_data_is_a_skip_reason_not_a_failure(healthy):
+    healthy.record.tags["assurance.training"] = "/no/such/train.parquet"
+    try:
+        section = leakage.run(healthy)
+    finally:
+        del healthy.record.tags["assurance.training"]
+    assert "train_holdout_share" not in section.metrics
+    assert any("train/holdout overlap not checked" in reason for reason in section.skipped)

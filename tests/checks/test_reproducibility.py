@@ -78,7 +78,7 @@ def test_inflated_logged_metric_is_a_finding_naming_it(model, reference):
 
 def test_unrecomputable_metrics_are_listed_as_not_checked(model, reference):
     truth = true_metrics(model, reference)
-    logged = {"accuracy": truth["accuracy"], "training_accuracy_score": 0.99, "epochs": 30.0, "rmse": 1.0}
+    logged = {"accuracy": truth["accuracy"], "training_accuracy_score": 0.9, "epochs": 30.0, "rmse": 1.0}
     section = run_with(model, reference, logged)
     assert section.findings == []
     frame = section.tables["reproducibility"].set_index("metric")
@@ -106,3 +106,46 @@ def test_no_logged_metrics_or_no_labels_is_skipped_with_a_reason(model, referenc
     assert "logged no metrics" in run_with(model, reference, {}).skipped[0]
     section = run_with(model, reference.drop(columns=[sv.LABEL]), {"accuracy": 0.9})
     assert section.findings == [] and "reference data has no labels" in section.skipped[0]
+
+
+@pytest.mark.parametrize(
+    ("logged", "canonical"),
+    [("training_roc_auc", "roc_auc"), ("train_accuracy_score", "accuracy"), ("training_log_loss", "log_loss")],
+)
+def test_training_metric_names_are_normalised(logged, canonical):
+    assert reproducibility.training_metric(logged) == canonical
+    assert reproducibility.training_metric(canonical) is None
+
+
+def overfitting(section) -> list:
+    return [f for f in section.findings if f.check == "performance.overfitting"]
+
+
+def test_a_training_score_far_above_the_holdout_is_overfitting(model, reference):
+    noisy = reference.copy()
+    flip = noisy.sample(frac=0.3, random_state=0).index
+    noisy.loc[flip, sv.LABEL] = 1 - noisy.loc[flip, sv.LABEL]
+    truth = true_metrics(model, noisy)
+    logged = {"training_roc_auc": truth["roc_auc"] + 0.2, "training_log_loss": truth["log_loss"] * 0.4}
+    section = run_with(model, noisy, logged)
+    found = {f.subject: f for f in overfitting(section)}
+    assert set(found) == {"roc_auc", "log_loss"}
+    assert found["roc_auc"].observed == pytest.approx(0.2)
+    assert "training_roc_auc" in found["roc_auc"].message
+    assert (section.tables["overfitting"]["q_value"] < 0.01).all()
+
+
+def test_an_ordinary_train_holdout_gap_is_quiet(model, reference):
+    truth = true_metrics(model, reference)
+    logged = {"training_roc_auc": truth["roc_auc"] + 0.04, "training_log_loss": truth["log_loss"] * 0.8}
+    section = run_with(model, reference, logged)
+    assert overfitting(section) == []
+    assert len(section.tables["overfitting"]) == 2
+
+
+def test_a_material_gap_on_a_tiny_holdout_is_not_called_overfitting(model):
+    small = sv.make_frame(40, seed=7)
+    truth = true_metrics(model, small)
+    section = run_with(model, small, {"training_accuracy": min(1.0, truth["accuracy"] + 0.12)})
+    assert overfitting(section) == []
+    assert section.tables["overfitting"]["q_value"].iloc[0] > 0.01
