@@ -144,7 +144,8 @@ def all_analyses() -> list[Analysis]:
             key="fairness",
             title="Fairness",
             description=(
-                "Selection rate, TPR, FPR and calibration per group of each assurance.protected column; "
+                "Selection rate, TPR, FPR and calibration per group of each assurance.protected column and of "
+                "each pair of them (a pair is named only when neither column alone shows the disparity); "
                 "each group against the best-placed one on demographic parity ratio, TPR/FPR difference and "
                 "calibration gap, flagged when past the policy's limit and beyond chance (Fisher exact or z, "
                 "Benjamini-Hochberg over all comparisons)."

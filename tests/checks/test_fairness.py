@@ -143,3 +143,28 @@ def test_gap_between_small_groups_within_noise_is_not_judged():
     assert summary["demographic_parity_ratio"] == pytest.approx(10 / 15) and found == []
     summary, found = judge(10)
     assert [(f.check, f.subject) for f in found] == [("fairness.demographic_parity", "g=A")]
+
+
+def test_an_intersection_treated_unequally_is_named_when_each_attribute_alone_looks_fair(fair_model):
+    """The model misses extra positives of women in the south and east and of men in the north and west:
+    every gender and every region holds as many of them as any other, so only the pairs show it."""
+    current = sv.make_frame(8000, seed=27)
+    predicted = fair_model.score(current)["prediction"].astype(int).to_numpy()
+    disadvantaged = ((current["gender"] == "F") & current["region"].isin(["south", "east"])) | (
+        (current["gender"] == "M") & current["region"].isin(["north", "west"])
+    )
+    missed = disadvantaged & (predicted == 0) & (np.random.default_rng(26).random(len(current)) < 0.5)
+    current.loc[missed, sv.LABEL] = 1
+    tags = {"assurance.protected": "gender,region"}
+    section = fairness.run(sv.inputs(current, current, fair_model, tags=tags))
+    tests = section.tables["fairness_tests"]
+    assert not tests.loc[tests["attribute"].isin(["gender", "region"]), "flagged"].any()
+    subjects = {f.subject for f in section.findings}
+    planted = {
+        f"gender={g} & region={r}" for g, rs in (("F", "south east"), ("M", "north west")) for r in rs.split()
+    }
+    assert subjects and subjects <= planted
+    assert "gender & region" in set(section.tables["fairness_summary"]["attribute"])
+
+    fair = fairness.run(sv.inputs(sv.make_frame(8000, seed=28), None, fair_model, tags=tags))
+    assert [f for f in fair.findings if severity_rank(f.severity) <= severity_rank("medium")] == []

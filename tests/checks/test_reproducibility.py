@@ -110,7 +110,11 @@ def test_no_logged_metrics_or_no_labels_is_skipped_with_a_reason(model, referenc
 
 @pytest.mark.parametrize(
     ("logged", "canonical"),
-    [("training_roc_auc", "roc_auc"), ("train_accuracy_score", "accuracy"), ("training_log_loss", "log_loss")],
+    [
+        ("training_roc_auc", "roc_auc"),
+        ("train_accuracy_score", "accuracy"),
+        ("training_log_loss", "log_loss"),
+    ],
 )
 def test_training_metric_names_are_normalised(logged, canonical):
     assert reproducibility.training_metric(logged) == canonical
