@@ -27,6 +27,7 @@ def test_defaults_are_the_documented_ones():
     )
     assert (settings.monitoring_cron, settings.revalidation_cron) == ("0 6 * * *", "0 7 * * *")
     assert settings.alert_webhook is None and settings.dagster_url is None and settings.dagster_home is None
+    assert settings.data_memory_budget_mb == 2048
 
 
 def test_every_variable_is_read_and_blank_means_unset():
@@ -41,6 +42,7 @@ def test_every_variable_is_read_and_blank_means_unset():
         "ASSURANCE_SENSOR_SETTLE_SECONDS": "0",
         "ASSURANCE_MONITORING_CRON": "0 5 * * *",
         "ASSURANCE_REVALIDATION_CRON": "   ",
+        "ASSURANCE_DATA_MEMORY_BUDGET_MB": "512",
         "DAGSTER_HOME": "/srv/dagster",
     }
     settings = Settings.from_env(env)
@@ -55,6 +57,7 @@ def test_every_variable_is_read_and_blank_means_unset():
         sensor_settle_seconds=0,
         monitoring_cron="0 5 * * *",
         revalidation_cron="0 7 * * *",
+        data_memory_budget_mb=512,
         dagster_home="/srv/dagster",
     )
 
@@ -73,6 +76,7 @@ def test_from_env_reads_the_process_environment_by_default(monkeypatch):
         ("ASSURANCE_SENSOR_MAX_RUNS", "0", "must be at least 1"),
         ("ASSURANCE_SENSOR_INTERVAL", "1.5", "is not an integer"),
         ("ASSURANCE_SENSOR_SETTLE_SECONDS", "-1", "must be at least 0"),
+        ("ASSURANCE_DATA_MEMORY_BUDGET_MB", "0", "must be at least 1"),
     ],
 )
 def test_a_bad_number_is_an_error_naming_the_variable(name, value, message):

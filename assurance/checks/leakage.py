@@ -391,7 +391,12 @@ def shared_rows_finding(
     ]
 
 
-def report(rows: pd.DataFrame, overlap: tuple[int, int, float] | None, found: list[Finding]) -> str:
+def report(
+    rows: pd.DataFrame,
+    overlap: tuple[int, int, float] | None,
+    found: list[Finding],
+    reference: Dataset | None,
+) -> str:
     lines = [f"**{len(found)} leakage finding(s).**"]
     if overlap is not None:
         shared, total, baseline = overlap
@@ -399,6 +404,11 @@ def report(rows: pd.DataFrame, overlap: tuple[int, int, float] | None, found: li
             f"Rows shared with reference: {shared:,} of {total:,} current rows (reference repeats its own rows "
             f"at {baseline:.2%})."
         )
+        if reference is not None and reference.sampling:
+            lines.append(
+                f"The reference data is {reference.sampling.describe()}: current rows that match only unread "
+                "reference rows are not seen, so the shared share is a lower bound."
+            )
     order = "label_strength" if "label_strength" in rows.columns else "attribution_share"
     shown = rows.sort_values(order, ascending=False, na_position="last").head(25)
     return "\n\n".join([*lines, table(shown)])
@@ -431,7 +441,7 @@ def run(inputs: Inputs) -> Section:
     else:
         section.skip("shared-rows check skipped: needs reference and current data with the model's features")
     section.tables["leakage"] = rows
-    section.summary = report(rows, overlap, section.findings)
+    section.summary = report(rows, overlap, section.findings, inputs.reference)
     for column in ("label_strength", "attribution_share"):
         if column in rows.columns and rows[column].notna().any():
             section.metrics[f"max_{column}"] = float(rows[column].max())
