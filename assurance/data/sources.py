@@ -90,15 +90,15 @@ def read_within(uri: str, budget_mb: int) -> tuple[pd.DataFrame, Sampling | None
 
     fs, path = _fs(uri)
     kind = _format(uri, fs, path)
+    sep = _separator(path)
+    cost = budget.csv_cost(fs, path, sep) if kind == "csv" else budget.parquet_cost(fs, path)
+    if cost.fits(budget_mb * budget.MB):
+        return _read_whole(fs, path, kind), None
     if kind == "csv":
-        cost = budget.csv_cost(fs, path, _separator(path))
-        if not cost.fits(budget_mb * budget.MB):
-            return budget.sample_csv(fs, path, _separator(path), cost, budget_mb)
+        frame, sampling = budget.sample_csv(fs, path, sep, cost, budget_mb)
     else:
-        cost = budget.parquet_cost(fs, path)
-        if not cost.fits(budget_mb * budget.MB):
-            return budget.sample_parquet(fs, path, cost, budget_mb)
-    return _read_whole(fs, path, kind), None
+        frame, sampling = budget.sample_parquet(fs, path, cost, budget_mb)
+    return frame, sampling if sampling.rows_kept < sampling.rows_total else None  # an overestimate kept all
 
 
 def data_uri(record: VersionRecord, role: str) -> tuple[str | None, str]:

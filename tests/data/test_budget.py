@@ -80,6 +80,15 @@ def test_data_within_the_budget_is_read_whole(tmp_path):
         pd.testing.assert_frame_equal(got, read_table(str(tmp_path / name)))
 
 
+def test_a_csv_whose_line_breaks_inflate_the_estimate_is_read_whole(tmp_path):
+    """Quoted line breaks make a CSV look like more rows than it holds: when every row fits, none is dropped."""
+    lines = frame(3000, 2).assign(note=lambda f: f["note"] + "\n" * 40)
+    lines.to_csv(tmp_path / "notes.csv", index=False)
+    got, sampling = read_within(str(tmp_path / "notes.csv"), BUDGET_MB)
+    assert sampling is None
+    pd.testing.assert_frame_equal(got, read_table(str(tmp_path / "notes.csv")))
+
+
 @pytest.mark.parametrize("name", ["big.parquet", "hive", "big.csv", "big.csv.gz"])
 def test_data_above_the_budget_is_a_reproducible_uniform_sample_that_fits(big, name):
     _, folder = big
