@@ -11,7 +11,7 @@ import pyarrow as pa
 import pytest
 
 from assurance.data.budget import MB
-from assurance.data.sources import load_dataset, read_table, read_within
+from assurance.data.sources import load_dataset, read_table, read_within, reference_of, reload
 from tests.support import make_record
 
 BUDGET_MB = 2
@@ -129,3 +129,6 @@ def test_a_sampled_dataset_says_so(big):
     assert dataset.rows == dataset.sampling.rows_kept < dataset.rows_total == ROWS
     assert f"{dataset.rows:,} of {ROWS:,} rows" in dataset.sampling.describe()
     assert dataset.fingerprint  # provenance names the whole file, not the sample
+    again = reload(reference_of(dataset), BUDGET_MB)  # a later run that needs the data alone
+    assert again.sampling == dataset.sampling
+    pd.testing.assert_frame_equal(again.frame, dataset.frame)
