@@ -10,7 +10,7 @@ from assets.common import OWNERS, progress
 from assets.partitions import model_versions
 from assurance.checks.catalog import ANALYSIS_FAILED, Analysis, all_analyses, check_name, run_isolated
 from assurance.domain.values import Inputs, Section
-from resources import EvidenceResource, PolicyResource, RegistryResource
+from resources import DataResource, EvidenceResource, PolicyResource, RegistryResource
 
 GROUP = "analyses"
 INPUT_ASSETS = {"reference": "reference_data", "current": "current_data", "predictions": "predictions"}
@@ -87,6 +87,7 @@ def analysis_asset(analysis: Analysis) -> dg.AssetsDefinition:
         registry: RegistryResource,
         evidence: EvidenceResource,
         policy: PolicyResource,
+        data: DataResource,
         **inputs,
     ):
         pol = policy.get()
@@ -103,6 +104,7 @@ def analysis_asset(analysis: Analysis) -> dg.AssetsDefinition:
                 predictions=inputs.get("predictions"),
                 model=model,
                 store=evidence.get(),
+                data_budget_mb=data.memory_budget_mb,
             ),
         )
         progress(context, f"{analysis.title}: {len(section.findings)} findings")

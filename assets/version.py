@@ -5,7 +5,7 @@ import dagster as dg
 from assets.common import OWNERS, model_and_version, progress
 from assets.partitions import model_versions
 from assurance.domain.values import Dataset, Predictions, VersionRecord
-from resources import DATA_IO_MANAGER, RegistryResource
+from resources import DATA_IO_MANAGER, DataResource, RegistryResource
 
 GROUP = "inputs"
 
@@ -41,6 +41,14 @@ def model_version(context: dg.AssetExecutionContext, registry: RegistryResource)
     )
 
 
+def _progress(dataset: Dataset) -> str:
+    if not dataset.ok:
+        return f"{dataset.role} data unavailable: {dataset.error}"
+    if dataset.sampling:
+        return f"{dataset.role} data: {dataset.sampling.describe()}"
+    return f"{dataset.role} data: {dataset.rows} rows"
+
+
 def _data_asset(role: str, description: str):
     @dg.asset(
         name=f"{role}_data",
@@ -58,21 +66,17 @@ def _data_asset(role: str, description: str):
             )
         ],
     )
-    def _load(context: dg.AssetExecutionContext, model_version: VersionRecord):
-        from assurance.data.sources import load_dataset
-
-        dataset = load_dataset(model_version, role)
-        progress(
-            context,
-            f"{role} data: {dataset.rows} rows"
-            if dataset.ok
-            else f"{role} data unavailable: {dataset.error}",
-        )
+    def _load(context: dg.AssetExecutionContext, model_version: VersionRecord, data: DataResource):
+        dataset = data.load(model_version, role)
+        progress(context, _progress(dataset))
         yield dg.Output(
             dataset,
             metadata={
                 "uri": dataset.uri or "(none)",
                 "dagster/row_count": dataset.rows,
+                "rows_total": dataset.rows_total,
+                "sampled": dataset.sampling is not None,
+                "sampling": dataset.sampling.describe() if dataset.sampling else "(all rows)",
                 "columns": 0 if dataset.frame is None else dataset.frame.shape[1],
                 "has_label": dataset.has_label,
                 "fingerprint": dataset.fingerprint or "(none)",

@@ -20,6 +20,7 @@ nothing writes it to pass configuration along.
 | `ASSURANCE_SENSOR_SETTLE_SECONDS` | `sensor_settle_seconds` | 15 s after registration before a first run |
 | `ASSURANCE_MONITORING_CRON` | `monitoring_cron` | `0 6 * * *` (UTC) |
 | `ASSURANCE_REVALIDATION_CRON` | `revalidation_cron` | `0 7 * * *` (UTC) |
+| `ASSURANCE_DATA_MEMORY_BUDGET_MB` | `data_memory_budget_mb` | 2048 MB per dataset; larger data is read as a seeded sample |
 | `DAGSTER_HOME` | `dagster_home` | unset: command-line runs use a temporary Dagster instance |
 
 A blank value counts as unset. A value of the wrong type is a `SettingsError` naming the variable.
@@ -45,10 +46,12 @@ MAX_RUNS_ENV = "ASSURANCE_SENSOR_MAX_RUNS"
 SETTLE_ENV = "ASSURANCE_SENSOR_SETTLE_SECONDS"
 MONITORING_CRON_ENV = "ASSURANCE_MONITORING_CRON"
 REVALIDATION_CRON_ENV = "ASSURANCE_REVALIDATION_CRON"
+MEMORY_BUDGET_ENV = "ASSURANCE_DATA_MEMORY_BUDGET_MB"
 DAGSTER_HOME_ENV = "DAGSTER_HOME"
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 DEFAULT_EVIDENCE_ROOT = "./evidence"
+DEFAULT_MEMORY_BUDGET_MB = 2048
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,7 @@ class Settings:
     sensor_settle_seconds: int = 15
     monitoring_cron: str = "0 6 * * *"
     revalidation_cron: str = "0 7 * * *"
+    data_memory_budget_mb: int = DEFAULT_MEMORY_BUDGET_MB
     dagster_home: str | None = None
 
     @classmethod
@@ -90,6 +94,9 @@ class Settings:
             sensor_settle_seconds=_integer(environ, SETTLE_ENV, default.sensor_settle_seconds, minimum=0),
             monitoring_cron=text(MONITORING_CRON_ENV, default.monitoring_cron),
             revalidation_cron=text(REVALIDATION_CRON_ENV, default.revalidation_cron),
+            data_memory_budget_mb=_integer(
+                environ, MEMORY_BUDGET_ENV, default.data_memory_budget_mb, minimum=1
+            ),
             dagster_home=text(DAGSTER_HOME_ENV, default.dagster_home),
         )
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import dagster as dg
 
+from assurance.domain.values import Dataset, VersionRecord
 from assurance.evidence.store import EvidenceStore
 from assurance.policy.model import Policy
 from assurance.registry.client import Registry
-from assurance.settings import DEFAULT_EVIDENCE_ROOT, Settings
+from assurance.settings import DEFAULT_EVIDENCE_ROOT, DEFAULT_MEMORY_BUDGET_MB, Settings
 
 
 class RegistryResource(dg.ConfigurableResource):
@@ -44,16 +45,35 @@ class PolicyResource(dg.ConfigurableResource):
         return Policy.load(self.path)
 
 
+class DataResource(dg.ConfigurableResource):
+    """Reads reference and current data; data larger than the memory budget is read as a seeded sample
+    (settings: ASSURANCE_DATA_MEMORY_BUDGET_MB, per dataset)."""
+
+    memory_budget_mb: int = DEFAULT_MEMORY_BUDGET_MB
+
+    def load(self, record: VersionRecord, role: str) -> Dataset:
+        from assurance.data.sources import load_dataset
+
+        return load_dataset(record, role, self.memory_budget_mb)
+
+    def reload(self, ref: dict) -> Dataset:
+        from assurance.data.sources import reload
+
+        return reload(ref, self.memory_budget_mb)
+
+
 DATA_IO_MANAGER = "data_io_manager"
 
 
 def build_resources(settings: Settings) -> dict:
     """The resources every asset, sensor and schedule uses, configured from `settings`."""
+    data = DataResource(memory_budget_mb=settings.data_memory_budget_mb)
     return {
         "registry": RegistryResource(tracking_uri=settings.tracking_uri),
         "evidence": EvidenceResource(root=settings.evidence_root),
         "policy": PolicyResource(path=settings.policy_path),
-        DATA_IO_MANAGER: DataIOManager(),
+        "data": data,
+        DATA_IO_MANAGER: DataIOManager(data=data),
     }
 
 
@@ -70,6 +90,10 @@ class _DataByReference(dg.UPathIOManager):
 
     extension = ".json"
 
+    def __init__(self, base_path, data: DataResource):
+        super().__init__(base_path=base_path)
+        self.data = data
+
     def dump_to_path(self, context: dg.OutputContext, obj, path) -> None:
         import json
 
@@ -85,19 +109,19 @@ class _DataByReference(dg.UPathIOManager):
     def load_from_path(self, context: dg.InputContext, path):
         import json
 
-        from assurance.data.sources import reload
-
         if str(path) in _LOADED:
             return _LOADED[str(path)][1]
-        return reload(json.loads(path.read_text()))
+        return self.data.reload(json.loads(path.read_text()))
 
 
 class DataIOManager(dg.ConfigurableIOManagerFactory):
-    """IO manager for reference and current data: by reference, in the instance's storage folder."""
+    """IO manager for reference and current data: by reference, in the instance's storage folder; a
+    re-read keeps to the same memory budget as the first read."""
 
+    data: DataResource
     base_dir: str | None = None
 
     def create_io_manager(self, context: dg.InitResourceContext) -> _DataByReference:
         from upath import UPath
 
-        return _DataByReference(base_path=UPath(self.base_dir or context.instance.storage_directory()))
+        return _DataByReference(UPath(self.base_dir or context.instance.storage_directory()), self.data)

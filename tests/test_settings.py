@@ -28,6 +28,7 @@ def test_defaults_are_the_documented_ones():
     assert (settings.monitoring_cron, settings.revalidation_cron) == ("0 6 * * *", "0 7 * * *")
     assert settings.alert_webhook is None and settings.dagster_url is None and settings.dagster_home is None
     assert (settings.alert_retry_seconds, settings.alert_max_attempts) == (30, 30)
+    assert settings.data_memory_budget_mb == 2048
 
 
 def test_every_variable_is_read_and_blank_means_unset():
@@ -44,6 +45,7 @@ def test_every_variable_is_read_and_blank_means_unset():
         "ASSURANCE_SENSOR_SETTLE_SECONDS": "0",
         "ASSURANCE_MONITORING_CRON": "0 5 * * *",
         "ASSURANCE_REVALIDATION_CRON": "   ",
+        "ASSURANCE_DATA_MEMORY_BUDGET_MB": "512",
         "DAGSTER_HOME": "/srv/dagster",
     }
     settings = Settings.from_env(env)
@@ -60,6 +62,7 @@ def test_every_variable_is_read_and_blank_means_unset():
         sensor_settle_seconds=0,
         monitoring_cron="0 5 * * *",
         revalidation_cron="0 7 * * *",
+        data_memory_budget_mb=512,
         dagster_home="/srv/dagster",
     )
 
@@ -80,6 +83,7 @@ def test_from_env_reads_the_process_environment_by_default(monkeypatch):
         ("ASSURANCE_SENSOR_SETTLE_SECONDS", "-1", "must be at least 0"),
         ("ASSURANCE_ALERT_MAX_ATTEMPTS", "0", "must be at least 1"),
         ("ASSURANCE_ALERT_RETRY_SECONDS", "soon", "is not an integer"),
+        ("ASSURANCE_DATA_MEMORY_BUDGET_MB", "0", "must be at least 1"),
     ],
 )
 def test_a_bad_number_is_an_error_naming_the_variable(name, value, message):

@@ -441,12 +441,13 @@ def _overlap_finding(
 def training_overlap(inputs: Inputs, features: list[str], section: Section) -> tuple[int, int, float] | None:
     """Reference rows shared with the training data, when training data is named apart from the reference."""
     from assurance.data.sources import data_uri, load_dataset
+    from assurance.settings import DEFAULT_MEMORY_BUDGET_MB
 
     uri, _ = data_uri(inputs.record, "training")
     reference = inputs.reference
     if uri is None or reference is None or not reference.ok or uri == reference.uri:
         return None
-    training = load_dataset(inputs.record, "training")
+    training = load_dataset(inputs.record, "training", inputs.data_budget_mb or DEFAULT_MEMORY_BUDGET_MB)
     if not training.ok or not set(features) <= set(training.frame.columns):
         section.skip(
             f"train/holdout overlap not checked: training data {training.error or 'lacks the features'}"
@@ -455,7 +456,12 @@ def training_overlap(inputs: Inputs, features: list[str], section: Section) -> t
     return shared_rows(training.frame, reference.frame, features)
 
 
-def report(rows: pd.DataFrame, overlap: tuple[int, int, float] | None, found: list[Finding]) -> str:
+def report(
+    rows: pd.DataFrame,
+    overlap: tuple[int, int, float] | None,
+    found: list[Finding],
+    reference: Dataset | None,
+) -> str:
     lines = [f"**{len(found)} leakage finding(s).**"]
     if overlap is not None:
         shared, total, baseline = overlap
@@ -463,6 +469,11 @@ def report(rows: pd.DataFrame, overlap: tuple[int, int, float] | None, found: li
             f"Rows shared with reference: {shared:,} of {total:,} current rows (reference repeats its own rows "
             f"at {baseline:.2%})."
         )
+        if reference is not None and reference.sampling:
+            lines.append(
+                f"The reference data is {reference.sampling.describe()}: current rows that match only unread "
+                "reference rows are not seen, so the shared share is a lower bound."
+            )
     order = "label_strength" if "label_strength" in rows.columns else "attribution_share"
     shown = rows.sort_values(order, ascending=False, na_position="last").head(25)
     return "\n\n".join([*lines, table(shown)])
@@ -499,7 +510,7 @@ def run(inputs: Inputs) -> Section:
         section.findings += train_holdout_finding(*held_out, limits, inputs.policy)
         section.metrics["train_holdout_share"] = held_out[0] / held_out[1] if held_out[1] else 0.0
     section.tables["leakage"] = rows
-    section.summary = report(rows, overlap, section.findings)
+    section.summary = report(rows, overlap, section.findings, inputs.reference)
     for column in ("label_strength", "attribution_share"):
         if column in rows.columns and rows[column].notna().any():
             section.metrics[f"max_{column}"] = float(rows[column].max())

@@ -10,7 +10,8 @@ import hashlib
 from typing import TYPE_CHECKING
 
 from assurance.domain.errors import DataError, describe_error
-from assurance.domain.values import Dataset, VersionRecord
+from assurance.domain.values import Dataset, Sampling, VersionRecord
+from assurance.settings import MEMORY_BUDGET_ENV
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -61,25 +62,57 @@ def fingerprint(uri: str) -> str:
     return digest.hexdigest()
 
 
-def read_table(uri: str) -> pd.DataFrame:
-    """Read a Parquet file or folder, or a CSV file; raises DataError with a plain reason otherwise."""
-    import pandas as pd
-
-    fs, path = _fs(uri)
+def _format(uri: str, fs, path: str) -> str:
+    """`parquet` or `csv`; raises DataError with a plain reason for anything else."""
     if not fs.exists(path):
         raise DataError(f"nothing exists at {uri}")
     lower = path.lower()
-    if fs.isdir(path):
-        return pd.read_parquet(path, filesystem=fs)
-    if lower.endswith(PARQUET_SUFFIXES):
-        with fs.open(path, "rb") as fh:
-            return pd.read_parquet(fh)
+    if fs.isdir(path) or lower.endswith(PARQUET_SUFFIXES):
+        return "parquet"
     if lower.endswith(CSV_SUFFIXES):
-        with fs.open(path, "rb", compression="infer") as fh:
-            return pd.read_csv(fh, sep="\t" if lower.endswith(".tsv") else ",", low_memory=False)
+        return "csv"
     raise DataError(
         f"{uri} is neither Parquet ({', '.join(PARQUET_SUFFIXES)}) nor CSV ({', '.join(CSV_SUFFIXES)})"
     )
+
+
+def _separator(path: str) -> str:
+    return "\t" if path.lower().endswith(".tsv") else ","
+
+
+def _read_whole(fs, path: str, kind: str) -> pd.DataFrame:
+    import pandas as pd
+
+    if kind == "csv":
+        with fs.open(path, "rb", compression="infer") as fh:
+            return pd.read_csv(fh, sep=_separator(path), low_memory=False)
+    if fs.isdir(path):
+        return pd.read_parquet(path, filesystem=fs)
+    with fs.open(path, "rb") as fh:
+        return pd.read_parquet(fh)
+
+
+def read_table(uri: str) -> pd.DataFrame:
+    """Read a Parquet file or folder, or a CSV file, whole; raises DataError with a plain reason otherwise."""
+    fs, path = _fs(uri)
+    return _read_whole(fs, path, _format(uri, fs, path))
+
+
+def read_within(uri: str, budget_mb: int) -> tuple[pd.DataFrame, Sampling | None]:
+    """Read the data whole when it fits the memory budget, else a seeded uniform sample that fits it."""
+    from assurance.data import budget
+
+    fs, path = _fs(uri)
+    kind = _format(uri, fs, path)
+    sep = _separator(path)
+    cost = budget.csv_cost(fs, path, sep) if kind == "csv" else budget.parquet_cost(fs, path)
+    if cost.fits(budget_mb * budget.MB):
+        return _read_whole(fs, path, kind), None
+    if kind == "csv":
+        frame, sampling = budget.sample_csv(fs, path, sep, cost, budget_mb)
+    else:
+        frame, sampling = budget.sample_parquet(fs, path, cost, budget_mb)
+    return frame, sampling if sampling.rows_kept < sampling.rows_total else None  # an overestimate kept all
 
 
 def data_uri(record: VersionRecord, role: str) -> tuple[str | None, str]:
@@ -96,15 +129,24 @@ def data_uri(record: VersionRecord, role: str) -> tuple[str | None, str]:
     return None, f"tag {tag} not set"
 
 
-def load_dataset(record: VersionRecord, role: str) -> Dataset:
-    """Read one dataset for a version, turning every problem into `Dataset.error`."""
+def _empty(role: str, uri: str, origin: str, sampling: Sampling | None) -> str:
+    if sampling:
+        return (
+            f"{role} data at {uri} ({origin}) holds {sampling.rows_total:,} rows but the sample that fits the "
+            f"{sampling.budget_mb:,} MB memory budget kept none: raise {MEMORY_BUDGET_ENV}"
+        )
+    return f"{role} data at {uri} ({origin}) has no rows"
+
+
+def load_dataset(record: VersionRecord, role: str, budget_mb: int) -> Dataset:
+    """Read one dataset for a version within the memory budget, turning every problem into `Dataset.error`."""
     uri, origin = data_uri(record, role)
     label = record.tags.get("assurance.label") or None
     if uri is None:
         hint = " and no training dataset is logged on the source run" if role == "reference" else ""
         return Dataset(role, None, error=f"no {role} data: {origin}{hint}", label=label)
     try:
-        frame = read_table(uri)
+        frame, sampling = read_within(uri, budget_mb)
     except Exception as exc:  # noqa: BLE001 - any reader failure is the same finding for the analyst
         return Dataset(
             role,
@@ -113,12 +155,12 @@ def load_dataset(record: VersionRecord, role: str) -> Dataset:
             label=label,
         )
     if frame.empty:
-        return Dataset(role, uri, error=f"{role} data at {uri} ({origin}) has no rows", label=label)
+        return Dataset(role, uri, error=_empty(role, uri, origin, sampling), label=label, sampling=sampling)
     try:
         fp = fingerprint(uri)
     except Exception:  # noqa: BLE001 - a fingerprint is provenance, not a reason to drop the data
         fp = None
-    return Dataset(role, uri, frame=frame, fingerprint=fp, label=label)
+    return Dataset(role, uri, frame=frame, fingerprint=fp, label=label, sampling=sampling)
 
 
 def reference_of(dataset: Dataset) -> dict[str, str | None]:
@@ -132,13 +174,16 @@ def reference_of(dataset: Dataset) -> dict[str, str | None]:
     }
 
 
-def reload(ref: dict[str, str | None]) -> Dataset:
-    """Read a dataset again from its reference, refusing data that changed since it was first loaded."""
+def reload(ref: dict[str, str | None], budget_mb: int) -> Dataset:
+    """Read a dataset again from its reference, refusing data that changed since it was first loaded.
+
+    Within the same budget a sample is drawn again with the same seed, so it holds the same rows.
+    """
     role, uri, label = ref["role"], ref["uri"], ref["label"]
     if ref["error"] or not uri:
         return Dataset(role, uri, error=ref["error"], label=label)
     try:
-        frame, fp = read_table(uri), fingerprint(uri)
+        (frame, sampling), fp = read_within(uri, budget_mb), fingerprint(uri)
     except Exception as exc:  # noqa: BLE001
         return Dataset(
             role,
@@ -153,4 +198,4 @@ def reload(ref: dict[str, str | None]) -> Dataset:
             error=f"{role} data at {uri} changed since it was loaded: materialize {role}_data again",
             label=label,
         )
-    return Dataset(role, uri, frame=frame, fingerprint=fp, label=label)
+    return Dataset(role, uri, frame=frame, fingerprint=fp, label=label, sampling=sampling)

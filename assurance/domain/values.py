@@ -77,9 +77,33 @@ class VersionRecord:
         return [v.strip() for v in self.tags.get(key, "").split(",") if v.strip()]
 
 
+@dataclass(frozen=True)
+class Sampling:
+    """How data too big for the memory budget was read: a seeded uniform sample of its rows.
+
+    Evidence carries it so a reviewer knows counts (rows, duplicates) are the sample's while rates and
+    distributions estimate the full data's, and can draw the same sample again from the same seed.
+    """
+
+    rows_total: int
+    rows_kept: int
+    method: str
+    seed: int
+    budget_mb: int
+
+    def describe(self) -> str:
+        return (
+            f"a seeded uniform sample of {self.rows_kept:,} of {self.rows_total:,} rows ({self.method}, "
+            f"seed {self.seed}) to stay within the {self.budget_mb:,} MB memory budget"
+        )
+
+
 @dataclass
 class Dataset:
-    """Reference or current data, or the reason it could not be had (which becomes a finding)."""
+    """Reference or current data, or the reason it could not be had (which becomes a finding).
+
+    `sampling` is set when the data was larger than the memory budget and `frame` holds a sample of it.
+    """
 
     role: str
     uri: str | None
@@ -87,6 +111,7 @@ class Dataset:
     error: str | None = None
     fingerprint: str | None = None
     label: str | None = None
+    sampling: Sampling | None = None
 
     @property
     def ok(self) -> bool:
@@ -99,6 +124,11 @@ class Dataset:
     @property
     def rows(self) -> int:
         return 0 if self.frame is None else len(self.frame)
+
+    @property
+    def rows_total(self) -> int:
+        """Rows of the data itself, not of the sample when it was sampled."""
+        return self.sampling.rows_total if self.sampling else self.rows
 
 
 @dataclass
@@ -138,7 +168,8 @@ class Predictions:
 
 @dataclass
 class Inputs:
-    """What an analysis gets: the version, the policy, both datasets, the predictions and the store."""
+    """What an analysis gets: the version, the policy, both datasets, the predictions and the store, and the
+    memory budget for any other data it reads (the training data; None: the settings' default)."""
 
     record: VersionRecord
     policy: Policy
@@ -147,6 +178,7 @@ class Inputs:
     predictions: Predictions | None = None
     model: ScoringModel | None = None
     store: EvidenceStore | None = None
+    data_budget_mb: int | None = None
 
     def dataset(self, role: str) -> Dataset | None:
         return self.reference if role == "reference" else self.current

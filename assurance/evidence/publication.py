@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 from typing import Any
 
@@ -47,7 +48,13 @@ def provenance(
         "aliases": record.aliases,
         "model_loader": predictions.loader if predictions else None,
         "data": {
-            d.role: {"uri": d.uri, "rows": d.rows, "fingerprint": d.fingerprint, "error": d.error}
+            d.role: {
+                "uri": d.uri,
+                "rows": d.rows,
+                "fingerprint": d.fingerprint,
+                "error": d.error,
+                "sampling": dataclasses.asdict(d.sampling) if d.sampling else None,
+            }
             for d in datasets
         },
         "policy_source": policy.source,

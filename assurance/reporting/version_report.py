@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from assurance.domain.values import Section, VersionRecord
+from assurance.domain.values import Sampling, Section, VersionRecord
 from assurance.policy.recommendation import Recommendation
 from assurance.reporting.html import page, to_html
 from assurance.reporting.markdown import table
@@ -75,15 +75,22 @@ def _version_md(record: VersionRecord, provenance: dict[str, Any]) -> str:
             str(len(record.feature_names)) if record.feature_names else "(no signature)",
         ),
     ]
-    for role, data in provenance.get("data", {}).items():
-        desc = f"{data.get('uri') or '(none)'} ({data.get('rows', 0)} rows)"
-        rows.append((f"{role.title()} data", desc + (f"; {data['error']}" if data.get("error") else "")))
+    rows += [(f"{role.title()} data", _data_md(data)) for role, data in provenance.get("data", {}).items()]
     notes = "".join(f"\n- {n}" for n in record.notes)
     return (
         "## Model version\n\n"
         + table(pd.DataFrame(rows, columns=["field", "value"]))
         + (f"\n\nNotes:\n{notes}" if notes else "")
     )
+
+
+def _data_md(data: dict[str, Any]) -> str:
+    """Where the data came from and how much of it was judged: all rows, or a sample and why."""
+    size = f"{data.get('rows', 0)} rows"
+    if data.get("sampling"):
+        size = f"{Sampling(**data['sampling']).describe()}; counts in this report are the sample's"
+    desc = f"{data.get('uri') or '(none)'} ({size})"
+    return desc + (f"; {data['error']}" if data.get("error") else "")
 
 
 def _section_md(section: Section) -> str:

@@ -12,7 +12,7 @@ from assurance.checks import quality
 from assurance.checks.quality.findings import escalate
 from assurance.checks.quality.learning import value_kind
 from assurance.domain.findings import severity_rank
-from assurance.domain.values import Dataset, Inputs, Section, VersionRecord
+from assurance.domain.values import Dataset, Inputs, Sampling, Section, VersionRecord
 from assurance.policy.model import Policy
 from tests.support import make_record
 
@@ -208,6 +208,26 @@ def test_large_data_is_checked_on_a_seeded_sample() -> None:
     assert first.metrics["rows_current"] == 3000
     assert ("quality.missing_values", "age") in pairs(first)
     pd.testing.assert_frame_equal(first.tables["quality"], again.tables["quality"])
+
+
+def test_data_read_as_a_sample_says_its_counts_are_the_samples() -> None:
+    """Rows and duplicates counted on data sampled to fit the memory budget name the full size."""
+    sampling = Sampling(rows_total=90_000, rows_kept=3000, method="Bernoulli per row", seed=0, budget_mb=2)
+    current = Dataset("current", "/data/current.csv", planted_current(), sampling=sampling)
+    section = run(frame(3000, 1), current)
+    assert section.metrics["rows_current"] == 3000 and section.metrics["rows_total_current"] == 90_000
+    assert section.metrics["rows_total_reference"] == section.metrics["rows_reference"] == 3000
+    assert "current data was read as a seeded uniform sample of 3,000 of 90,000 rows" in section.summary
+    assert "reference data was read" not in section.summary
+    table = section.tables["quality"]
+    details = table[table["expectation"] == "expect_no_duplicate_rows"].set_index("role")["details"]
+    assert details["current"].endswith("sampled from 90,000")
+    assert "sampled" not in details["reference"]
+    duplicated = run(
+        frame(3000, 1), Dataset("current", "/c.csv", pd.concat([planted_current()] * 2), sampling=sampling)
+    )
+    message = next(f.message for f in duplicated.findings if f.check == "quality.duplicates")
+    assert "sampled from 90,000" in message
 
 
 def test_odd_data_becomes_notes_not_crashes() -> None:

@@ -48,7 +48,7 @@ def test_problems_become_dataset_errors(tmp_path, tags, needle):
     (tmp_path / "data.json").write_text("{}")
     (tmp_path / "empty.csv").write_text("")
     tags = {k: v.replace("TMP", str(tmp_path)) for k, v in tags.items()}
-    ds = load_dataset(rec(**tags), "current")
+    ds = load_dataset(rec(**tags), "current", budget_mb=64)
     assert not ds.ok
     assert needle in ds.error
 
@@ -59,7 +59,7 @@ def test_reference_falls_back_to_logged_training_dataset(tmp_path, frame):
     record.run_datasets = [
         {"name": "train", "source": str(tmp_path / "train.parquet"), "context": "training"}
     ]
-    ds = load_dataset(record, "reference")
+    ds = load_dataset(record, "reference", budget_mb=64)
     assert ds.ok and ds.rows == 3 and ds.label == "a" and ds.has_label
 
 

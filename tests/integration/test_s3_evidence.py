@@ -224,6 +224,27 @@ def test_datasources_read_parquet_and_csv_from_s3(s3):
         read_table(f"s3://{bucket}/data/absent.parquet")
 
 
+def test_data_above_the_memory_budget_is_sampled_from_s3(s3):
+    """A hive-partitioned Parquet folder and a CSV, each several times a 1 MB budget, read as samples."""
+    import numpy as np
+
+    from assurance.data.sources import read_table, read_within
+
+    bucket = s3.bucket()
+    rows = 40_000
+    data = pd.DataFrame(
+        {"row_id": np.arange(rows), "text": [f"row number {i} of the big one" for i in range(rows)]}
+    ).assign(part=lambda f: f["row_id"] % 2)
+    for part, group in data.groupby("part"):
+        s3.put(bucket, f"data/big/part={part}/0.parquet", parquet_bytes(group.drop(columns="part")))
+    s3.put(bucket, "data/big.csv", data.to_csv(index=False).encode())
+    for uri in (f"s3://{bucket}/data/big", f"s3://{bucket}/data/big.csv"):
+        got, sampling = read_within(uri, budget_mb=1)
+        assert sampling is not None and sampling.rows_total == rows and 0 < len(got) < rows // 2, uri
+        whole = read_table(uri).set_index("row_id").loc[got["row_id"]].reset_index()
+        pd.testing.assert_frame_equal(got, whole)
+
+
 def test_dagster_graph_publishes_a_versions_evidence_to_s3(s3, root, small_registry):
     import dagster as dg
 

@@ -37,12 +37,13 @@ def run(inputs: Inputs) -> Section:
     section.findings += availability_findings(inputs, policy)
     datasets = {role: inputs.dataset(role) for role in ROLES}
     frames = {role: ds.frame for role, ds in datasets.items() if ds is not None and ds.ok}
+    samplings = {role: ds.sampling for role, ds in datasets.items() if ds is not None and ds.sampling}
     label_findings, label = check_label(record, frames.get("reference"), policy)
     section.findings += label_findings
 
     cleaned = {role: clean_columns(role, frame, section) for role, frame in frames.items()}
     schema = expected_schema(record, cleaned.get("reference"), label, section)
-    duplicates = duplicate_results(cleaned, limits, section)
+    duplicates = duplicate_results(cleaned, limits, section, samplings)
     sampled = {role: sample(frame, limits.sample_rows) for role, frame in cleaned.items()}
     working = {role: normalise(frame, schema) for role, frame in sampled.items()}
 
@@ -60,6 +61,6 @@ def run(inputs: Inputs) -> Section:
     section.findings += rate_findings(results, policy, limits)
     table = results_table(results)
     section.tables = {"quality": table}
-    section.metrics = quality_metrics(frames, table)
-    section.summary = summary(table, frames, limits, label)
+    section.metrics = quality_metrics(frames, table, samplings)
+    section.summary = summary(table, frames, limits, label, samplings)
     return section

@@ -12,7 +12,7 @@ from assurance.domain.checks import CheckSpec
 EVIDENCE = "quality.parquet"
 ROLES = ("reference", "current")
 ALL_COLUMNS = "*"
-DUPLICATES = "expect_no_duplicate_rows"  # computed with pandas on the full dataset, not sampled
+DUPLICATES = "expect_no_duplicate_rows"  # counted with pandas on the rows read, not the suite's sample
 
 UNAVAILABLE = CheckSpec(
     "data.unavailable",

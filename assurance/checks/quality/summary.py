@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from assurance.checks.quality.expectations import ROLES, ExpectationResult
+from assurance.domain.values import Sampling
 from assurance.policy.thresholds import QualityThresholds
 
 TABLE_COLUMNS = [
@@ -44,9 +45,16 @@ def results_table(results: list[ExpectationResult]) -> pd.DataFrame:
     return table.astype({"success": bool, "observed": float, "threshold": float})
 
 
-def quality_metrics(frames: dict[str, pd.DataFrame], table: pd.DataFrame) -> dict[str, float]:
-    """Counts for the Dagster asset's metadata; a dataset that could not be had counts 0 rows."""
+def quality_metrics(
+    frames: dict[str, pd.DataFrame], table: pd.DataFrame, samplings: dict[str, Sampling]
+) -> dict[str, float]:
+    """Counts for the Dagster asset's metadata; a dataset that could not be had counts 0 rows. `rows_*` are
+    the rows checked; `rows_total_*` differ from them when the data was read as a sample."""
     metrics = {f"rows_{role}": float(len(frames[role])) if role in frames else 0.0 for role in ROLES}
+    for role in ROLES:
+        metrics[f"rows_total_{role}"] = (
+            float(samplings[role].rows_total) if role in samplings else metrics[f"rows_{role}"]
+        )
     metrics["expectations_evaluated"] = float(len(table))
     for role in ROLES:
         metrics[f"expectations_failed_{role}"] = float(((table["role"] == role) & ~table["success"]).sum())
@@ -54,7 +62,11 @@ def quality_metrics(frames: dict[str, pd.DataFrame], table: pd.DataFrame) -> dic
 
 
 def summary(
-    table: pd.DataFrame, frames: dict[str, pd.DataFrame], limits: QualityThresholds, label: str | None
+    table: pd.DataFrame,
+    frames: dict[str, pd.DataFrame],
+    limits: QualityThresholds,
+    label: str | None,
+    samplings: dict[str, Sampling],
 ) -> str:
     """Failed expectations on current first, then the counts an analyst scans for."""
     lines = []
@@ -76,10 +88,15 @@ def summary(
             f"{role}: {len(frame):,} rows, {len(part)} expectations, {int((~part['success']).sum())} failed"
         )
     lines.append("; ".join(counts) + "." if counts else "No data could be checked.")
+    lines += [
+        f"The {role} data was read as {sampling.describe()}: its row and duplicate counts are the sample's, "
+        "its rates estimate the full data's."
+        for role, sampling in samplings.items()
+    ]
     if any(len(f) > limits.sample_rows for f in frames.values()):
         lines.append(
             f"Datasets above {limits.sample_rows:,} rows were checked on a seeded sample of that size "
-            f"(duplicates on all rows)."
+            f"(duplicates on all rows read)."
         )
     current = frames.get("current")
     if label and current is not None and label not in {str(c) for c in current.columns}:

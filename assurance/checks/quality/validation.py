@@ -19,7 +19,7 @@ from assurance.checks.quality.expectations import (
 )
 from assurance.checks.quality.learning import native
 from assurance.checks.rows import sample
-from assurance.domain.values import Section
+from assurance.domain.values import Sampling, Section
 from assurance.policy.thresholds import QualityThresholds
 
 EXPECTATIONS = {  # the GX expectation behind each table `expectation` name
@@ -163,12 +163,16 @@ def duplicate_count(frame: pd.DataFrame) -> int:
 
 
 def duplicate_results(
-    frames: dict[str, pd.DataFrame], limits: QualityThresholds, section: Section
+    frames: dict[str, pd.DataFrame],
+    limits: QualityThresholds,
+    section: Section,
+    samplings: dict[str, Sampling],
 ) -> list[ExpectationResult]:
     """Duplicates on each dataset; current is allowed the reference's own share plus the policy's.
 
     Repeats grow with size when values are discrete (two of a million rows coincide far more often
     than two of a hundred), so current is compared with reference on seeded samples of equal size.
+    The note says when those are samples, including data read as a sample to fit the memory budget.
     """
     counted = {}
     sized = _equal_sizes(frames)
@@ -192,7 +196,8 @@ def duplicate_results(
             reference_rows=ref_rows if role == "current" else 0,
             reference_hits=ref_hits if role == "current" else 0,
         )
-        note = f"{hits} duplicate rows of {rows}" + (" sampled" if rows < len(frames[role]) else "")
+        total = samplings[role].rows_total if role in samplings else len(frames[role])
+        note = f"{hits} duplicate rows of {rows}" + (f" sampled from {total:,}" if rows < total else "")
         results.append(
             ExpectationResult(role, expectation, share <= threshold, share, note, hits=hits, rows=rows)
         )
