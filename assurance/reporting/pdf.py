@@ -118,3 +118,9 @@ def to_pdf(markdown_text: str, plots: Mapping[str, bytes], title: str) -> bytes:
         return bytes(pdf.output())
     finally:
         fonttools.setLevel(level)
+
+
+def from_evidence(files: Mapping[str, bytes], title: str) -> bytes:
+    """The PDF of a published run from its report.md and plots/*.png (runs published before report.pdf)."""
+    plots = {Path(p).stem: b for p, b in files.items() if p.startswith("plots/") and p.endswith(".png")}
+    return to_pdf(files["report.md"].decode(), plots, title)

@@ -138,7 +138,7 @@ def _trend(history: pd.DataFrame) -> tuple[Part, dict[str, bytes]]:
     wide = history.pivot_table(index="metric", columns="run_id", values="value", aggfunc="last")
     picks = {"first run": runs[0]} if len(runs) > 2 else {}
     picks |= {"previous run": runs[-2], "this run": runs[-1]}
-    shown = pd.DataFrame({"metric": wide.index, **{k: wide.get(r) for k, r in picks.items()}})
+    shown = pd.DataFrame({"metric": wide.index, **{k: wide[r].map(_number) for k, r in picks.items()}})
     body = "\n\n".join(
         [
             f"Headline metrics over this version's last {len(runs)} published runs, this one last.",
@@ -149,6 +149,11 @@ def _trend(history: pd.DataFrame) -> tuple[Part, dict[str, bytes]]:
     return Part("trend", "Trend across runs", body), {
         TREND_PLOT: charts.trend(series, "Headline metrics by run")
     }
+
+
+def _number(value: float) -> str:
+    """A headline value with the digits it needs: a count stays whole, a share keeps four figures."""
+    return "" if pd.isna(value) else f"{value:.4g}"
 
 
 def _provenance(provenance: dict[str, Any], evidence: list[str]) -> Part:

@@ -177,7 +177,7 @@ def test_trend_chart_appears_from_the_second_run(tmp_path):
     md = version_report.to_markdown(second)
     assert (
         "![Headline metrics across runs](plots/trend.png)" in md
-        and "| roc_auc on current data | 0.810 | 0.700 |" in md
+        and "| roc_auc on current data | 0.81 | 0.7 |" in md
     )
     assert second.plots["trend"].startswith(b"\x89PNG")
     page = version_report.to_html(second)
