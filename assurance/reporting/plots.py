@@ -122,39 +122,38 @@ def lines(
     return _png(fig)
 
 
-def category_pairs(
-    samples: dict[str, dict[str, float]], title: str, xlabel: str = "", top: int = 20
-) -> bytes:
-    """Side-by-side bars of each category's share in several samples (e.g. reference vs current).
-
-    `samples` map a sample name to counts per category; the `top` categories by largest share in any
-    sample are drawn and the rest are summed into "(other)", so every sample's bars still add to 100%.
-    """
-    names = list(samples)
+def category_shares(
+    samples: dict[str, dict[str, float]], top: int
+) -> tuple[list[str], dict[str, list[float]]]:
+    """Each sample's share per category, for the `top` categories by largest share in any sample, the rest
+    summed into "(other)" so every sample still adds up to 1."""
     shares = {
-        n: {str(k): v / total for k, v in counts.items()} if (total := sum(counts.values())) else {}
-        for n, counts in samples.items()
+        name: {str(k): v / total for k, v in counts.items()} if (total := sum(counts.values())) else {}
+        for name, counts in samples.items()
     }
     categories = sorted(
         {k for s in shares.values() for k in s}, key=lambda k: (-max(s.get(k, 0) for s in shares.values()), k)
     )
     shown, rest = categories[:top], categories[top:]
-    labels = shown + (["(other)"] if rest else [])
-    fig, ax = _figure(min(12.0, max(5.0, 0.35 * len(labels) * len(names) + 2)), 3.5)
-    width = 0.8 / max(len(names), 1)
+    values = {
+        name: [s.get(k, 0.0) for k in shown] + ([sum(s.get(k, 0.0) for k in rest)] if rest else [])
+        for name, s in shares.items()
+    }
+    return shown + (["(other)"] if rest else []), values
+
+
+def category_pairs(
+    samples: dict[str, dict[str, float]], title: str, xlabel: str = "", top: int = 20
+) -> bytes:
+    """Side-by-side bars of each category's share in several samples (e.g. reference vs current)."""
+    labels, values = category_shares(samples, top)
+    fig, ax = _figure(min(12.0, max(5.0, 0.35 * len(labels) * len(samples) + 2)), 3.5)
+    width = 0.8 / max(len(samples), 1)
     positions = np.arange(len(labels))
-    for i, (name, color) in enumerate(zip(names, COLORS, strict=False)):
-        values = [shares[name].get(k, 0.0) for k in shown] + (
-            [sum(shares[name].get(k, 0.0) for k in rest)] if rest else []
-        )
+    for i, (name, color) in enumerate(zip(samples, COLORS, strict=False)):
+        offset = (i - (len(samples) - 1) / 2) * width
         total = int(sum(samples[name].values()))
-        ax.bar(
-            positions + (i - (len(names) - 1) / 2) * width,
-            values,
-            width,
-            color=color,
-            label=_plain(f"{name} (n={total})"),
-        )
+        ax.bar(positions + offset, values[name], width, color=color, label=_plain(f"{name} (n={total})"))
     ax.set_xticks(positions, [_plain(label[:25]) for label in labels], rotation=45, ha="right", fontsize=8)
     ax.set_title(_plain(title))
     ax.set_xlabel(_plain(xlabel))
