@@ -5,7 +5,8 @@ HTML, so it says the same: decision, reasons, findings, section summaries with t
 fpdf2 needs no system libraries (a fresh machine with only Python and pip renders it), and its
 `write_html` takes the plain HTML subset markdown-it emits. Text is set in the DejaVu fonts matplotlib
 ships, which cover far more than the Latin-1 of PDF core fonts (tag values and column names may be in any
-script; glyphs DejaVu lacks are dropped with a log line, not an error). Wide tables get a landscape page.
+script; glyphs DejaVu lacks are dropped with a log line, not an error). Pages are landscape A4, so the
+wide evidence tables keep readable columns.
 """
 
 from __future__ import annotations
@@ -13,11 +14,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from markdown_it.renderer import RendererHTML
 from markdown_it.token import Token
 
 from assurance.reporting.render import Images, markdown_parser
+
+if TYPE_CHECKING:
+    from fpdf import FPDF
 
 FAMILY = "dejavu"
 MONO = "dejavu-mono"
@@ -40,9 +45,11 @@ def _fonts() -> Path:
     return Path(matplotlib.get_data_path()) / "fonts" / "ttf"
 
 
-def _document(title: str):
+def _document(title: str) -> FPDF:
     from fpdf import FPDF
 
+    # fontTools logs each table it prunes while fpdf2 subsets the fonts: dozens of INFO lines per report
+    logging.getLogger("fontTools").setLevel(logging.WARNING)
     pdf = FPDF(orientation="landscape", format="A4")
     pdf.set_title(title)
     pdf.set_creator("model-assurance")
@@ -107,17 +114,12 @@ def _html(markdown_text: str, plots: Mapping[str, bytes]) -> str:
 
 def to_pdf(markdown_text: str, plots: Mapping[str, bytes], title: str) -> bytes:
     """The PDF of one report: `markdown_text` is report.md, `plots` its plots by name (plots/<name>.png)."""
-    html = _html(markdown_text, plots)
     pdf = _document(title)
     pdf.set_font(FAMILY, size=FONT_SIZE)
-    fonttools = logging.getLogger("fontTools.subset")
-    level = fonttools.level
-    fonttools.setLevel(logging.ERROR)  # fontTools logs every table it drops while subsetting
-    try:
-        pdf.write_html(html, font_family=FAMILY, tag_styles=_styles(), table_line_separators=True)
-        return bytes(pdf.output())
-    finally:
-        fonttools.setLevel(level)
+    pdf.write_html(
+        _html(markdown_text, plots), font_family=FAMILY, tag_styles=_styles(), table_line_separators=True
+    )
+    return bytes(pdf.output())
 
 
 def from_evidence(files: Mapping[str, bytes], title: str) -> bytes:

@@ -14,6 +14,7 @@ import pandas as pd
 
 from assurance.checks.documentation import tag_problem
 from assurance.domain.values import Section, VersionRecord
+from assurance.evidence.history import run_time
 from assurance.policy.recommendation import Recommendation
 from assurance.reporting import plots as charts
 from assurance.reporting.markdown import table
@@ -126,9 +127,12 @@ def _section(section: Section) -> Part:
     return Part(_anchor(section.key), section.title, "\n".join(parts))
 
 
-def _trend(history: pd.DataFrame) -> tuple[Part, dict[str, bytes]]:
-    """The headline metrics across the version's runs (this one last); with one run there is no trend."""
-    runs = history.sort_values("at", kind="stable")["run_id"].drop_duplicates().tolist()
+def _trend(earlier: pd.DataFrame | None, now: pd.DataFrame, run_id: str) -> tuple[Part, dict[str, bytes]]:
+    """The headline metrics across the version's runs, earlier ones by time and this one last; with one
+    run there is no trend."""
+    earlier = earlier if earlier is not None else now.iloc[:0]
+    runs = [*earlier.sort_values("at", kind="stable")["run_id"].drop_duplicates(), run_id]
+    history = pd.concat([f for f in (earlier, now) if len(f)] or [now], ignore_index=True)
     if len(runs) < 2:
         body = "This is the first published run of this version: there is no trend yet."
         return Part("trend", "Trend across runs", body), {}
@@ -187,12 +191,9 @@ def build(
 ) -> VersionReport:
     """The report of one run; `earlier` holds the headline metrics of the version's earlier runs (`trend`)."""
     tables = {"findings": findings, **{stem: t for s in sections for stem, t in s.tables.items()}}
-    at = pd.Timestamp(
-        provenance.get("finished_at") or provenance.get("started_at") or pd.Timestamp.now("UTC")
-    )
-    now = run_metrics(str(provenance.get("run_id")), at, tables)
-    history = pd.concat([f for f in (earlier, now) if f is not None and len(f)] or [now], ignore_index=True)
-    trend, trend_plots = _trend(history)
+    run_id = str(provenance.get("run_id"))
+    now = run_metrics(run_id, run_time(provenance, run_id), tables)
+    trend, trend_plots = _trend(earlier, now, run_id)
     everything = findings[FINDING_COLUMNS] if len(findings) else findings
     parts = (
         _version(record, provenance),
