@@ -103,7 +103,7 @@ def recommendation(
     },
     description=(
         "The published evidence folder of this run: every analysis's Parquet tables, findings.parquet, "
-        "plots, report.html and report.md (decision first), and manifest.json with sha256 of every file "
+        "plots, report.html, report.md and report.pdf (decision first, trend over the version's runs), and manifest.json with sha256 of every file "
         "and the provenance. Written whole or not at all, never overwritten. The result is written back "
         "to the version in MLflow as assurance.result.* tags."
     ),
@@ -117,6 +117,7 @@ def evidence_report(
 ) -> dg.Output[dict]:
     from assurance.evidence.publication import evidence_files, manifest, provenance
     from assurance.evidence.store import new_run_id
+    from assurance.reporting.trend import metric_history
 
     record: VersionRecord = inputs["model_version"]
     rec: Recommendation = inputs["recommendation"]
@@ -128,7 +129,8 @@ def evidence_report(
     started = datetime.fromtimestamp(start_time, UTC) if start_time else datetime.now(UTC)
     prov = provenance(record, policy.get(), datasets, preds, run_id, started)
     prov["dagster_run_id"] = context.run_id
-    files = evidence_files(record, _sections(inputs), inputs["findings"], rec, prov)
+    earlier = metric_history(store, record.name, record.version)
+    files = evidence_files(record, _sections(inputs), inputs["findings"], rec, prov, earlier)
     published = store.publish_run(record.name, record.version, run_id, files, manifest(prov, rec))
     progress(context, f"evidence published to {published.url}")
     result_tags = {

@@ -13,6 +13,7 @@ numbers and the sizes on each side, so a reviewer sees why a column fired or sta
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -49,6 +50,7 @@ TABLE_COLUMNS = [
     "current_summary",
 ]
 SHOWN_ROWS = 30
+MAX_DISTRIBUTIONS = 8
 
 FEATURE = CheckSpec(
     "drift.feature",
@@ -288,7 +290,14 @@ def _findings(table_: pd.DataFrame, share: float, share_threshold: float, policy
     return findings
 
 
-def _summary(table_: pd.DataFrame, share: float, share_threshold: float, engine: str) -> str:
+def _summary(
+    table_: pd.DataFrame,
+    share: float,
+    share_threshold: float,
+    engine: str,
+    plotted: set[str],
+    distributions: dict[str, str],
+) -> str:
     features = table_[table_["role"] == "feature"]
     drifted = features[features["drifted"]]
     lines = [
@@ -312,9 +321,50 @@ def _summary(table_: pd.DataFrame, share: float, share_threshold: float, engine:
     ranked = table_.assign(_r=table_["statistic"] / table_["threshold"]).sort_values("_r", ascending=False)
     shown = ranked.drop(columns=["_r", "engine"]).head(SHOWN_ROWS)
     more = f"\n\n{len(ranked) - SHOWN_ROWS} more rows are in {EVIDENCE}." if len(ranked) > SHOWN_ROWS else ""
-    return (
-        "\n\n".join(lines) + "\n\n![drift_by_feature](plots/drift_by_feature.png)\n\n" + table(shown) + more
-    )
+    if "drift_by_feature" in plotted:
+        lines.append("![drift_by_feature](plots/drift_by_feature.png)")
+    if distributions:
+        lines.append("Reference vs current for the most drifted features:")
+        lines += [f"![{_alt(column)}](plots/{name}.png)" for name, column in distributions.items()]
+    return "\n\n".join(lines) + "\n\n" + table(shown) + more
+
+
+def _alt(column: object) -> str:
+    """A column name as image alt text: the characters that would end Markdown's `![...]` removed."""
+    return re.sub(r"[\[\]\\\r\n]", " ", f"distribution of {column}")
+
+
+def drifted_columns(table_: pd.DataFrame, limit: int = MAX_DISTRIBUTIONS) -> pd.DataFrame:
+    """The drifted features, furthest over their threshold first (at most `limit`)."""
+    drifted = table_[(table_["role"] == "feature") & table_["drifted"].astype(bool)]
+    ratio = drifted["statistic"] / drifted["threshold"]
+    return drifted.assign(_ratio=ratio).sort_values("_ratio", ascending=False, kind="stable").head(limit)
+
+
+def _distribution_plots(table_: pd.DataFrame, inputs: Inputs) -> dict[str, tuple[str, bytes]]:
+    """Reference vs current of the most drifted features, by plot name: overlaid histograms for
+    numbers, paired bars of category shares for categories. Plot names are numbered, never built from
+    column names (which may hold any character)."""
+    from assurance.reporting import plots
+
+    ref, cur = inputs.reference, inputs.current
+    out = {}
+    for i, row in enumerate(drifted_columns(table_).itertuples(index=False), start=1):
+        before = distances.reference_profile(ref.frame[row.column], row.kind, ref.fingerprint)
+        after = distances.profile(cur.frame[row.column], row.kind)
+        title = f"{row.column}: reference vs current"
+        if row.kind == NUMERIC:
+            png = plots.histograms(
+                {"reference": before.values, "current": after.values}, title, str(row.column)
+            )
+        else:
+            png = plots.category_pairs(
+                {"reference": before.counts.to_dict(), "current": after.counts.to_dict()},
+                title,
+                str(row.column),
+            )
+        out[f"drift_distribution_{i}"] = (str(row.column), png)
+    return out
 
 
 def _plots(table_: pd.DataFrame, outputs: tuple[pd.DataFrame, pd.DataFrame] | None) -> dict[str, bytes]:
@@ -383,8 +433,12 @@ def run(inputs: Inputs) -> Section:
     share_threshold = policy.thresholds.drift.share_threshold
     section.findings = _findings(result, share, share_threshold, policy)
     section.tables["drift"] = result
-    section.plots = _plots(result, _output_frames(inputs))
-    section.summary = _summary(result, share, share_threshold, engine)
+    figures = _plots(result, _output_frames(inputs))
+    distributions = _distribution_plots(result, inputs)
+    section.plots = figures | {name: png for name, (_, png) in distributions.items()}
+    section.summary = _summary(
+        result, share, share_threshold, engine, set(figures), {n: c for n, (c, _) in distributions.items()}
+    )
     section.metrics = _metrics(result, share)
     return section
 

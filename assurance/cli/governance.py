@@ -1,10 +1,10 @@
 """Governance subcommands of `assurance`: status, accept, export and verify.
 
 `status` prints the portfolio posture; `accept` records a risk acceptance in the evidence store;
-`export` writes a version's audit bundle and prints its path; `verify` checks a bundle offline and
-exits 1 saying what is wrong. Kept apart from `assurance.cli.main` so the run commands stay small. A
-problem the user can fix raises an `AssuranceError`, which `main` prints as one `error:` line with exit
-code 2, never a traceback.
+`export` writes a version's audit bundle and prints its path (with `--pdf`, also the report as a PDF
+beside it); `verify` checks a bundle offline and exits 1 saying what is wrong. Kept apart from
+`assurance.cli.main` so the run commands stay small. A problem the user can fix raises an
+`AssuranceError`, which `main` prints as one `error:` line with exit code 2, never a traceback.
 """
 
 from __future__ import annotations
@@ -60,9 +60,13 @@ def cmd_accept(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
-    from assurance.evidence.bundle import export
+    from assurance.evidence.bundle import latest_files, write_bundle, write_pdf
 
-    print(export(_store(settings), args.model, args.version, args.out))
+    rel, files = latest_files(_store(settings), args.model, args.version)
+    bundle = write_bundle(args.model, args.version, rel, files, args.out)
+    print(bundle)
+    if args.pdf:
+        print(write_pdf(args.model, args.version, rel, files, bundle.with_suffix(".pdf")))
     return EXIT_OK
 
 
@@ -106,6 +110,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     exp.add_argument("version", metavar="VERSION")
     exp.add_argument("--evidence", help=EVIDENCE_HELP)
     exp.add_argument("--out", help="archive file or folder (default: the current directory)")
+    exp.add_argument(
+        "--pdf", action="store_true", help="also write the version report as a PDF beside the archive"
+    )
     exp.set_defaults(func=cmd_export)
 
     ver = sub.add_parser("verify", help="check an audit bundle offline; exits 1 and says what is wrong")

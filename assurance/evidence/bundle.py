@@ -50,19 +50,33 @@ def archive_bytes(root: str, files: dict[str, bytes]) -> bytes:
     return buf.getvalue()
 
 
-def _target(out: str | os.PathLike | None, root: str) -> Path:
-    """`out` may name the archive or a folder for it (default: the current directory)."""
+def _target(out: str | os.PathLike | None, root: str, suffix: str = SUFFIX) -> Path:
+    """`out` may name the file or a folder for it (default: the current directory)."""
     path = Path(out) if out else Path.cwd()
     if path.is_dir() or str(out or "").endswith(os.sep) or not path.suffix:
-        return path / f"{root}{SUFFIX}"
+        return path / f"{root}{suffix}"
     return path
 
 
-def export(store: EvidenceStore, model: str, version: str, out: str | os.PathLike | None = None) -> Path:
-    """Write the bundle of the version's latest published run and return its path.
+def _write(target: Path, data: bytes) -> Path:
+    """Write `data` to `target` whole or not at all (a temporary file beside it, then a rename)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".export-", suffix=target.suffix)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def latest_files(store: EvidenceStore, model: str, version: str) -> tuple[str, dict[str, bytes]]:
+    """The version's latest published run folder and its files (manifest included).
 
     Raises EvidenceError when the version has no published evidence or when the stored evidence no
-    longer matches its own manifest (a bundle must never launder damaged evidence).
+    longer matches its own manifest (an export must never launder damaged evidence).
     """
     rel = store.latest_run_path(model, version)
     if rel is None:
@@ -74,19 +88,39 @@ def export(store: EvidenceStore, model: str, version: str, out: str | os.PathLik
         )
     manifest_body = store.read_bytes(f"{rel}/{MANIFEST}")
     entries = json.loads(manifest_body).get("files", [])
-    files = {MANIFEST: manifest_body, **{e["path"]: store.read_bytes(f"{rel}/{e['path']}") for e in entries}}
+    return rel, {MANIFEST: manifest_body, **{e["path"]: store.read_bytes(f"{rel}/{e['path']}") for e in entries}}
+
+
+def export(store: EvidenceStore, model: str, version: str, out: str | os.PathLike | None = None) -> Path:
+    """Write the bundle of the version's latest published run and return its path."""
+    rel, files = latest_files(store, model, version)
+    return write_bundle(model, version, rel, files, out)
+
+
+def write_bundle(
+    model: str, version: str, rel: str, files: dict[str, bytes], out: str | os.PathLike | None = None
+) -> Path:
+    """Write the bundle of run folder `rel` (its `files` from `latest_files`) and return its path."""
     root = bundle_root(model, version, rel.rsplit("/", 1)[-1])
-    target = _target(out, root)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".bundle-", suffix=SUFFIX)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(archive_bytes(root, files))
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
+    return _write(_target(out, root), archive_bytes(root, files))
+
+
+def write_pdf(
+    model: str, version: str, rel: str, files: dict[str, bytes], out: str | os.PathLike | None = None
+) -> Path:
+    """Write the report of run folder `rel` as a PDF and return its path.
+
+    Runs published before reports had a PDF get one made from their report.md and plots."""
+    from assurance.reporting.pdf import from_evidence
+
+    if "report.pdf" in files:
+        data = files["report.pdf"]
+    elif "report.md" in files:
+        data = from_evidence(files, f"Model assurance report: {model} version {version}")
+    else:
+        raise EvidenceError(f"the evidence in {rel} has no report to print")
+    root = bundle_root(model, version, rel.rsplit("/", 1)[-1])
+    return _write(_target(out, root, ".pdf"), data)
 
 
 def _members(data: bytes) -> tuple[dict[str, bytes], dict[str, str], list[str]]:

@@ -16,7 +16,8 @@ from assurance.domain.values import Dataset, Predictions, Section, VersionRecord
 from assurance.evidence.store import parquet_bytes
 from assurance.policy.model import Policy
 from assurance.policy.recommendation import Recommendation
-from assurance.reporting.version_report import render_html, render_markdown
+from assurance.reporting import version_report
+from assurance.reporting.pdf import to_pdf
 
 
 def collect_findings(
@@ -71,20 +72,23 @@ def evidence_files(
     findings: pd.DataFrame,
     recommendation: Recommendation,
     prov: dict[str, Any],
+    earlier: pd.DataFrame | None = None,
 ) -> dict[str, bytes]:
-    """Every file of the run folder but the manifest, keyed by its path inside the folder."""
+    """Every file of the run folder but the manifest, keyed by its path inside the folder.
+
+    `earlier` holds the headline metrics of the version's earlier runs (`reporting.trend.metric_history`)
+    for the report's trend chart."""
     files: dict[str, bytes] = {}
-    plots: dict[str, bytes] = {}
     for section in sections:
         for stem, frame in section.tables.items():
             files[f"{stem}.parquet"] = parquet_bytes(frame)
-        for name, png in section.plots.items():
-            files[f"plots/{name}.png"] = png
-            plots[name] = png
     files["findings.parquet"] = parquet_bytes(findings)
-    md = render_markdown(record, recommendation, findings, sections, prov)
+    report = version_report.build(record, recommendation, findings, sections, prov, earlier)
+    files |= {f"plots/{name}.png": png for name, png in report.plots.items()}
+    md = version_report.to_markdown(report)
     files["report.md"] = md.encode()
-    files["report.html"] = render_html(md, recommendation, plots, f"{record.name} v{record.version}").encode()
+    files["report.html"] = version_report.to_html(report).encode()
+    files["report.pdf"] = to_pdf(md, report.plots, report.title)
     return files
 
 

@@ -7,7 +7,6 @@ the inventory as `retired`, so its history is never lost from view.
 
 from __future__ import annotations
 
-import html
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -25,7 +24,7 @@ from assurance.evidence.store import PORTFOLIO
 from assurance.governance.ledger import build_ledger
 from assurance.policy.model import Policy
 from assurance.policy.tiers import decide_tier
-from assurance.reporting.html import frame_table, page
+from assurance.reporting.render import Images, Part, frame_table, render
 
 if TYPE_CHECKING:
     from assurance.evidence.store import EvidenceStore
@@ -438,21 +437,25 @@ def report_html(portfolio: Portfolio) -> str:
         "accepted_until",
         "finding_id",
     ]
-    body = [
-        "<h1>Model risk posture</h1>",
-        f"<p>Generated {html.escape(_text(pd.Timestamp(portfolio.generated_at)))} UTC.</p>",
-        "<h2>KPIs</h2>",
-        frame_table(kpi_rows, ["kpi", "value", "meaning"], _text, REPORT_ROWS),
-        "<h2>Production versions</h2>",
-        frame_table(prod, version_cols, _text, REPORT_ROWS),
-        "<h2>Open findings</h2>",
-        frame_table(findings, finding_cols, _text, REPORT_ROWS),
-        "<h2>Inventory</h2>",
-        frame_table(inv, inventory_cols, _text, REPORT_ROWS),
-        "<h2>Production alias history</h2>",
-        frame_table(portfolio.alias_history, ALIAS_HISTORY_COLUMNS, _text, REPORT_ROWS),
+    parts = [
+        Part("kpis", "KPIs", table=frame_table(kpi_rows, ["kpi", "value", "meaning"], _text, REPORT_ROWS)),
+        Part("production", "Production versions", table=frame_table(prod, version_cols, _text, REPORT_ROWS)),
+        Part("open-findings", "Open findings", table=frame_table(findings, finding_cols, _text, REPORT_ROWS)),
+        Part("inventory", "Inventory", table=frame_table(inv, inventory_cols, _text, REPORT_ROWS)),
+        Part(
+            "alias-history",
+            "Production alias history",
+            table=frame_table(portfolio.alias_history, ALIAS_HISTORY_COLUMNS, _text, REPORT_ROWS),
+        ),
     ]
-    return page("Model risk posture", "".join(body))
+    return render(
+        "portfolio_report.html.j2",
+        title="Model risk posture",
+        generated_at=_text(pd.Timestamp(portfolio.generated_at)),
+        toc=parts,
+        parts=parts,
+        images=Images(),
+    )
 
 
 def posture_text(portfolio: Portfolio, max_rows: int = 50) -> str:

@@ -1,21 +1,30 @@
-"""The per-version report: the decision first (recommendation, reasons, top findings), then the evidence."""
+"""The per-version report: the decision first (recommendation, reasons, top findings), then the evidence.
+
+`build` gathers the report once as parts with Markdown bodies; `to_markdown`, `to_html` and
+`reporting.pdf.to_pdf` only lay those parts out, so report.md, report.html and report.pdf say the same.
+"""
 
 from __future__ import annotations
 
-import base64
-import html
+import re
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 
+from assurance.checks.documentation import tag_problem
 from assurance.domain.values import Sampling, Section, VersionRecord
+from assurance.evidence.history import run_time
 from assurance.policy.recommendation import Recommendation
-from assurance.reporting.html import page, to_html
+from assurance.reporting import plots as charts
 from assurance.reporting.markdown import table
+from assurance.reporting.render import Images, Part, render
+from assurance.reporting.trend import run_metrics
 
 DECISION_LABEL = {"approve": "Approve", "approve_with_conditions": "Approve with conditions", "hold": "Hold"}
 TOP_FINDINGS = 15
 ALL_FINDINGS_ROWS = 500
+TREND_PLOT = "trend"
 FINDING_COLUMNS = [
     "severity",
     "category",
@@ -29,6 +38,17 @@ FINDING_COLUMNS = [
 ]
 
 
+@dataclass(frozen=True)
+class VersionReport:
+    """The report's content: the decision part first, then the evidence parts, and every plot they show."""
+
+    title: str
+    decision: str
+    lead: Part
+    parts: tuple[Part, ...]
+    plots: dict[str, bytes]
+
+
 def _rows(frame: pd.DataFrame, limit: int) -> str:
     if frame is None or len(frame) == 0:
         return "(none)"
@@ -38,13 +58,9 @@ def _rows(frame: pd.DataFrame, limit: int) -> str:
     )
 
 
-def _decision_md(record: VersionRecord, rec: Recommendation, findings: pd.DataFrame) -> str:
+def _decision(rec: Recommendation, findings: pd.DataFrame) -> Part:
     counts = ", ".join(f"{n} {s}" for s, n in rec.open_by_severity.items() if n) or "none"
     lines = [
-        f"# Model assurance report: {record.name} version {record.version}",
-        "",
-        f"## Recommendation: {DECISION_LABEL.get(rec.decision, rec.decision)}",
-        "",
         f"Open findings by severity: {counts}.",
         "",
         "### Reasons",
@@ -52,14 +68,26 @@ def _decision_md(record: VersionRecord, rec: Recommendation, findings: pd.DataFr
         *[f"- {r}" for r in rec.reasons[:TOP_FINDINGS]],
     ]
     if len(rec.reasons) > TOP_FINDINGS:
-        lines.append(f"- and {len(rec.reasons) - TOP_FINDINGS} more (see all findings below)")
+        lines.append(f"- and {len(rec.reasons) - TOP_FINDINGS} more (see [all findings](#all-findings))")
     top = findings[findings["status"] == "open"] if len(findings) else findings
     shown = top[["severity", "category", "subject", "message"]] if len(top) else top
     lines += ["", "### Top findings", "", _rows(shown, TOP_FINDINGS)]
-    return "\n".join(lines)
+    return Part(
+        "recommendation",
+        f"Recommendation: {DECISION_LABEL.get(rec.decision, rec.decision)}",
+        "\n".join(lines),
+    )
 
 
-def _version_md(record: VersionRecord, provenance: dict[str, Any]) -> str:
+def _monitoring(url: str | None) -> str:
+    """The dashboard as a Markdown autolink when it is a plain http(s) URL, else the text as set."""
+    plain = (
+        url is not None and tag_problem("monitoring_url", url) is None and not re.search(r"[\s<>|\\]", url)
+    )
+    return f"<{url}>" if plain else (url or "(not set)")
+
+
+def _version(record: VersionRecord, provenance: dict[str, Any]) -> Part:
     tags = record.tags
     rows = [
         ("Owner", tags.get("owner") or "(not set)"),
@@ -76,12 +104,10 @@ def _version_md(record: VersionRecord, provenance: dict[str, Any]) -> str:
         ),
     ]
     rows += [(f"{role.title()} data", _data_md(data)) for role, data in provenance.get("data", {}).items()]
+    rows.append(("Monitoring", _monitoring(tags.get("monitoring_url"))))
+    text = table(pd.DataFrame(rows, columns=["field", "value"]))
     notes = "".join(f"\n- {n}" for n in record.notes)
-    return (
-        "## Model version\n\n"
-        + table(pd.DataFrame(rows, columns=["field", "value"]))
-        + (f"\n\nNotes:\n{notes}" if notes else "")
-    )
+    return Part("model-version", "Model version", text + (f"\n\nNotes:\n{notes}" if notes else ""))
 
 
 def _data_md(data: dict[str, Any]) -> str:
@@ -93,18 +119,55 @@ def _data_md(data: dict[str, Any]) -> str:
     return desc + (f"; {data['error']}" if data.get("error") else "")
 
 
-def _section_md(section: Section) -> str:
-    parts = [f"## {section.title}", "", section.summary.strip() or "(no summary)"]
+def _anchor(key: str) -> str:
+    return "section-" + re.sub(r"[^a-z0-9_-]+", "-", key.lower())
+
+
+def _section(section: Section) -> Part:
+    parts = [section.summary.strip() or "(no summary)"]
     if section.skipped:
         parts += ["", "Not run:", "", *[f"- {s}" for s in section.skipped]]
     for name in section.plots:
         ref = f"plots/{name}.png"
         if ref not in section.summary:
             parts += ["", f"![{name}]({ref})"]
-    return "\n".join(parts)
+    return Part(_anchor(section.key), section.title, "\n".join(parts))
 
 
-def _provenance_md(provenance: dict[str, Any]) -> str:
+def _trend(earlier: pd.DataFrame | None, now: pd.DataFrame, run_id: str) -> tuple[Part, dict[str, bytes]]:
+    """The headline metrics across the version's runs, earlier ones by time and this one last; with one
+    run there is no trend."""
+    earlier = earlier if earlier is not None else now.iloc[:0]
+    runs = [*earlier.sort_values("at", kind="stable")["run_id"].drop_duplicates(), run_id]
+    history = pd.concat([f for f in (earlier, now) if len(f)] or [now], ignore_index=True)
+    if len(runs) < 2:
+        body = "This is the first published run of this version: there is no trend yet."
+        return Part("trend", "Trend across runs", body), {}
+    number = {run: i + 1 for i, run in enumerate(runs)}
+    ordered = history.assign(run=history["run_id"].map(number)).sort_values("run", kind="stable")
+    series = {m: (g["run"].tolist(), g["value"].tolist()) for m, g in ordered.groupby("metric")}
+    wide = history.pivot_table(index="metric", columns="run_id", values="value", aggfunc="last")
+    picks = {"first run": runs[0]} if len(runs) > 2 else {}
+    picks |= {"previous run": runs[-2], "this run": runs[-1]}
+    shown = pd.DataFrame({"metric": wide.index, **{k: wide[r].map(_number) for k, r in picks.items()}})
+    body = "\n\n".join(
+        [
+            f"Headline metrics over this version's last {len(runs)} published runs, this one last.",
+            f"![Headline metrics across runs](plots/{TREND_PLOT}.png)",
+            table(shown.reset_index(drop=True)),
+        ]
+    )
+    return Part("trend", "Trend across runs", body), {
+        TREND_PLOT: charts.trend(series, "Headline metrics by run")
+    }
+
+
+def _number(value: float) -> str:
+    """A headline value with the digits it needs: a count stays whole, a share keeps four figures."""
+    return "" if pd.isna(value) else f"{value:.4g}"
+
+
+def _provenance(provenance: dict[str, Any], evidence: list[str]) -> Part:
     rows = [
         ("Run id", provenance.get("run_id")),
         ("Model URI", provenance.get("model_uri")),
@@ -117,35 +180,54 @@ def _provenance_md(provenance: dict[str, Any]) -> str:
         (f"{role.title()} data sha256", str(d.get("fingerprint")))
         for role, d in provenance.get("data", {}).items()
     ]
-    return "## Provenance\n\n" + table(pd.DataFrame(rows, columns=["field", "value"]))
+    links = ", ".join(f"[{name}]({name})" for name in evidence)
+    body = (
+        table(pd.DataFrame(rows, columns=["field", "value"]))
+        + f"\n\nEvidence files beside this report: {links}."
+    )
+    return Part("provenance", "Provenance", body)
 
 
-def render_markdown(
+def build(
     record: VersionRecord,
     rec: Recommendation,
     findings: pd.DataFrame,
     sections: list[Section],
     provenance: dict[str, Any],
-) -> str:
+    earlier: pd.DataFrame | None = None,
+) -> VersionReport:
+    """The report of one run; `earlier` holds the headline metrics of the version's earlier runs (`trend`)."""
+    tables = {"findings": findings, **{stem: t for s in sections for stem, t in s.tables.items()}}
+    run_id = str(provenance.get("run_id"))
+    now = run_metrics(run_id, run_time(provenance, run_id), tables)
+    trend, trend_plots = _trend(earlier, now, run_id)
     everything = findings[FINDING_COLUMNS] if len(findings) else findings
-    blocks = [
-        _decision_md(record, rec, findings),
-        _version_md(record, provenance),
-        *[_section_md(s) for s in sections],
-        "## All findings\n\n" + _rows(everything, ALL_FINDINGS_ROWS),
-        _provenance_md(provenance),
-    ]
+    parts = (
+        _version(record, provenance),
+        *[_section(s) for s in sections],
+        trend,
+        Part("all-findings", "All findings", _rows(everything, ALL_FINDINGS_ROWS), open=len(findings) <= 50),
+        _provenance(provenance, [f"{stem}.parquet" for stem in tables]),
+    )
+    plots = {name: png for s in sections for name, png in s.plots.items()} | trend_plots
+    title = f"Model assurance report: {record.name} version {record.version}"
+    return VersionReport(title, rec.decision, _decision(rec, findings), parts, plots)
+
+
+def to_markdown(report: VersionReport) -> str:
+    """report.md: the title, then each part as a second-level heading (plots referenced as plots/*.png)."""
+    blocks = [f"# {report.title}", *[f"## {p.title}\n\n{p.body}" for p in (report.lead, *report.parts)]]
     return "\n\n".join(blocks) + "\n"
 
 
-def render_html(markdown_text: str, rec: Recommendation, plots: dict[str, bytes], title: str) -> str:
-    """Self-contained HTML: plots inline as data URIs, every value escaped by the converter."""
-    images = {
-        f"plots/{n}.png": "data:image/png;base64," + base64.b64encode(b).decode() for n, b in plots.items()
-    }
-    decision, _, rest = markdown_text.partition("\n## Model version")
-    body = (
-        f'<div class="decision {html.escape(rec.decision)}">{to_html(decision, images)}</div>'
-        f"<section>{to_html('## Model version' + rest, images)}</section>"
+def to_html(report: VersionReport) -> str:
+    """report.html: self-contained (plots inline as data URIs), with a table of contents and collapsible parts."""
+    return render(
+        "version_report.html.j2",
+        title=report.title,
+        decision=report.lead,
+        decision_class=report.decision,
+        toc=[report.lead, *report.parts],
+        parts=report.parts,
+        images=Images.of(report.plots),
     )
-    return page(title, body)

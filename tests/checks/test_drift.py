@@ -258,3 +258,18 @@ def test_a_significant_but_immaterial_shift_at_a_million_rows_is_not_a_finding()
     table_ = drift.run(plain_inputs(reference, current, fingerprint=None)).tables["drift"].set_index("column")
     assert table_.loc["x", "q_value"] < 1e-4 and not table_.loc["x", "material"]
     assert not table_.loc["x", "drifted"]
+
+
+def test_drifted_features_get_reference_vs_current_plots(wide_reference, wide_current):
+    healthy = drift.run(plain_inputs(wide_reference, wide_current))
+    assert not [n for n in healthy.plots if n.startswith("drift_distribution")]
+    shifted = wide_current.copy()
+    shifted["num_0"] = shifted["num_0"] + 0.5 * wide_reference["num_0"].std()
+    shifted.loc[shifted["cat_1"] == "v0", "cat_1"] = "v1"
+    section = drift.run(plain_inputs(wide_reference, shifted))
+    drifted = drift.drifted_columns(section.tables["drift"])["column"].tolist()
+    assert sorted(drifted) == ["cat_1", "num_0"]
+    for i, column in enumerate(drifted, start=1):
+        name = f"drift_distribution_{i}"
+        assert section.plots[name].startswith(b"\x89PNG")
+        assert f"![distribution of {column}](plots/{name}.png)" in section.summary

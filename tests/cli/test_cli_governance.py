@@ -144,9 +144,16 @@ def test_accept_rejects_unknown_ids(env, capsys):
 
 
 def test_export_then_verify(env, tmp_path, capsys):
-    assert main(["export", MODEL, env["good"], "--evidence", env["evidence"], "--out", str(tmp_path)]) == 0
+    args = ["export", MODEL, env["good"], "--evidence", env["evidence"], "--out", str(tmp_path)]
+    assert main(args) == 0
     bundle = Path(capsys.readouterr().out.strip())
     assert bundle.parent == tmp_path and bundle.suffix == ".zip"
+    assert main([*args, "--pdf"]) == 0
+    printed = [Path(line) for line in capsys.readouterr().out.split()]
+    assert printed == [bundle, bundle.with_suffix(".pdf")]
+    store = EvidenceStore(env["evidence"])
+    stored = store.read_bytes(f"{store.latest_run_path(MODEL, env['good'])}/report.pdf")
+    assert printed[1].read_bytes() == stored and stored.startswith(b"%PDF-")
     assert main(["verify", str(bundle)]) == 0
     data = bytearray(bundle.read_bytes())
     data[len(data) // 2] ^= 0x01

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from assurance.domain.errors import EvidenceError
-from assurance.evidence.bundle import archive_bytes, export, verify
+from assurance.evidence.bundle import archive_bytes, export, latest_files, verify, write_pdf
 from assurance.evidence.store import EvidenceStore, parquet_bytes
 
 
@@ -133,3 +133,16 @@ def test_export_without_evidence_or_with_damaged_evidence(store, tmp_path):
     )
     with pytest.raises(EvidenceError, match="does not match its manifest"):
         export(store, "credit model", "1", tmp_path)
+
+
+def test_pdf_of_the_latest_run_is_its_report_pdf_or_made_from_its_markdown(store, tmp_path):
+    from pypdf import PdfReader
+
+    rel, files = latest_files(store, "credit model", "1")
+    made = write_pdf("credit model", "1", rel, files, tmp_path)  # published before report.pdf existed
+    assert made.name == "assurance-credit%20model-v1-20250102T000000Z-bbbb.pdf"
+    assert "Report" in PdfReader(made).pages[0].extract_text()
+    kept = write_pdf("credit model", "1", rel, {**files, "report.pdf": b"%PDF-1.3 stored"}, tmp_path / "r.pdf")
+    assert kept.read_bytes() == b"%PDF-1.3 stored"
+    with pytest.raises(EvidenceError, match="no report"):
+        write_pdf("credit model", "1", rel, {"manifest.json": b"{}"}, tmp_path)

@@ -1,3 +1,4 @@
+import re
 from datetime import UTC, datetime, timedelta
 
 import pandas as pd
@@ -150,6 +151,13 @@ def test_report_escapes_user_values(portfolio):
     assert "<script>alert(1)</script>" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "inventory_coverage" in page and "Production alias history" in page
+
+
+def test_report_contents_link_to_every_section(portfolio):
+    page = report_html(portfolio)
+    anchors = re.findall(r'<section id="([^"]+)">', page)
+    assert len(anchors) == 5 and page.count("<details open>") == 5
+    assert re.findall(r'<a href="#([^"]+)">', page) == anchors
 
 
 def test_posture_text(portfolio):
