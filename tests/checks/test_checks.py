@@ -17,6 +17,7 @@ DEFAULT_SEVERITIES = {
     "monitoring.analysis_failed": "high",
     "monitoring.required_analysis": "medium",
     "performance.label_unusable": "medium",
+    "challenger.worse": "high",
     "predictions.partial": "medium",
     "schema.missing_column": "high",
     "schema.type_mismatch": "medium",
