@@ -94,6 +94,9 @@ def analysis_asset(analysis: Analysis) -> dg.AssetsDefinition:
         model = None
         if "model" in analysis.needs:
             model = _model_or_none(registry, inputs["model_version"], inputs.get("reference_data"))
+        champion = None
+        if "champion" in analysis.needs:
+            champion = _champion(registry, inputs["model_version"], pol, inputs.get("reference_data"))
         section = run_isolated(
             analysis,
             Inputs(
@@ -105,6 +108,7 @@ def analysis_asset(analysis: Analysis) -> dg.AssetsDefinition:
                 model=model,
                 store=evidence.get(),
                 data_budget_mb=data.memory_budget_mb,
+                champion=champion,
             ),
         )
         progress(context, f"{analysis.title}: {len(section.findings)} findings")
@@ -121,6 +125,12 @@ def _model_or_none(registry: RegistryResource, record, reference):
         return load_version_model(registry.get(), record, reference)
     except Exception:  # noqa: BLE001 - the predictions asset already reports why the model did not load
         return None
+
+
+def _champion(registry: RegistryResource, record, policy, reference):
+    from assurance.checks.challenger import find_champion
+
+    return find_champion(registry.get(), record, policy, reference)
 
 
 def analysis_assets() -> list[dg.AssetsDefinition]:

@@ -3,7 +3,8 @@
 Each becomes one Dagster asset with one non-blocking asset check per `CheckSpec` it declares.
 Adding an analysis means writing a `run(inputs) -> Section` function (heavy imports inside it),
 declaring its checks as `CHECKS`, and listing it here; the graph, the findings, the policy's
-validation, the report and the evidence pick it up.
+validation, the report and the evidence pick it up. `needs` names its inputs: the data assets, and
+"model" (the version's model) or "champion" (the champion's record and model) which the graph loads.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ class Analysis:
 
 def all_analyses() -> list[Analysis]:
     from assurance.checks import (
+        challenger,
         change_control,
         documentation,
         drift,
@@ -116,6 +118,20 @@ def all_analyses() -> list[Analysis]:
             checks=performance.CHECKS,
             needs=("reference", "current", "predictions"),
             kinds=("scikit-learn", "pandas"),
+        ),
+        Analysis(
+            key="challenger",
+            title="Challenger comparison",
+            description=(
+                "The version against its champion (behind the policy's champion alias, else the newest earlier "
+                "version in production), both scoring the same labelled rows: metrics with paired bootstrap "
+                "intervals of the difference, slices, calibration and agreement side by side; worse when a gap "
+                "is material and beyond noise (Benjamini-Hochberg over the metrics)."
+            ),
+            run=challenger.run,
+            checks=challenger.CHECKS,
+            needs=(*NEEDS_DATA, "champion"),
+            kinds=("mlflow", "pandas"),
         ),
         Analysis(
             key="reproducibility",

@@ -10,6 +10,7 @@ sklearn (zero_division=0) so values match what owners logged; tests check them a
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -171,17 +172,24 @@ def resample_weights(rows: int, replicates: int, rng: np.random.Generator) -> np
     return np.bincount(draws.ravel(), minlength=replicates * rows).reshape(replicates, rows).astype(float)
 
 
-def _replicates(data: Labelled, count: int, rng: np.random.Generator, bins: int) -> dict[str, np.ndarray]:
-    """Metrics on `count` resamples of the rows; binary outcomes are also drawn from `truth`.
+def _replicates(
+    datas: Sequence[Labelled], count: int, rng: np.random.Generator, bins: int
+) -> list[dict[str, np.ndarray]]:
+    """Metrics on `count` resamples of the rows, the same resamples for every one of `datas`; binary
+    outcomes are also drawn from `truth`, with the same uniform draws for all.
 
     Drawing each row's outcome from its probability changes nothing for observed 0/1 labels and, for
     label-free estimates, adds the label noise the realized metric will carry.
     """
-    weights = resample_weights(data.rows, count, rng)
-    if data.task != "binary":
-        return data.metrics(weights, bins)
-    outcome = (rng.random(weights.shape) < data.truth).astype(float)
-    return binary(data.predicted, data.score, weights * outcome, weights * (1 - outcome), bins)
+    weights = resample_weights(datas[0].rows, count, rng)
+    if datas[0].task != "binary":
+        return [data.metrics(weights, bins) for data in datas]
+    draws = rng.random(weights.shape)
+    out = []
+    for data in datas:
+        outcome = (draws < data.truth).astype(float)
+        out.append(binary(data.predicted, data.score, weights * outcome, weights * (1 - outcome), bins))
+    return out
 
 
 def bootstrap(
@@ -193,18 +201,40 @@ def bootstrap(
     the subsample's own value is shrunk by sqrt(m / n), which keeps the cost bounded at any size
     while the interval keeps the width it would have on all n rows.
     """
+    return paired_bootstrap([data], [point], samples, max_rows, seed, bins)[0]
+
+
+def paired_bootstrap(
+    datas: Sequence[Labelled],
+    points: Sequence[dict[str, float]],
+    samples: int,
+    max_rows: int,
+    seed: int = 0,
+    bins: int = 10,
+) -> list[dict[str, np.ndarray]]:
+    """`bootstrap` of several models' outputs on the same rows, every replicate drawing the same rows for
+    all of them: replicate i of one model minus replicate i of another is a replicate of their difference
+    (a paired bootstrap), far narrower than independent resamples when the models agree on most rows."""
+    rows = {data.rows for data in datas}
+    if len(rows) != 1 or len({data.task for data in datas}) != 1:
+        raise ValueError("a paired bootstrap needs outputs of one task on the same rows")
+    n = rows.pop()
     rng = np.random.default_rng(seed)
-    sub = (
-        data if data.rows <= max_rows else data.take(np.sort(rng.choice(data.rows, max_rows, replace=False)))
-    )
-    centre = sub.point(bins)
-    scale = np.sqrt(sub.rows / data.rows)
-    chunks = [_replicates(sub, min(CHUNK, samples - start), rng, bins) for start in range(0, samples, CHUNK)]
-    return {
-        name: point[name] + (np.concatenate([c[name] for c in chunks]) - centre[name]) * scale
-        for name in point
-        if name in centre
-    }
+    subs = list(datas)
+    if n > max_rows:
+        chosen = np.sort(rng.choice(n, max_rows, replace=False))
+        subs = [data.take(chosen) for data in datas]
+    centres = [sub.point(bins) for sub in subs]
+    scale = np.sqrt(subs[0].rows / n)
+    chunks = [_replicates(subs, min(CHUNK, samples - start), rng, bins) for start in range(0, samples, CHUNK)]
+    return [
+        {
+            name: point[name] + (np.concatenate([c[i][name] for c in chunks]) - centre[name]) * scale
+            for name in point
+            if name in centre
+        }
+        for i, (point, centre) in enumerate(zip(points, centres, strict=True))
+    ]
 
 
 def reliability(score: np.ndarray, truth: np.ndarray, bins: int) -> pd.DataFrame:

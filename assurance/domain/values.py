@@ -31,7 +31,8 @@ class VersionRecord:
     """Everything the registry says about one model version, tags merged model-then-version.
 
     `documents` holds the text of the markdown artifacts at the top of the source run (model card,
-    datasheet, ...), so documentation checks need no registry access of their own.
+    datasheet, ...), so documentation checks need no registry access of their own. `model_aliases` maps
+    every alias of the registered model to its version, so the version's champion can be named.
     """
 
     name: str
@@ -57,6 +58,7 @@ class VersionRecord:
     run_datasets: list[dict[str, str]] = field(default_factory=list)
     documents: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    model_aliases: dict[str, str] = field(default_factory=dict)
 
     @property
     def key(self) -> str:
@@ -167,9 +169,27 @@ class Predictions:
 
 
 @dataclass
+class Champion:
+    """The version a challenger is compared with: its version and the alias naming it, its record and
+    model when they loaded, else `reason` (no champion, the version is its own champion, or why it did
+    not load), which the comparison reports instead."""
+
+    version: str | None = None
+    alias: str | None = None
+    record: VersionRecord | None = None
+    model: ScoringModel | None = None
+    reason: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.model is not None
+
+
+@dataclass
 class Inputs:
-    """What an analysis gets: the version, the policy, both datasets, the predictions and the store, and the
-    memory budget for any other data it reads (the training data; None: the settings' default)."""
+    """What an analysis gets: the version, the policy, both datasets, the predictions and the store; for
+    analyses that need them, the version's own model and its champion's; and the memory budget for any
+    other data it reads (the training data; None: the settings' default)."""
 
     record: VersionRecord
     policy: Policy
@@ -179,6 +199,7 @@ class Inputs:
     model: ScoringModel | None = None
     store: EvidenceStore | None = None
     data_budget_mb: int | None = None
+    champion: Champion | None = None
 
     def dataset(self, role: str) -> Dataset | None:
         return self.reference if role == "reference" else self.current

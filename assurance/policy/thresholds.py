@@ -151,6 +151,30 @@ class PerformanceThresholds(PolicyPart):
         return {metric: float(value) for metric, value in limits.items() if value is not None}
 
 
+class ChallengerThresholds(PolicyPart):
+    champion_aliases: list[str] = Field(
+        description="Aliases (case-insensitive, in order) naming the champion a version is compared with; "
+        "without one, the newest earlier version behind a production alias (change_control) is."
+    )
+    alpha: Share = Field(
+        description="False discovery rate of the one-sided tests (paired bootstrap standard error of the "
+        "difference) over the metrics compared in one run (Benjamini-Hochberg)."
+    )
+    max_drop: dict[str, float | None] = Field(
+        description="Absolute worsening of the challenger against the champion, per metric (a drop, or a rise "
+        "for error metrics), that is material; null drops a metric."
+    )
+    max_relative_drop: dict[str, float | None] = Field(
+        description="Worsening relative to the champion's value, for scale-dependent errors; null drops a metric."
+    )
+
+    @field_validator("max_drop", "max_relative_drop", mode="after")
+    @classmethod
+    def _set_limits(cls, limits: dict[str, float | None]) -> dict[str, float]:
+        _known_metrics(limits)
+        return {metric: float(value) for metric, value in limits.items() if value is not None}
+
+
 class ReproducibilityThresholds(PolicyPart):
     tolerance: NonNegativeFloat = Field(description="|logged - recomputed| beyond this is a mismatch ...")
     relative_tolerance: NonNegativeFloat = Field(
@@ -307,6 +331,7 @@ class Thresholds(PolicyPart):
     quality: QualityThresholds
     drift: DriftThresholds
     performance: PerformanceThresholds
+    challenger: ChallengerThresholds
     reproducibility: ReproducibilityThresholds
     slices: SlicesThresholds
     fairness: FairnessThresholds

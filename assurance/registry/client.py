@@ -184,6 +184,7 @@ class Registry:
             updated_ms=mv.last_updated_timestamp,
             description=mv.description or "",
             model_description=rm.description or "",
+            model_aliases={a: str(v) for a, v in (rm.aliases or {}).items()},
         )
         self._add_run(record)
         self._add_model_metadata(record)

@@ -19,6 +19,7 @@ DEFAULT_SEVERITIES = {
     "performance.overfitting": "medium",
     "leakage.train_holdout_overlap": "high",
     "performance.label_unusable": "medium",
+    "challenger.worse": "high",
     "predictions.partial": "medium",
     "schema.missing_column": "high",
     "schema.type_mismatch": "medium",

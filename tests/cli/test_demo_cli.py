@@ -68,5 +68,11 @@ def test_demo_assures_every_version_and_finds_the_planted_problems(tmp_path):
     )
     assert {"change_control", "documentation"} <= set(troubled["category"])
     assert "owner" in set(findings["loss_given_default", "1"]["subject"])
+    challenger = store.latest_run_path("credit_default", "2")
+    compared = pd.read_parquet(store._abs(f"{challenger}/challenger.parquet")).set_index("metric")
+    assert set(compared["champion_version"]) == {"1"}  # v2 (production) against v1 behind `champion`
+    assert compared.loc["roc_auc", ["champion", "challenger"]].between(0.6, 1.0).all()
+    champion_files = store.read_manifest(store.latest_run_path("credit_default", "1"))["files"]
+    assert "challenger.parquet" not in {f["path"] for f in champion_files}  # v1 is the champion itself
     assert (tmp_path / "ev" / "_portfolio" / "report.html").exists()
     assert (tmp_path / "demo" / "dagster_home").is_dir()
