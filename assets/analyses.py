@@ -7,7 +7,7 @@ with ERROR when its findings reach the severities the policy holds on, with WARN
 import dagster as dg
 
 from assets.common import OWNERS, progress
-from assets.partitions import model_versions
+from assets.partitions import model_versions, version_check
 from assurance.checks.catalog import Analysis, all_analyses, check_name
 from assurance.domain.values import Inputs, Section
 from resources import EvidenceResource, PolicyResource, RegistryResource
@@ -71,10 +71,7 @@ def analysis_asset(analysis: Analysis) -> dg.AssetsDefinition:
         kinds=set(analysis.kinds),
         description=analysis.description,
         check_specs=[
-            dg.AssetCheckSpec(
-                check_name(spec.name), asset=analysis.key, description=spec.description, blocking=False
-            )
-            for spec in analysis.checks
+            version_check(check_name(spec.name), analysis.key, spec.description) for spec in analysis.checks
         ],
     )
     def _run(

@@ -6,6 +6,7 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 import pytest
+from dagster._core.event_api import PartitionKeyFilter
 
 from assurance.evidence.store import EvidenceStore
 from assurance.settings import Settings
@@ -35,6 +36,48 @@ def test_definitions_load_with_partitioned_assets_and_checks():
     checks = {c.name for c in graph.asset_check_keys}
     assert "quality_missing_values" in checks and "model_scores_data" in checks
     assert defs.resolve_job_def("assure_model_version").partitions_def.name == "model_versions"
+
+
+def test_every_check_is_partitioned_like_its_asset():
+    """An unpartitioned check on a version's asset would show one version's result for all of them."""
+    from assurance.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    partitions = {k: graph.get(k.asset_key).partitions_def for k in graph.asset_check_keys}
+    assert partitions and all(p is not None for p in partitions.values())
+    assert {k: graph.get_check_spec(k).partitions_def for k in partitions} == partitions
+
+
+def test_each_version_keeps_its_own_check_results(env):
+    """Two versions with different outcomes, one instance: each partition's check shows its own result."""
+    from assurance.cli.launcher import run_version
+    from assurance.definitions import build_definitions
+
+    reg, _, settings = env
+    healthy, broken = (f"{reg.model}/{v}" for v in (reg.healthy, reg.broken))
+    with dg.instance_for_test() as instance:
+        for version in (reg.healthy, reg.broken):
+            assert run_version(reg.model, version, settings, instance).success
+        storage = instance.event_log_storage
+        checks = build_definitions(settings).resolve_asset_graph().asset_check_keys
+        history = {k: storage.get_asset_check_execution_history(k, limit=10) for k in checks}
+        assert all(
+            sorted((r.partition for r in runs), key=str) == sorted([healthy, broken])
+            for runs in history.values()
+        )
+
+        def passed(check: str, key: str) -> bool:
+            asset, name = check.split(":")
+            [record] = storage.get_asset_check_execution_history(
+                dg.AssetCheckKey(dg.AssetKey(asset), name),
+                limit=1,
+                partition_filter=PartitionKeyFilter(key=key),
+            )
+            assert record.evaluation.partition == key
+            return record.evaluation.passed
+
+        for planted in ("data_quality:quality_missing_values", "data_quality:schema_missing_column"):
+            assert (passed(planted, healthy), passed(planted, broken)) == (True, False)
 
 
 def test_healthy_version_publishes_verifiable_evidence(env, tmp_path, monkeypatch):
