@@ -3,6 +3,7 @@ from assurance.domain.values import Section
 from assurance.policy.model import Policy
 from assurance.policy.recommendation import recommend
 from assurance.reporting.html import to_html
+from assurance.reporting.markdown import without_images
 from assurance.reporting.version_report import render_html, render_markdown
 from tests.support import make_record
 
@@ -42,3 +43,14 @@ def test_decision_comes_first_and_plots_are_inline():
 def test_markdown_tables_keep_escaped_pipes_in_cells():
     page = to_html("| a | b |\n|---|---|\n| x \\| y | 2 |")
     assert "<td>x | y</td>" in page
+
+
+def test_summaries_shown_outside_the_report_name_their_plots_instead_of_linking_them():
+    summary = (
+        "Two columns drifted.\n\n![drift_by_feature](plots/drift_by_feature.png)\n\n| a | b |\n|---|---|"
+    )
+    shown = without_images(summary)
+    assert "](plots/" not in shown
+    assert "`drift_by_feature` is in the evidence report" in shown
+    assert shown.startswith("Two columns drifted.") and shown.endswith("| a | b |\n|---|---|")
+    assert without_images("[a link](https://example.org)") == "[a link](https://example.org)"
