@@ -28,7 +28,9 @@ def without_images(markdown: str) -> str:
     Section summaries point at plots relative to the evidence folder; shown anywhere else (Dagster's
     asset metadata) such a path is a broken image, so the note sends the reader to the report instead.
     """
-    return IMAGE.sub(lambda m: f"(plot `{m.group(1) or 'image'}` is in the evidence report)", markdown)
+    return IMAGE.sub(
+        lambda m: f"(plot `{m.group(1).replace('`', '') or 'image'}` is in the evidence report)", markdown
+    )
 
 
 def table(frame: pd.DataFrame, digits: int = 3) -> str:

@@ -54,3 +54,4 @@ def test_summaries_shown_outside_the_report_name_their_plots_instead_of_linking_
     assert "`drift_by_feature` is in the evidence report" in shown
     assert shown.startswith("Two columns drifted.") and shown.endswith("| a | b |\n|---|---|")
     assert without_images("[a link](https://example.org)") == "[a link](https://example.org)"
+    assert without_images("![a `b`](plots/x.png)") == "(plot `a b` is in the evidence report)"
