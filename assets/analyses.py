@@ -7,9 +7,10 @@ with ERROR when its findings reach the severities the policy holds on, with WARN
 import dagster as dg
 
 from assets.common import OWNERS, progress
-from assets.partitions import model_versions
+from assets.partitions import model_versions, version_check
 from assurance.checks.catalog import ANALYSIS_FAILED, Analysis, all_analyses, check_name, run_isolated
 from assurance.domain.values import Inputs, Section
+from assurance.reporting.markdown import without_images
 from resources import DataResource, EvidenceResource, PolicyResource, RegistryResource
 
 GROUP = "analyses"
@@ -47,13 +48,14 @@ def check_results(analysis: Analysis, section: Section, hold_on: list[str]) -> l
 
 
 def section_metadata(section: Section) -> dict:
+    """Counts, metrics and the summary for the asset's page; plots are only in the report (see without_images)."""
     by_sev: dict[str, int] = {}
     for f in section.findings:
         by_sev[f.severity] = by_sev.get(f.severity, 0) + 1
     meta: dict = {"findings": len(section.findings), "findings_by_severity": dg.MetadataValue.json(by_sev)}
     meta.update({k: float(v) for k, v in section.metrics.items()})
     if section.summary:
-        meta["summary"] = dg.MetadataValue.md(section.summary[:20000])
+        meta["summary"] = dg.MetadataValue.md(without_images(section.summary)[:20000])
     if section.skipped:
         meta["not_run"] = "; ".join(section.skipped)[:2000]
     return meta
@@ -76,9 +78,7 @@ def analysis_asset(analysis: Analysis) -> dg.AssetsDefinition:
         kinds=set(analysis.kinds),
         description=analysis.description,
         check_specs=[
-            dg.AssetCheckSpec(
-                check_name(spec.name), asset=analysis.key, description=spec.description, blocking=False
-            )
+            version_check(check_name(spec.name), analysis.key, spec.description)
             for spec in asset_checks(analysis)
         ],
     )

@@ -5,17 +5,17 @@ from datetime import UTC, datetime
 import dagster as dg
 import pandas as pd
 
-from assets.common import OWNERS, progress
+from assets.common import OWNERS, progress, table_metadata
 from assets.partitions import model_versions
 from assurance.checks.catalog import all_analyses
 from assurance.domain.values import Dataset, Predictions, VersionRecord
 from assurance.policy.recommendation import Recommendation
-from assurance.reporting.markdown import table
 from resources import EvidenceResource, PolicyResource, RegistryResource
 
 GROUP = "decision"
 ANALYSIS_KEYS = [a.key for a in all_analyses()]
 SECTION_INS = {key: dg.AssetIn(key) for key in ANALYSIS_KEYS}
+PREVIEW = ["severity", "category", "subject", "message"]
 
 
 def _sections(inputs: dict) -> list:
@@ -49,13 +49,12 @@ def findings(
     frame = apply_ledger(frame, build_ledger(evidence.get(), pol, model=record.name, version=record.version))
     progress(context, f"{len(frame)} findings")
     counts = frame.loc[frame["status"] == "open", "severity"].value_counts().to_dict() if len(frame) else {}
-    preview = frame[["severity", "category", "subject", "message"]].head(25) if len(frame) else frame
     return dg.Output(
         frame,
         metadata={
             "dagster/row_count": len(frame),
             **{f"open_{s}": int(counts.get(s, 0)) for s in ("critical", "high", "medium", "low")},
-            "preview": dg.MetadataValue.md(table(preview) if len(preview) else "No findings."),
+            "preview": table_metadata(frame[PREVIEW].head(25)),
         },
     )
 

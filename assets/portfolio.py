@@ -10,20 +10,20 @@ from datetime import UTC, datetime
 import dagster as dg
 import pandas as pd
 
-from assets.common import OWNERS
+from assets.common import OWNERS, table_metadata
 from assurance.domain.findings import SEVERITIES
-from assurance.reporting.markdown import table
 from resources import EvidenceResource, PolicyResource, RegistryResource
 
 GROUP = "portfolio"
 PORTFOLIO_JOB = "assure_portfolio"
 
 
-def _kpi_markdown(kpis: pd.DataFrame) -> str:
+def _kpi_table(kpis: pd.DataFrame) -> dg.TableMetadataValue:
     from assurance.governance.portfolio import kpi_value
 
-    rows = pd.DataFrame({"kpi": kpis["kpi"], "value": [kpi_value(r) for r in kpis.itertuples()]})
-    return table(rows)
+    return table_metadata(
+        pd.DataFrame({"kpi": kpis["kpi"], "value": [kpi_value(r) for r in kpis.itertuples()]})
+    )
 
 
 @dg.asset(
@@ -44,18 +44,14 @@ def findings_ledger(evidence: EvidenceResource, policy: PolicyResource) -> dg.Ou
     ledger = build_ledger(evidence.get(), policy.get())
     status = ledger["status"].value_counts().to_dict() if len(ledger) else {}
     live = open_findings(ledger)
-    preview = (
-        live[["severity", "status", "model", "version", "subject", "due", "overdue"]].head(25)
-        if len(live)
-        else live
-    )
+    preview = live[["severity", "status", "model", "version", "subject", "due", "overdue"]].head(25)
     return dg.Output(
         ledger,
         metadata={
             "dagster/row_count": len(ledger),
             **{f"{s}": int(status.get(s, 0)) for s in ("open", "accepted", "closed")},
             "overdue": int(ledger["overdue"].sum()) if len(ledger) else 0,
-            "open_and_accepted": dg.MetadataValue.md(table(preview) if len(preview) else "No open findings."),
+            "open_and_accepted": table_metadata(preview),
         },
     )
 
@@ -89,7 +85,7 @@ def model_inventory(
             "dagster/row_count": len(inv),
             "registered": int((~inv["retired"]).sum()),
             "retired": int(inv["retired"].sum()),
-            "preview": dg.MetadataValue.md(table(inv[cols].head(50)) if len(inv) else "No model versions."),
+            "preview": table_metadata(inv[cols].head(50)),
         },
     )
 
@@ -113,7 +109,7 @@ def portfolio_kpis(model_inventory: pd.DataFrame, findings_ledger: pd.DataFrame)
         frame,
         metadata={
             **{f"open_{s}": int(values[f"open_findings_{s}"]) for s in SEVERITIES},
-            "table": dg.MetadataValue.md(_kpi_markdown(frame)),
+            "table": _kpi_table(frame),
         },
     )
 
@@ -147,7 +143,7 @@ def portfolio_report(
         {"files": written, "report": report},
         metadata={
             "report": dg.MetadataValue.path(report),
-            "kpis": dg.MetadataValue.md(_kpi_markdown(portfolio_kpis)),
+            "kpis": _kpi_table(portfolio_kpis),
         },
     )
 

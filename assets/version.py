@@ -3,7 +3,7 @@
 import dagster as dg
 
 from assets.common import OWNERS, model_and_version, progress
-from assets.partitions import model_versions
+from assets.partitions import model_versions, version_check
 from assurance.domain.values import Dataset, Predictions, VersionRecord
 from resources import DATA_IO_MANAGER, DataResource, RegistryResource
 
@@ -59,10 +59,10 @@ def _data_asset(role: str, description: str):
         description=description,
         io_manager_key=DATA_IO_MANAGER,
         check_specs=[
-            dg.AssetCheckSpec(
+            version_check(
                 f"{role}_data_readable",
-                asset=f"{role}_data",
-                description=f"The {role} data named by the onboarding tags can be read and has rows.",
+                f"{role}_data",
+                f"The {role} data named by the onboarding tags can be read and has rows.",
             )
         ],
     )
@@ -113,9 +113,7 @@ current_data = _data_asset(
         "loaded natively for probabilities and explanations; other models through MLflow pyfunc."
     ),
     check_specs=[
-        dg.AssetCheckSpec(
-            "model_scores_data", asset="predictions", description="The model loads and scores both datasets."
-        )
+        version_check("model_scores_data", "predictions", "The model loads and scores both datasets.")
     ],
 )
 def predictions(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import pandas as pd
 
@@ -16,6 +17,20 @@ def cell(value: object, digits: int = 3) -> str:
     else:
         text = str(value)
     return text.replace("\\", "\\\\").replace("|", "\\|").replace("\r", " ").replace("\n", " ")
+
+
+IMAGE = re.compile(r"!\[([^\]]*)\]\([^)]*\)")
+
+
+def without_images(markdown: str) -> str:
+    """`markdown` with each image replaced by a note naming the plot.
+
+    Section summaries point at plots relative to the evidence folder; shown anywhere else (Dagster's
+    asset metadata) such a path is a broken image, so the note sends the reader to the report instead.
+    """
+    return IMAGE.sub(
+        lambda m: f"(plot `{m.group(1).replace('`', '') or 'image'}` is in the evidence report)", markdown
+    )
 
 
 def table(frame: pd.DataFrame, digits: int = 3) -> str:

@@ -181,6 +181,11 @@ def test_portfolio_assets_materialize_and_publish(env):
     inventory = result.output_for_node("model_inventory")
     assert set(inventory["version"]) == {env["good"], env["bare"]}
     assert inventory.set_index("version").loc[env["bare"], "production"]
+    [shown] = result.asset_materializations_for_node("model_inventory")
+    preview = shown.metadata["preview"]  # a typed table the UI renders, not markdown text
+    assert isinstance(preview, dg.TableMetadataValue)
+    assert {r.data["version"] for r in preview.records} == {env["good"], env["bare"]}
+    assert {c.name: c.type for c in preview.schema.columns}["open_findings"] == "int"
     kpis = result.output_for_node("portfolio_kpis").set_index("kpi")
     assert kpis.loc["production_versions", "value"] == 2
     report = Path(result.output_for_node("portfolio_report")["report"])

@@ -6,6 +6,7 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 import pytest
+from dagster._core.event_api import PartitionKeyFilter
 
 from assurance.evidence.store import EvidenceStore
 from assurance.settings import Settings
@@ -35,6 +36,74 @@ def test_definitions_load_with_partitioned_assets_and_checks():
     checks = {c.name for c in graph.asset_check_keys}
     assert "quality_missing_values" in checks and "model_scores_data" in checks
     assert defs.resolve_job_def("assure_model_version").partitions_def.name == "model_versions"
+
+
+def test_every_check_is_partitioned_like_its_asset():
+    """An unpartitioned check on a version's asset would show one version's result for all of them."""
+    from assurance.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    partitions = {k: graph.get(k.asset_key).partitions_def for k in graph.asset_check_keys}
+    assert partitions and all(p is not None for p in partitions.values())
+    assert {k: graph.get_check_spec(k).partitions_def for k in partitions} == partitions
+
+
+@pytest.fixture(scope="module")
+def two_versions(small_registry, tmp_path_factory):
+    """The healthy and the broken version materialized into one sqlite Dagster instance, as in `dagster dev`."""
+    from assurance.cli.launcher import run_version
+    from assurance.definitions import build_definitions
+
+    root = tmp_path_factory.mktemp("two_versions")
+    settings = Settings(tracking_uri=small_registry.tracking_uri, evidence_root=str(root / "evidence"))
+    with dg.instance_for_test(temp_dir=str(root), set_dagster_home=False) as instance:
+        for version in (small_registry.healthy, small_registry.broken):
+            assert run_version(small_registry.model, version, settings, instance).success
+        keys = [f"{small_registry.model}/{v}" for v in (small_registry.healthy, small_registry.broken)]
+        yield instance, build_definitions(settings).resolve_asset_graph(), keys
+
+
+def latest_metadata(instance: dg.DagsterInstance, asset: str, partition: str) -> dict:
+    [record] = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[partition]), limit=1
+    ).records
+    return record.asset_materialization.metadata
+
+
+def test_each_version_keeps_its_own_check_results(two_versions):
+    """Two versions with different outcomes, one instance: each partition's check shows its own result."""
+    instance, graph, (healthy, broken) = two_versions
+    storage = instance.event_log_storage
+    history = {k: storage.get_asset_check_execution_history(k, limit=10) for k in graph.asset_check_keys}
+    assert all(
+        sorted((r.partition for r in runs), key=str) == sorted([healthy, broken]) for runs in history.values()
+    )
+
+    def passed(check: str, key: str) -> bool:
+        asset, name = check.split(":")
+        [record] = storage.get_asset_check_execution_history(
+            dg.AssetCheckKey(dg.AssetKey(asset), name), limit=1, partition_filter=PartitionKeyFilter(key=key)
+        )
+        assert record.evaluation.partition == key
+        return record.evaluation.passed
+
+    for planted in ("data_quality:quality_missing_values", "data_quality:schema_missing_column"):
+        assert (passed(planted, healthy), passed(planted, broken)) == (True, False)
+
+
+def test_metadata_is_what_the_ui_renders(two_versions):
+    """Findings as a typed table; section summaries without image paths the UI cannot load."""
+    from assurance.checks.catalog import all_analyses
+
+    instance, _, (_, broken) = two_versions
+    preview = latest_metadata(instance, "findings", broken)["preview"]
+    assert isinstance(preview, dg.TableMetadataValue)
+    assert [c.name for c in preview.schema.columns] == ["severity", "category", "subject", "message"]
+    assert {"rate", "amount"} <= {r.data["subject"] for r in preview.records}
+    summaries = [latest_metadata(instance, a.key, broken).get("summary") for a in all_analyses()]
+    texts = [s.value for s in summaries if s is not None]
+    assert texts and not any("](plots/" in t for t in texts)
+    assert any("is in the evidence report" in t for t in texts)
 
 
 def test_healthy_version_publishes_verifiable_evidence(env, tmp_path, monkeypatch):

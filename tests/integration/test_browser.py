@@ -11,10 +11,11 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.integration.conftest import MODEL
+from tests.integration.conftest import MODEL, wait_run
 from tests.integration.servers import REPO
 
 pytestmark = pytest.mark.integration
+CHECKS_MODEL = "e2e_drift"
 ARTIFACTS = REPO / "test-artifacts"
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -81,6 +82,14 @@ def dismiss_community_popup(page) -> None:
     dialog.first.wait_for(state="hidden", timeout=10_000)
 
 
+def skip_community_popup_whenever_it_shows(page) -> None:
+    """On a busy machine the pop-up can open after the page has rendered: Playwright skips it before any action."""
+    page.add_locator_handler(
+        page.get_by_text(re.compile("join the .*community", re.I)),
+        lambda: page.get_by_role("button", name=re.compile("skip", re.I)).click(),
+    )
+
+
 def test_asset_lineage_and_a_version_materialization_are_shown(registered, validated, page):
     page.goto(
         f"{registered.ui_url}/assets/evidence_report?view=lineage&lineageScope=upstream&lineageDepth=10"
@@ -101,3 +110,75 @@ def test_asset_lineage_and_a_version_materialization_are_shown(registered, valid
         page.get_by_text(validated["1"].run_id[:8]).first.wait_for(state="visible")  # the run that made it
         page.get_by_text("recommendation", exact=True).first.wait_for(state="visible")  # its metadata
     page.screenshot(path=str(ARTIFACTS / "evidence-report-partition.png"))
+
+
+@pytest.fixture(scope="module")
+def drift_versions(registered, validated) -> dict[str, str]:
+    """A second model: version 1 scores fresh rows of its population, version 2 rows whose `amount` tripled.
+
+    Registered after the first model's runs finished, so the sensor's runs of these two do not compete
+    with them. Returns each version's partition key by version.
+    """
+    from assurance.demo.registry_builder import register_version
+    from tests.conftest import FEATURES, LABEL, fit_model, make_frame
+
+    reference = make_frame(1200, 31)
+    model = fit_model(reference)
+    drifted = make_frame(1200, 33)
+    drifted["amount"] *= 3
+    for current in (make_frame(1200, 32), drifted):
+        register_version(
+            CHECKS_MODEL,
+            model,
+            reference,
+            current,
+            label=LABEL,
+            features=FEATURES,
+            data_dir=registered.root / "data",
+            tracking_uri=registered.tracking_uri,
+            model_tags={"owner": "retention-team", "use_case": "internal churn outreach"},
+        )
+    keys = {v: f"{CHECKS_MODEL}/{v}" for v in ("1", "2")}
+    for key in keys.values():
+        wait_run(registered, key, 420, **{"assurance/trigger": "new_version"})
+    return keys
+
+
+def latest_check(instance, asset: str, check: str, partition: str):
+    """What the instance stored for one version's check: the UI must show this, not another version's."""
+    import dagster as dg
+    from dagster._core.event_api import PartitionKeyFilter
+
+    [record] = instance.event_log_storage.get_asset_check_execution_history(
+        dg.AssetCheckKey(dg.AssetKey(asset), check),
+        limit=1,
+        partition_filter=PartitionKeyFilter(key=partition),
+    )
+    return record
+
+
+def test_each_version_shows_its_own_check_result(registered, drift_versions, page):
+    """The drift check's page, per partition: the planted drift fails version 2 and leaves version 1 passing."""
+    stored = {
+        v: latest_check(registered.instance, "drift", "drift_feature", k) for v, k in drift_versions.items()
+    }
+    assert [stored[v].evaluation.passed for v in ("1", "2")] == [True, False]  # the planted contrast
+    page.set_viewport_size({"width": 1400, "height": 1000})
+    skip_community_popup_whenever_it_shows(page)
+    page.goto(f"{registered.ui_url}/assets/drift?view=checks&checkDetail=drift_feature")
+    with saved_on_failure(page, "check-partitions"):
+        page.locator("button[role=tab]", has_text="Partitions").click()
+    for version, key in drift_versions.items():
+        record = stored[version]
+        with saved_on_failure(page, f"check-drift-feature-v{version}"):
+            page.get_by_text(key, exact=True).filter(visible=True).last.click()
+            latest = page.get_by_text("Latest execution", exact=True)
+            panel = page.locator("div").filter(has=latest).filter(has_text=key).last
+            panel.get_by_text(record.run_id[:8], exact=True).wait_for(state="visible")  # this version's run
+            shown = panel.inner_text()
+            assert ("Passed" if record.evaluation.passed else "Failed") in shown.split("\n")
+            assert str(record.evaluation.metadata["subjects"].value) in shown
+            assert all(other not in shown for other in drift_versions.values() if other != key)
+            if record.evaluation.description:
+                assert record.evaluation.description[:60] in shown
+        page.screenshot(path=str(ARTIFACTS / f"check-drift-feature-v{version}.png"))

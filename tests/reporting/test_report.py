@@ -18,6 +18,7 @@ from assurance.evidence.store import EvidenceStore, new_run_id
 from assurance.policy.model import Policy
 from assurance.policy.recommendation import recommend
 from assurance.reporting import version_report
+from assurance.reporting.markdown import without_images
 from assurance.reporting.pdf import to_pdf
 from assurance.reporting.render import markdown
 from assurance.reporting.trend import metric_history
@@ -195,3 +196,15 @@ def test_monitoring_url_is_a_link_only_when_it_is_an_http_url(hostile):
         version_report.to_html(report([], make_record(name="m", model_tags={"monitoring_url": good})))
     )
     assert good in [a["href"] for a in parsed.tags("a")]
+
+
+def test_summaries_shown_outside_the_report_name_their_plots_instead_of_linking_them():
+    summary = (
+        "Two columns drifted.\n\n![drift_by_feature](plots/drift_by_feature.png)\n\n| a | b |\n|---|---|"
+    )
+    shown = without_images(summary)
+    assert "](plots/" not in shown
+    assert "`drift_by_feature` is in the evidence report" in shown
+    assert shown.startswith("Two columns drifted.") and shown.endswith("| a | b |\n|---|---|")
+    assert without_images("[a link](https://example.org)") == "[a link](https://example.org)"
+    assert without_images("![a `b`](plots/x.png)") == "(plot `a b` is in the evidence report)"
