@@ -7,6 +7,7 @@
   label-copying feature, rows shared between reference and current, an ID column) and check that the
   analyses find exactly that.
 - `webhook_receiver`: a tiny HTTP server on 127.0.0.1 for alert tests, recording every JSON POST.
+- `registry_tick`: one evaluation of the registry sensor against a real registry.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from assurance.domain.values import Dataset, Inputs, VersionRecord
 from assurance.policy.model import Policy
 from assurance.scoring.models import ScoringModel, from_estimator
 from assurance.scoring.predict import predict
+from assurance.settings import Settings
 
 # --- version records ---------------------------------------------------------------------------------
 
@@ -227,3 +229,20 @@ def webhook_receiver(status: int = 200) -> Iterator[Receiver]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+# --- the registry sensor ----------------------------------------------------------------------------
+
+
+def registry_tick(instance, uri: str, cursor: str | None = None, settings: Settings | None = None):
+    """One tick of the registry sensor on the registry at `uri`; no settle period unless `settings` set one
+    (versions in tests are seconds old)."""
+    import dagster as dg
+
+    from resources import RegistryResource
+    from sensors.registry_sensor import build_registry_sensor
+
+    context = dg.build_sensor_context(
+        instance=instance, cursor=cursor, resources={"registry": RegistryResource(tracking_uri=uri)}
+    )
+    return build_registry_sensor(settings or Settings(sensor_settle_seconds=0))(context)

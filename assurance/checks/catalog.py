@@ -184,10 +184,16 @@ def all_analyses() -> list[Analysis]:
 
 
 def all_checks() -> tuple[CheckSpec, ...]:
-    """Every declared check: the analyses' and the model outputs' (`predictions.*`), each once."""
+    """Every declared check: the analyses', the model outputs' (`predictions.*`) and the MLflow run's
+    (`monitoring.mlflow_run`, raised when the evidence is published), each once."""
     from assurance.checks import predictions
+    from assurance.evidence import mlflow_run
 
-    specs = [*(spec for analysis in all_analyses() for spec in analysis.checks), *predictions.CHECKS]
+    specs = [
+        *(spec for analysis in all_analyses() for spec in analysis.checks),
+        *predictions.CHECKS,
+        *mlflow_run.CHECKS,
+    ]
     names = [spec.name for spec in specs]
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from assurance.domain.errors import RegistryError
 from assurance.domain.values import VersionRecord
@@ -58,8 +59,29 @@ def _model_id(mv: Any) -> str | None:
     return None
 
 
+def artifact_root_for(tracking_uri: str) -> str | None:
+    """Where an embedded registry keeps artifacts: next to its database, never in ./mlruns.
+
+    None for servers, which choose (and proxy) their own artifact store.
+    """
+    if not tracking_uri.startswith("sqlite:///"):
+        return None
+    return (Path(tracking_uri[len("sqlite:///") :]).parent / "artifacts").as_uri()
+
+
+def web_address(tracking_uri: str) -> str | None:
+    """The tracking server's address for a browser (http(s) only, without credentials); None when the
+    registry is a file or database a browser cannot open."""
+    parts = urlsplit(tracking_uri)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
+
+
 class Registry:
-    """Read versions, their runs and artifacts; write back only `assurance.result.*` tags."""
+    """Read versions, their runs and artifacts; write back only `assurance.result.*` tags and assurance runs."""
 
     def __init__(self, tracking_uri: str | None = None, registry_uri: str | None = None):
         self.tracking_uri = tracking_uri or DEFAULT_TRACKING_URI
@@ -277,16 +299,51 @@ class Registry:
         record.signature_inputs = _columns(signature.get("inputs"))
         record.signature_outputs = _columns(signature.get("outputs"))
 
-    def set_result_tags(self, name: str, version: str, tags: dict[str, str]) -> None:
-        """Write results back as `assurance.result.*` version tags, the only tags the product owns."""
+    def set_result_tags(self, name: str, version: str, tags: Mapping[str, str | None]) -> None:
+        """Write results back as `assurance.result.*` version tags, the only tags the product owns; a None
+        value deletes the tag, so no result of an earlier run stays behind as if it were this run's."""
         for key, value in tags.items():
             if not key.startswith(RESULT_TAG_PREFIX):
                 raise ValueError(
                     f"refusing to write tag {key!r}: the product writes only {RESULT_TAG_PREFIX}* tags"
                 )
-            self._call(
-                f"writing tag {key}", self.client.set_model_version_tag, name, str(version), key, str(value)
+            if value is None:
+                self._call(
+                    f"deleting tag {key}", self.client.delete_model_version_tag, name, str(version), key
+                )
+            else:
+                self._call(
+                    f"writing tag {key}",
+                    self.client.set_model_version_tag,
+                    name,
+                    str(version),
+                    key,
+                    str(value),
+                )
+
+    def experiment_id(self, name: str) -> str:
+        """The id of the active experiment `name`, created when missing (next to the database when embedded).
+
+        Concurrent runs may race to create it: the loser reads the winner's. A deleted experiment of that
+        name is an error, since MLflow keeps the name reserved until it is purged or restored.
+        """
+        from mlflow.exceptions import MlflowException
+
+        found = self.client.get_experiment_by_name(name)
+        if found is None:
+            try:
+                return self.client.create_experiment(
+                    name, artifact_location=artifact_root_for(self.tracking_uri)
+                )
+            except MlflowException as exc:
+                if getattr(exc, "error_code", "") != "RESOURCE_ALREADY_EXISTS":
+                    raise
+                found = self.client.get_experiment_by_name(name)
+        if found is None or found.lifecycle_stage != "active":
+            raise RegistryError(
+                f"experiment {name!r} is deleted in the registry at {self.tracking_uri}: restore it or name another"
             )
+        return found.experiment_id
 
 
 def _columns(spec: Any) -> list[dict[str, Any]] | None:
