@@ -125,22 +125,27 @@ def manifest(prov: dict[str, Any], recommendation: Recommendation) -> dict[str, 
 
 @dataclass(frozen=True)
 class Assurance:
-    """A published assurance: its evidence, the findings and recommendation it holds, its MLflow run (None
-    when it could not be logged, `mlflow_error` says why), the report's browser address if it has one, and
-    `notes` on what went wrong after publication."""
+    """A published assurance: its evidence (and the evidence's web address, when the root is served), the
+    findings and recommendation it holds, its MLflow run (None when it could not be logged, `mlflow_error`
+    says why), and `notes` on what went wrong after publication."""
 
     published: Published
+    evidence_link: str | None
     findings: pd.DataFrame
     recommendation: Recommendation
     mlflow_run: TrackedRun | None
     mlflow_error: str | None
-    report_url: str | None
     notes: tuple[str, ...] = ()
 
     @property
     def report_location(self) -> str:
-        """Where the published report is: its browser address, else its place in the evidence store."""
-        return self.report_url or f"{self.published.url}/{REPORT}"
+        """The published report, the record of truth: its web address, else its place in the evidence store."""
+        return self.evidence_link or f"{self.published.url}/{REPORT}"
+
+    @property
+    def report_url(self) -> str | None:
+        """An address a browser opens: the served evidence, else the report's copy on the MLflow run's page."""
+        return self.evidence_link or (self.mlflow_run.page(REPORT) if self.mlflow_run else None)
 
     def result_tags(self, version_tags: Mapping[str, str]) -> dict[str, str | None]:
         """The `assurance.result.*` tags to write back to the version (None deletes one): an MLflow run id an
@@ -204,14 +209,13 @@ def publish_assurance(
             end_run(registry, run, published=True)
         except Exception as exc:  # noqa: BLE001 - the evidence is published; the run only stays RUNNING
             notes.append(f"MLflow run {run.run_id} could not be ended: {type(exc).__name__}: {exc}")
-    report_url = store.link(f"{published.path}/{REPORT}") or (run.page(REPORT) if run else None)
     return Assurance(
         published,
+        store.link(f"{published.path}/{REPORT}"),
         findings,
         recommendation,
         run,
         None if error is None else one_line(error),
-        report_url,
         tuple(notes),
     )
 

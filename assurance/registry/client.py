@@ -373,13 +373,15 @@ def _quote(name: str) -> str:
 
 
 # MLflow's process-wide state ----------------------------------------------------------------------
-# MLflow reads telemetry, progress bars and HTTP retries only from environment variables (no client or
-# call parameter carries them), and its fluent logging API only from global URIs. These three functions
+# MLflow reads telemetry, progress bars, run-link printing and HTTP retries only from environment variables
+# (no client or call parameter carries them), and its fluent logging API only from global URIs. These three functions
 # are the only places the product changes either; nothing uses the environment to pass its own settings.
 
 MLFLOW_PROCESS_DEFAULTS = {
     "MLFLOW_DISABLE_TELEMETRY": "true",
     "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+    # ending a run on a server prints its link to stdout, which would corrupt `assurance run --json`
+    "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
 }
 # the command line: a few retries, then a clear error, instead of ~4 minutes of MLflow's default retries
 CLI_HTTP = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "20"}
@@ -392,7 +394,8 @@ _fail_fast_saved: dict[str, str | None] = {}
 
 
 def mlflow_process_defaults(http: Mapping[str, str] | None = None) -> None:
-    """Turn off MLflow's telemetry and artifact progress bars (and set `http` retry limits) for this process.
+    """Turn off MLflow's telemetry, artifact progress bars and printed run links (and set `http` retry limits)
+    for this process.
 
     MLflow reads these from environment variables only, telemetry once at `import mlflow`; so they are
     environment defaults, set before MLflow is imported: by `Registry.client` (every process that reads
