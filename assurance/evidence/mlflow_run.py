@@ -114,14 +114,15 @@ def run_metrics(sections: list[Section], findings: pd.DataFrame) -> list[RunMetr
 def run_tags(record: VersionRecord, recommendation: Recommendation) -> dict[str, str]:
     """Tags to find the run by model and version, and the decision as the run's description."""
     reasons = "\n".join(f"- {r}" for r in recommendation.reasons[:20])
-    return {
+    tags = {
         "assurance.model": record.name,
         "assurance.version": str(record.version),
         "assurance.recommendation": recommendation.decision,
-        "assurance.source_run": record.run_id or "",
+        "assurance.source_run": record.run_id,
         "mlflow.note.content": f"**{recommendation.decision}** for {record.name} version {record.version}\n\n"
         f"{reasons}",
     }
+    return {key: value for key, value in tags.items() if value}
 
 
 def start_run(registry: Registry, experiment: str, record: VersionRecord) -> TrackedRun:
