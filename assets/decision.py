@@ -9,6 +9,7 @@ from assets.common import OWNERS, progress, table_metadata
 from assets.partitions import model_versions
 from assurance.checks.catalog import all_analyses
 from assurance.domain.values import Dataset, Predictions, VersionRecord
+from assurance.evidence.mlflow_run import TrackedRun
 from assurance.policy.recommendation import Recommendation
 from resources import EvidenceResource, PolicyResource, RegistryResource
 
@@ -40,13 +41,11 @@ def _sections(inputs: dict) -> list:
 def findings(
     context: dg.AssetExecutionContext, policy: PolicyResource, evidence: EvidenceResource, **inputs
 ) -> dg.Output[pd.DataFrame]:
-    from assurance.evidence.publication import collect_findings
-    from assurance.governance.ledger import apply_ledger, build_ledger
+    from assurance.evidence.publication import version_findings
 
-    pol, record = policy.get(), inputs["model_version"]
-    frame = collect_findings(record, pol, _sections(inputs), inputs["predictions"])
+    record = inputs["model_version"]
     # history: first_seen from earlier runs, and accepted risks stop holding the version until they expire
-    frame = apply_ledger(frame, build_ledger(evidence.get(), pol, model=record.name, version=record.version))
+    frame = version_findings(record, policy.get(), _sections(inputs), inputs["predictions"], evidence.get())
     progress(context, f"{len(frame)} findings")
     counts = frame.loc[frame["status"] == "open", "severity"].value_counts().to_dict() if len(frame) else {}
     return dg.Output(
@@ -102,9 +101,12 @@ def recommendation(
     },
     description=(
         "The published evidence folder of this run: every analysis's Parquet tables, findings.parquet, "
-        "plots, report.html, report.md and report.pdf (decision first, trend over the version's runs), and manifest.json with sha256 of every file "
-        "and the provenance. Written whole or not at all, never overwritten. The result is written back "
-        "to the version in MLflow as assurance.result.* tags."
+        "plots, report.html, report.md and report.pdf (decision first, trend over the version's runs), and "
+        "manifest.json with sha256 of every file and the provenance. Written whole or not at all, never "
+        "overwritten. Also logged as an MLflow run "
+        "(metrics, parameters, report, manifest, findings table) in the policy's experiment of the version's "
+        "tracking server; a failure to log it is a monitoring finding in the published evidence. The result "
+        "is written back to the version as assurance.result.* tags, one of them the MLflow run's id."
     ),
 )
 def evidence_report(
@@ -114,55 +116,70 @@ def evidence_report(
     policy: PolicyResource,
     **inputs,
 ) -> dg.Output[dict]:
-    from assurance.evidence.publication import evidence_files, manifest, provenance
+    from assurance.evidence.publication import provenance, publish_assurance
     from assurance.evidence.store import new_run_id
     from assurance.reporting.trend import metric_history
 
     record: VersionRecord = inputs["model_version"]
-    rec: Recommendation = inputs["recommendation"]
     datasets: list[Dataset] = [inputs["reference_data"], inputs["current_data"]]
     preds: Predictions = inputs["predictions"]
-    store = evidence.get()
-    run_id = new_run_id()
+    pol, store, reg = policy.get(), evidence.get(), registry.get()
     start_time = context.instance.get_run_stats(context.run_id).start_time
     started = datetime.fromtimestamp(start_time, UTC) if start_time else datetime.now(UTC)
-    prov = provenance(record, policy.get(), datasets, preds, run_id, started)
+    prov = provenance(record, pol, datasets, preds, new_run_id(), started)
     prov["dagster_run_id"] = context.run_id
-    earlier = metric_history(store, record.name, record.version)
-    files = evidence_files(record, _sections(inputs), inputs["findings"], rec, prov, earlier)
-    published = store.publish_run(record.name, record.version, run_id, files, manifest(prov, rec))
+    done = publish_assurance(
+        store,
+        reg,
+        pol,
+        record,
+        _sections(inputs),
+        preds,
+        inputs["findings"],
+        inputs["recommendation"],
+        prov,
+        metric_history(store, record.name, record.version),
+    )
+    rec, published, run = done.recommendation, done.published, done.mlflow_run
     progress(context, f"evidence published to {published.url}")
-    result_tags = {
-        "assurance.result.recommendation": rec.decision,
-        "assurance.result.open_findings": ",".join(f"{k}={v}" for k, v in rec.open_by_severity.items()),
-        "assurance.result.report": f"{published.url}/report.html",
-        "assurance.result.run_id": run_id,
-    }
+    if run is None:
+        context.log.warning(
+            f"the assurance was not logged to MLflow (a monitoring finding): {done.mlflow_error}"
+        )
+    for note in done.notes:
+        context.log.warning(note)
     try:
-        registry.get().set_result_tags(record.name, record.version, result_tags)
+        reg.set_result_tags(record.name, record.version, done.result_tags(record.version_tags))
     except Exception as exc:  # noqa: BLE001 - evidence is published; a failed write-back is only logged
         context.log.warning(f"could not write result tags back to MLflow: {exc}")
     summary = {
         "model": record.name,
         "version": record.version,
-        "run_id": run_id,
+        "run_id": published.run_id,
         "evidence_dir": published.url,
         "recommendation": rec.decision,
         "reasons": rec.reasons,
+        "mlflow_run_id": run.run_id if run else None,
+        "findings": done.findings,
     }
     return dg.Output(
         summary,
         metadata={
             "recommendation": rec.decision,
             "evidence_dir": dg.MetadataValue.path(published.url),
-            "report": dg.MetadataValue.url(_file_url(f"{published.url}/report.html")),
-            "files": len(files) + 1,
-            "run_id": run_id,
+            "report": dg.MetadataValue.url(done.report_url)
+            if done.report_url
+            else dg.MetadataValue.path(done.report_location),
+            "mlflow_run": _run_metadata(run, done.mlflow_error),
+            "files": len(published.manifest["files"]) + 1,
+            "run_id": published.run_id,
         },
     )
 
 
-def _file_url(path: str) -> str:
-    from pathlib import Path
-
-    return Path(path).resolve().as_uri() if "://" not in path else path
+def _run_metadata(run: TrackedRun | None, error: str | None) -> dg.MetadataValue:
+    """A link to the run's page when the tracking server has a web address, else its id, else why it is missing."""
+    if run is None:
+        return dg.MetadataValue.text(f"not logged: {error}")
+    page = run.page()
+    return dg.MetadataValue.url(page) if page else dg.MetadataValue.text(run.run_id)

@@ -10,6 +10,7 @@ nothing writes it to pass configuration along.
 | --- | --- | --- |
 | `MLFLOW_TRACKING_URI` | `tracking_uri` | unset: `sqlite:///mlflow.db` |
 | `ASSURANCE_EVIDENCE_ROOT` | `evidence_root` | `./evidence` (a folder or any fsspec URI) |
+| `ASSURANCE_EVIDENCE_URL` | `evidence_url` | unset: reports are linked through their MLflow run, else shown as paths |
 | `ASSURANCE_POLICY` | `policy_path` | unset: the packaged default policy |
 | `ASSURANCE_ALERT_WEBHOOK` | `alert_webhook` | unset: alerts go to the sensor log only |
 | `ASSURANCE_DAGSTER_URL` | `dagster_url` | unset: failure alerts carry the run id without a link |
@@ -31,11 +32,13 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from urllib.parse import urlsplit
 
 from assurance.domain.errors import SettingsError
 
 TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
 EVIDENCE_ENV = "ASSURANCE_EVIDENCE_ROOT"
+EVIDENCE_URL_ENV = "ASSURANCE_EVIDENCE_URL"
 POLICY_ENV = "ASSURANCE_POLICY"
 WEBHOOK_ENV = "ASSURANCE_ALERT_WEBHOOK"
 DAGSTER_URL_ENV = "ASSURANCE_DAGSTER_URL"
@@ -60,6 +63,7 @@ class Settings:
 
     tracking_uri: str | None = None
     evidence_root: str = DEFAULT_EVIDENCE_ROOT
+    evidence_url: str | None = None
     policy_path: str | None = None
     alert_webhook: str | None = None
     dagster_url: str | None = None
@@ -84,6 +88,7 @@ class Settings:
         return cls(
             tracking_uri=text(TRACKING_URI_ENV, default.tracking_uri),
             evidence_root=text(EVIDENCE_ENV, default.evidence_root),
+            evidence_url=_web_url(environ, EVIDENCE_URL_ENV),
             policy_path=text(POLICY_ENV, default.policy_path),
             alert_webhook=text(WEBHOOK_ENV, default.alert_webhook),
             dagster_url=text(DAGSTER_URL_ENV, default.dagster_url),
@@ -103,6 +108,17 @@ class Settings:
     def override(self, **values: object) -> Settings:
         """These settings with the given fields replaced; None (an option not given) keeps the current value."""
         return replace(self, **{k: v for k, v in values.items() if v is not None})
+
+
+def _web_url(environ: Mapping[str, str], name: str) -> str | None:
+    """An http(s) base URL: a browser opens nothing else from a web page (file:// is refused, s3:// unknown)."""
+    raw = (environ.get(name) or "").strip()
+    if not raw:
+        return None
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise SettingsError(f"{name}={raw!r} must be an http:// or https:// URL")
+    return raw.rstrip("/")
 
 
 def _integer(environ: Mapping[str, str], name: str, default: int, minimum: int) -> int:

@@ -28,12 +28,14 @@ class RegistryResource(dg.ConfigurableResource):
 
 
 class EvidenceResource(dg.ConfigurableResource):
-    """Where evidence is published: a folder or fsspec URI (settings: ASSURANCE_EVIDENCE_ROOT, ./evidence)."""
+    """Where evidence is published: a folder or fsspec URI (settings: ASSURANCE_EVIDENCE_ROOT, ./evidence), and
+    the web address that serves it, if any (ASSURANCE_EVIDENCE_URL), for report links a browser can open."""
 
     root: str = DEFAULT_EVIDENCE_ROOT
+    web_url: str | None = None
 
     def get(self) -> EvidenceStore:
-        return EvidenceStore(self.root)
+        return EvidenceStore(self.root, self.web_url)
 
 
 class PolicyResource(dg.ConfigurableResource):
@@ -70,7 +72,7 @@ def build_resources(settings: Settings) -> dict:
     data = DataResource(memory_budget_mb=settings.data_memory_budget_mb)
     return {
         "registry": RegistryResource(tracking_uri=settings.tracking_uri),
-        "evidence": EvidenceResource(root=settings.evidence_root),
+        "evidence": EvidenceResource(root=settings.evidence_root, web_url=settings.evidence_url),
         "policy": PolicyResource(path=settings.policy_path),
         "data": data,
         DATA_IO_MANAGER: DataIOManager(data=data),

@@ -9,6 +9,7 @@
 - `webhook_receiver`: a tiny HTTP server on 127.0.0.1 for alert tests, recording every JSON POST and
   which ones it accepted.
 - `accept_concurrently`: many people accepting one finding at the same moment, each with their own store.
+- `registry_tick`: one evaluation of the registry sensor against a real registry.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from assurance.governance.ledger import accept
 from assurance.policy.model import Policy
 from assurance.scoring.models import ScoringModel, from_estimator
 from assurance.scoring.predict import predict
+from assurance.settings import Settings
 
 # --- version records ---------------------------------------------------------------------------------
 
@@ -256,3 +258,20 @@ def accept_concurrently(root: str, finding_id: str, people: int, now: datetime) 
 
     with ThreadPoolExecutor(people) as pool:
         return [record for records in pool.map(one, range(people)) for record in records]
+
+
+# --- the registry sensor ----------------------------------------------------------------------------
+
+
+def registry_tick(instance, uri: str, cursor: str | None = None, settings: Settings | None = None):
+    """One tick of the registry sensor on the registry at `uri`; no settle period unless `settings` set one
+    (versions in tests are seconds old)."""
+    import dagster as dg
+
+    from resources import RegistryResource
+    from sensors.registry_sensor import build_registry_sensor
+
+    context = dg.build_sensor_context(
+        instance=instance, cursor=cursor, resources={"registry": RegistryResource(tracking_uri=uri)}
+    )
+    return build_registry_sensor(settings or Settings(sensor_settle_seconds=0))(context)

@@ -29,12 +29,14 @@ def test_defaults_are_the_documented_ones():
     assert settings.alert_webhook is None and settings.dagster_url is None and settings.dagster_home is None
     assert (settings.alert_retry_seconds, settings.alert_max_attempts) == (30, 30)
     assert settings.data_memory_budget_mb == 2048
+    assert settings.evidence_url is None
 
 
 def test_every_variable_is_read_and_blank_means_unset():
     env = {
         "MLFLOW_TRACKING_URI": "http://mlflow:5000",
         "ASSURANCE_EVIDENCE_ROOT": "s3://bucket/ev",
+        "ASSURANCE_EVIDENCE_URL": "https://evidence.example/ev/",
         "ASSURANCE_POLICY": "/etc/policy.yaml",
         "ASSURANCE_ALERT_WEBHOOK": " https://hooks.example/x ",
         "ASSURANCE_DAGSTER_URL": "http://dagster:3000",
@@ -52,6 +54,7 @@ def test_every_variable_is_read_and_blank_means_unset():
     assert settings == Settings(
         tracking_uri="http://mlflow:5000",
         evidence_root="s3://bucket/ev",
+        evidence_url="https://evidence.example/ev",
         policy_path="/etc/policy.yaml",
         alert_webhook="https://hooks.example/x",
         dagster_url="http://dagster:3000",
@@ -84,9 +87,11 @@ def test_from_env_reads_the_process_environment_by_default(monkeypatch):
         ("ASSURANCE_ALERT_MAX_ATTEMPTS", "0", "must be at least 1"),
         ("ASSURANCE_ALERT_RETRY_SECONDS", "soon", "is not an integer"),
         ("ASSURANCE_DATA_MEMORY_BUDGET_MB", "0", "must be at least 1"),
+        ("ASSURANCE_EVIDENCE_URL", "s3://bucket/ev", "must be an http:// or https:// URL"),
+        ("ASSURANCE_EVIDENCE_URL", "file:///srv/ev", "must be an http:// or https:// URL"),
     ],
 )
-def test_a_bad_number_is_an_error_naming_the_variable(name, value, message):
+def test_a_bad_value_is_an_error_naming_the_variable(name, value, message):
     with pytest.raises(SettingsError, match=f"{name}.*{message}") as caught:
         Settings.from_env({name: value})
     assert isinstance(caught.value, AssuranceError)

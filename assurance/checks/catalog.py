@@ -240,14 +240,17 @@ def failed_section(analysis: Analysis, exc: Exception, inputs: Inputs) -> Sectio
 
 
 def all_checks() -> tuple[CheckSpec, ...]:
-    """Every declared check: the analyses', the model outputs' (`predictions.*`), the tier's coverage and
-    the analysis failure, each once."""
+    """Every declared check: the analyses', the model outputs' (`predictions.*`), the tier's coverage, the
+    analysis failure and the MLflow run's (`monitoring.mlflow_run`, raised when the evidence is published),
+    each once."""
     from assurance.checks import coverage, predictions
+    from assurance.evidence import mlflow_run
 
     specs = [
         *(spec for analysis in all_analyses() for spec in analysis.checks),
         *predictions.CHECKS,
         *coverage.CHECKS,
+        *mlflow_run.CHECKS,
         ANALYSIS_FAILED,
     ]
     names = [spec.name for spec in specs]

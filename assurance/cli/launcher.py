@@ -81,7 +81,8 @@ def run_version(name: str, version: str, settings: Settings, dagster_instance=No
     result = _execute(job, inst, key)
     if not result.success:
         return RunOutcome(False, {"model": name, "version": str(version)}, None, _first_failure(result))
-    return RunOutcome(True, result.output_for_node("evidence_report"), result.output_for_node("findings"))
+    summary = result.output_for_node("evidence_report")
+    return RunOutcome(True, summary, summary["findings"])  # as published (with the publication's own finding)
 
 
 PORTFOLIO_TABLES = {"inventory": "model_inventory", "ledger": "findings_ledger", "kpis": "portfolio_kpis"}

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from assurance.registry.client import mlflow_process_defaults, mlflow_tracking
+from assurance.registry.client import Registry, mlflow_process_defaults, mlflow_tracking
 
 log = logging.getLogger(__name__)
 
@@ -31,33 +31,12 @@ def embedded_tracking_uri(root: Path) -> str:
     return f"sqlite:///{Path(root).resolve() / 'mlflow.db'}"
 
 
-def artifact_root_for(tracking_uri: str) -> str | None:
-    """Where an embedded registry keeps artifacts: next to its database, never in ./mlruns.
-
-    None for servers, which choose (and proxy) their own artifact store.
-    """
-    if not tracking_uri.startswith("sqlite:///"):
-        return None
-    return (Path(tracking_uri[len("sqlite:///") :]).parent / "artifacts").as_uri()
-
-
 def safe_dir_name(name: str) -> str:
     """A path component for a model name: MLflow allows names (`..`, `\\`, newlines) no path should hold."""
     if _SAFE_NAME.match(name) and ".." not in name:
         return name
     slug = re.sub(r"[^A-Za-z0-9_-]+", "_", name).strip("_")[:60] or "model"
     return f"{slug}-{hashlib.sha256(name.encode()).hexdigest()[:10]}"
-
-
-def ensure_experiment(name: str, tracking_uri: str) -> str:
-    """The id of experiment `name`, created with a project-local artifact location when embedded."""
-    from mlflow import MlflowClient
-
-    client = MlflowClient()
-    existing = client.get_experiment_by_name(name)
-    if existing is not None:
-        return existing.experiment_id
-    return client.create_experiment(name, artifact_location=artifact_root_for(tracking_uri))
 
 
 def register_version(
@@ -96,7 +75,7 @@ def register_version(
 
     uri = tracking_uri or mlflow.get_tracking_uri()
     with mlflow_tracking(uri):
-        experiment_id = ensure_experiment(experiment or name, uri)
+        experiment_id = Registry(uri, creates=True).experiment_id(experiment or name)
         with mlflow.start_run(experiment_id=experiment_id, run_name=f"{name}-training"):
             version = _log_model(name, estimator, reference[features], serialization)
             folder = Path(data_dir) / safe_dir_name(name) / version

@@ -19,7 +19,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 from assurance.domain.errors import EvidenceError
 
@@ -101,6 +101,13 @@ def manifest_entries(files: dict[str, bytes]) -> list[dict[str, Any]]:
     return [{"path": p, "sha256": sha256_bytes(b), "size": len(b)} for p, b in sorted(files.items())]
 
 
+def manifest_document(files: dict[str, bytes], manifest: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
+    """The manifest with every file's sha256 and size, and the exact bytes of `manifest.json`: what is
+    published, and what a copy elsewhere (the MLflow run) must hold to be verifiable against it."""
+    document = {**manifest, "files": manifest_entries(files)}
+    return document, json.dumps(document, indent=2, sort_keys=True, default=str).encode()
+
+
 @dataclass(frozen=True)
 class Published:
     """Where a run's evidence landed: `path` is the run folder relative to the root."""
@@ -122,10 +129,11 @@ class EvidenceStore:
     variables, e.g. `AWS_ENDPOINT_URL_S3` for an S3-compatible service), never from the root.
     """
 
-    def __init__(self, root: str):
+    def __init__(self, root: str, web_url: str | None = None):
         from fsspec.core import url_to_fs
 
         self.root = str(root)
+        self.web_url = web_url.rstrip("/") if web_url else None
         self.fs, self.base = url_to_fs(self.root)
         protocols = set(self.fs.protocol if isinstance(self.fs.protocol, tuple) else (self.fs.protocol,))
         self.local = "file" in protocols
@@ -140,6 +148,11 @@ class EvidenceStore:
         """Forget cached listings: object-store clients keep them for the life of the process, and a reader
         must see the runs other processes published since (and the objects they changed)."""
         self.fs.invalidate_cache()
+
+    def link(self, rel: str) -> str | None:
+        """The address a browser opens for a file under the root, when a web server serves the root
+        (`ASSURANCE_EVIDENCE_URL`); None otherwise. Paths hold percent-encoded names, so `%` is encoded again."""
+        return f"{self.web_url}/{quote(rel, safe='/')}" if self.web_url else None
 
     def _abs(self, rel: str) -> str:
         return f"{self.base.rstrip('/')}/{rel}" if rel else self.base
@@ -205,8 +218,7 @@ class EvidenceStore:
         self.refresh()
         if self.fs.exists(final):
             raise EvidenceError(f"evidence folder {rel_dir} already exists; evidence is never overwritten")
-        manifest = {**manifest, "files": manifest_entries(files)}
-        body = json.dumps(manifest, indent=2, sort_keys=True, default=str).encode()
+        manifest, body = manifest_document(files, manifest)
         parent, _, leaf = final.rstrip("/").rpartition("/")
         target = f"{parent}/.staging-{leaf}" if self.local else final
         try:

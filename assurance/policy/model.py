@@ -165,6 +165,14 @@ class RecommendationRule(PolicyPart):
     )
 
 
+class MlflowRuns(PolicyPart):
+    experiment: str = Field(
+        min_length=1,
+        description="The experiment every assurance is logged to as an MLflow run, in the tracking server the "
+        "version came from (created when missing).",
+    )
+
+
 class PolicyDocument(PolicyPart):
     """The whole policy file, after the defaults are merged in."""
 
@@ -181,6 +189,7 @@ class PolicyDocument(PolicyPart):
     recommendation: RecommendationRule = Field(
         description="From open findings to hold, conditions or approve."
     )
+    mlflow: MlflowRuns = Field(description="Where each assurance is logged as an MLflow run.")
 
 
 def _merge(base: dict, override: dict) -> dict:
@@ -310,6 +319,10 @@ class Policy:
     @property
     def recommendation(self) -> RecommendationRule:
         return self.document.recommendation
+
+    @property
+    def mlflow(self) -> MlflowRuns:
+        return self.document.mlflow
 
     def severity(self, check: CheckSpec, tier: str | None = None) -> str:
         """The check's severity: the tier's override (`tiers.levels.<tier>.severity`), else the policy-wide

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from assurance.domain.errors import RegistryError
 from assurance.domain.values import VersionRecord
@@ -58,18 +59,44 @@ def _model_id(mv: Any) -> str | None:
     return None
 
 
-class Registry:
-    """Read versions, their runs and artifacts; write back only `assurance.result.*` tags."""
+def artifact_root_for(tracking_uri: str) -> str | None:
+    """Where an embedded registry keeps artifacts: next to its database, never in ./mlruns.
 
-    def __init__(self, tracking_uri: str | None = None, registry_uri: str | None = None):
+    None for servers, which choose (and proxy) their own artifact store.
+    """
+    if not tracking_uri.startswith("sqlite:///"):
+        return None
+    return (Path(tracking_uri[len("sqlite:///") :]).parent / "artifacts").as_uri()
+
+
+def web_address(tracking_uri: str) -> str | None:
+    """The tracking server's address for a browser (http(s) only, without credentials); None when the
+    registry is a file or database a browser cannot open."""
+    parts = urlsplit(tracking_uri)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
+
+
+class Registry:
+    """Read versions, their runs and artifacts; write back only `assurance.result.*` tags and assurance runs."""
+
+    def __init__(
+        self, tracking_uri: str | None = None, registry_uri: str | None = None, creates: bool = False
+    ):
+        """`creates`: the registry may be new (the demo builder makes one); otherwise a `sqlite:///` registry
+        must already exist, see `require_existing_sqlite`."""
         self.tracking_uri = tracking_uri or DEFAULT_TRACKING_URI
         self.registry_uri = registry_uri or self.tracking_uri
+        self.creates = creates
         self._client = None
 
     @property
     def client(self):
         if self._client is None:
-            for uri in {self.tracking_uri, self.registry_uri}:
+            for uri in {self.tracking_uri, self.registry_uri} if not self.creates else ():
                 require_existing_sqlite(uri)
             mlflow_process_defaults()
             from mlflow import MlflowClient
@@ -280,16 +307,51 @@ class Registry:
         record.signature_inputs = _columns(signature.get("inputs"))
         record.signature_outputs = _columns(signature.get("outputs"))
 
-    def set_result_tags(self, name: str, version: str, tags: dict[str, str]) -> None:
-        """Write results back as `assurance.result.*` version tags, the only tags the product owns."""
+    def set_result_tags(self, name: str, version: str, tags: Mapping[str, str | None]) -> None:
+        """Write results back as `assurance.result.*` version tags, the only tags the product owns; a None
+        value deletes the tag, so no result of an earlier run stays behind as if it were this run's."""
         for key, value in tags.items():
             if not key.startswith(RESULT_TAG_PREFIX):
                 raise ValueError(
                     f"refusing to write tag {key!r}: the product writes only {RESULT_TAG_PREFIX}* tags"
                 )
-            self._call(
-                f"writing tag {key}", self.client.set_model_version_tag, name, str(version), key, str(value)
+            if value is None:
+                self._call(
+                    f"deleting tag {key}", self.client.delete_model_version_tag, name, str(version), key
+                )
+            else:
+                self._call(
+                    f"writing tag {key}",
+                    self.client.set_model_version_tag,
+                    name,
+                    str(version),
+                    key,
+                    str(value),
+                )
+
+    def experiment_id(self, name: str) -> str:
+        """The id of the active experiment `name`, created when missing (next to the database when embedded).
+
+        Concurrent runs may race to create it: the loser reads the winner's. A deleted experiment of that
+        name is an error, since MLflow keeps the name reserved until it is purged or restored.
+        """
+        from mlflow.exceptions import MlflowException
+
+        found = self.client.get_experiment_by_name(name)
+        if found is None:
+            try:
+                return self.client.create_experiment(
+                    name, artifact_location=artifact_root_for(self.tracking_uri)
+                )
+            except MlflowException as exc:
+                if getattr(exc, "error_code", "") != "RESOURCE_ALREADY_EXISTS":
+                    raise
+                found = self.client.get_experiment_by_name(name)
+        if found is None or found.lifecycle_stage != "active":
+            raise RegistryError(
+                f"experiment {name!r} is deleted in the registry at {self.tracking_uri}: restore it or name another"
             )
+        return found.experiment_id
 
 
 def require_existing_sqlite(uri: str) -> None:
@@ -336,13 +398,15 @@ def _quote(name: str) -> str:
 
 
 # MLflow's process-wide state ----------------------------------------------------------------------
-# MLflow reads telemetry, progress bars and HTTP retries only from environment variables (no client or
-# call parameter carries them), and its fluent logging API only from global URIs. These three functions
+# MLflow reads telemetry, progress bars, run-link printing and HTTP retries only from environment variables
+# (no client or call parameter carries them), and its fluent logging API only from global URIs. These three functions
 # are the only places the product changes either; nothing uses the environment to pass its own settings.
 
 MLFLOW_PROCESS_DEFAULTS = {
     "MLFLOW_DISABLE_TELEMETRY": "true",
     "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+    # ending a run on a server prints its link to stdout, which would corrupt `assurance run --json`
+    "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
 }
 # the command line: a few retries, then a clear error, instead of ~4 minutes of MLflow's default retries
 CLI_HTTP = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "20"}
@@ -355,7 +419,8 @@ _fail_fast_saved: dict[str, str | None] = {}
 
 
 def mlflow_process_defaults(http: Mapping[str, str] | None = None) -> None:
-    """Turn off MLflow's telemetry and artifact progress bars (and set `http` retry limits) for this process.
+    """Turn off MLflow's telemetry, artifact progress bars and printed run links (and set `http` retry limits)
+    for this process.
 
     MLflow reads these from environment variables only, telemetry once at `import mlflow`; so they are
     environment defaults, set before MLflow is imported: by `Registry.client` (every process that reads

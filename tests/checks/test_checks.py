@@ -55,6 +55,7 @@ DEFAULT_SEVERITIES = {
     "documentation.missing_tag": "medium",
     "documentation.invalid_risk_tier": "medium",
     "monitoring.missing_tag": "medium",
+    "monitoring.mlflow_run": "low",
     "change_control.unapproved": "critical",
     "change_control.approval_predates_version": "high",
     "change_control.approved_after_alias": "high",

@@ -212,3 +212,119 @@ def test_data_travels_by_reference_and_a_lone_rerun_reads_it_again(env, tmp_path
         ].message
     finally:
         shutil.copy(backup, current_path)
+
+
+def test_an_assurance_is_an_mlflow_run_the_version_points_at_and_the_write_back_triggers_nothing(env):
+    """Parameters, metrics, artifacts and tags of the run match the published evidence; the sensor's next tick
+    after the write-back (version tags, the new run, metrics on the logged model) plans no run."""
+    import hashlib
+
+    from mlflow import MlflowClient
+
+    from assurance.cli.launcher import run_version
+    from tests.support import registry_tick
+
+    reg, store, settings = env
+    settings = settings.override(evidence_url="http://evidence.example/assurance")
+    client = MlflowClient(reg.tracking_uri, reg.tracking_uri)
+    with dg.instance_for_test() as instance:
+        before = registry_tick(instance, reg.tracking_uri)
+        assert f"{reg.model}/{reg.healthy}" in [r.partition_key for r in before.run_requests]
+        outcome = run_version(reg.model, reg.healthy, settings, instance)
+        assert outcome.success, outcome.error
+        after = registry_tick(instance, reg.tracking_uri, before.cursor)
+        assert after.run_requests == [] and "0 runs requested" in after.skip_reason.skip_message
+        (mat,) = instance.fetch_materializations(dg.AssetKey("evidence_report"), limit=1).records
+        metadata = mat.asset_materialization.metadata
+
+    rel = store.latest_run_path(reg.model, reg.healthy)
+    manifest = store.read_manifest(rel)
+    version_tags = client.get_model_version(reg.model, reg.healthy).tags
+    run_id = version_tags["assurance.result.mlflow_run_id"]
+    assert manifest["mlflow_run"]["run_id"] == run_id and outcome.summary["mlflow_run_id"] == run_id
+    run = client.get_run(run_id)
+    assert run.info.status == "FINISHED"
+    assert client.get_experiment(run.info.experiment_id).name == "model-assurance"
+    assert run.data.tags["assurance.model"] == reg.model and run.data.tags["assurance.version"] == reg.healthy
+    params = run.data.params
+    assert params["policy_hash"] == manifest["policy_hash"]
+    assert params["evidence_run_id"] == manifest["run_id"] == version_tags["assurance.result.run_id"]
+    assert params["dagster_run_id"] == manifest["dagster_run_id"]
+    assert params["package_version"] == manifest["package_version"]
+    for role in ("reference", "current"):
+        assert params[f"{role}_fingerprint"] == manifest["data"][role]["fingerprint"]
+
+    metrics = run.data.metrics
+    performance = pd.read_parquet(Path(store.base) / rel / "performance.parquet")
+    auc = performance[(performance["dataset"] == "current") & (performance["metric"] == "roc_auc")].iloc[0]
+    assert metrics["current/roc_auc"] == pytest.approx(auc["value"])
+    assert (
+        metrics["current/roc_auc_ci_low"] <= metrics["current/roc_auc"] <= metrics["current/roc_auc_ci_high"]
+    )
+    assert "reference/roc_auc" in metrics and 0 <= metrics["drift/share"] <= 1
+    published = pd.read_parquet(Path(store.base) / rel / "findings.parquet")
+    open_ = published[published["status"] == "open"]
+    for severity in ("critical", "high", "medium", "low", "info"):
+        assert metrics[f"findings/open_{severity}"] == (open_["severity"] == severity).sum()
+    model_id = client.get_model_version(reg.model, reg.healthy).source.split("/")[1]
+    on_model = {m.key: m for m in client.get_logged_model(model_id).metrics if m.run_id == run_id}
+    assert {"current/roc_auc", "findings/open_high"} <= set(on_model)
+    auc_on_model = on_model["current/roc_auc"]
+    assert auc_on_model.dataset_name == "current"
+    assert auc_on_model.dataset_digest == manifest["data"]["current"]["fingerprint"][:32]
+    assert {d.dataset.name for d in run.inputs.dataset_inputs} == {"reference", "current"}
+    assert [m.model_id for m in run.inputs.model_inputs] == [model_id]
+
+    artifacts = {a.path for a in client.list_artifacts(run_id)}
+    assert {"report.html", "manifest.json", "findings.json"} <= artifacts
+    copied = Path(client.download_artifacts(run_id, "report.html"))
+    entry = next(f for f in manifest["files"] if f["path"] == "report.html")
+    assert hashlib.sha256(copied.read_bytes()).hexdigest() == entry["sha256"]
+    manifest_copy = Path(client.download_artifacts(run_id, "manifest.json")).read_bytes()
+    assert manifest_copy == store.read_bytes(f"{rel}/manifest.json")
+    table = json.loads(Path(client.download_artifacts(run_id, "findings.json")).read_text())
+    assert sorted(row[table["columns"].index("finding_id")] for row in table["data"]) == sorted(
+        published["finding_id"]
+    )
+
+    # links a browser opens: the evidence's web address; sqlite has none, so the run is named by its id
+    report = metadata["report"]
+    assert isinstance(report, dg.UrlMetadataValue)
+    assert report.value == f"http://evidence.example/assurance/{rel}/report.html"
+    assert version_tags["assurance.result.report"] == report.value
+    assert metadata["mlflow_run"].value == run_id
+
+
+def test_an_mlflow_run_that_cannot_be_logged_is_a_monitoring_finding_in_a_completed_run(env, tmp_path):
+    """The policy's experiment keeps artifacts under a regular file: MLflow cannot write the report there."""
+    from mlflow import MlflowClient
+
+    from assurance.cli.launcher import run_version
+
+    reg, store, settings = env
+    client = MlflowClient(reg.tracking_uri, reg.tracking_uri)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("a file where the artifact folder should be")
+    experiment = "assurance-unwritable-artifacts"
+    experiment_id = client.create_experiment(experiment, artifact_location=(blocker / "artifacts").as_uri())
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(f"mlflow:\n  experiment: {experiment}\n")
+    client.set_model_version_tag(
+        reg.model, reg.broken, "assurance.result.mlflow_run_id", "from-an-earlier-run"
+    )
+
+    outcome = run_version(
+        reg.model, reg.broken, settings.override(policy_path=str(policy)), dg.DagsterInstance.ephemeral()
+    )
+    assert outcome.success, outcome.error
+    assert outcome.summary["mlflow_run_id"] is None
+    rel = store.latest_run_path(reg.model, reg.broken)
+    assert store.verify(rel) == [] and "mlflow_run" not in store.read_manifest(rel)
+    published = pd.read_parquet(Path(store.base) / rel / "findings.parquet")
+    (finding,) = published[published["check"] == "monitoring.mlflow_run"].to_dict("records")
+    assert (finding["category"], finding["severity"], finding["subject"]) == ("monitoring", "low", experiment)
+    assert "Error" in finding["message"] and "\n" not in finding["message"]
+    assert set(outcome.findings["finding_id"]) == set(published["finding_id"])
+    (failed,) = client.search_runs([experiment_id])
+    assert failed.info.status == "FAILED"
+    assert "assurance.result.mlflow_run_id" not in client.get_model_version(reg.model, reg.broken).tags

@@ -20,7 +20,7 @@ from assurance.settings import Settings
 from resources import EvidenceResource, PolicyResource, RegistryResource
 from sensors.alerts import build_alert_sensors
 from sensors.cadence import build_schedules
-from sensors.registry_sensor import build_registry_sensor
+from tests.support import registry_tick as tick
 from tests.support import webhook_receiver
 
 MODEL = "sensor_check"
@@ -61,13 +61,6 @@ def registry(empty_registry_db, tmp_path):
 def instance():
     with dg.instance_for_test() as inst:
         yield inst
-
-
-def tick(instance, uri, cursor=None, settings=NO_SETTLING):
-    context = dg.build_sensor_context(
-        instance=instance, cursor=cursor, resources={"registry": RegistryResource(tracking_uri=uri)}
-    )
-    return build_registry_sensor(settings)(context)
 
 
 def add_run(instance, status, tags=None):

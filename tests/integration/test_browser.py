@@ -90,6 +90,13 @@ def skip_community_popup_whenever_it_shows(page) -> None:
     )
 
 
+def close_assistant_panel(page) -> None:
+    """MLflow's UI opens an assistant side panel that covers part of the run page."""
+    close = page.get_by_role("button", name="Close", exact=True)
+    if close.count():
+        close.first.click()
+
+
 def test_asset_lineage_and_a_version_materialization_are_shown(registered, validated, page):
     page.goto(
         f"{registered.ui_url}/assets/evidence_report?view=lineage&lineageScope=upstream&lineageDepth=10"
@@ -182,3 +189,48 @@ def test_each_version_shows_its_own_check_result(registered, drift_versions, pag
             if record.evaluation.description:
                 assert record.evaluation.description[:60] in shown
         page.screenshot(path=str(ARTIFACTS / f"check-drift-feature-v{version}.png"))
+
+
+def test_the_assurance_run_opens_in_the_mlflow_ui_with_its_metrics_and_report(registered, validated, page):
+    """The version's tag names its assurance run; Dagster links the report's copy on that run's page, where
+    the metrics logged with their intervals and the report preview are shown."""
+    import dagster as dg
+    from mlflow import MlflowClient
+
+    stack, key = registered, f"{MODEL}/1"
+    client = MlflowClient(stack.tracking_uri, stack.tracking_uri)
+    run_id = client.get_model_version(MODEL, "1").tags["assurance.result.mlflow_run_id"]
+    run = client.get_run(run_id)
+    assert run.info.status == "FINISHED" and run.data.tags["assurance.version"] == "1"
+    run_page = f"{stack.tracking_uri}/#/experiments/{run.info.experiment_id}/runs/{run_id}"
+    (record,) = stack.instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey("evidence_report"), asset_partitions=[key]), limit=1
+    ).records
+    metadata = record.asset_materialization.metadata
+    report_link = f"{run_page}/artifactPath/report.html"
+    assert metadata["report"].value == report_link and metadata["mlflow_run"].value == run_page
+
+    page.set_viewport_size({"width": 1400, "height": 900})
+    page.goto(f"{stack.ui_url}/assets/evidence_report?view=partitions&partition={quote(key, safe='')}")
+    with saved_on_failure(page, "evidence-report-links"):
+        dismiss_community_popup(page)
+        page.locator(f'a[href="{report_link}"]').first.wait_for(state="attached")
+
+    page.goto(run_page)
+    with saved_on_failure(page, "mlflow-assurance-run"):
+        search = page.get_by_placeholder("Search metrics")
+        search.wait_for(state="visible")
+        close_assistant_panel(page)
+        search.fill("current/roc_auc")
+        for name in ("current/roc_auc", "current/roc_auc_ci_low", "current/roc_auc_ci_high"):
+            page.get_by_role("cell", name=name, exact=True).wait_for(state="visible")
+        page.get_by_text(repr(run.data.metrics["current/roc_auc"]), exact=True).wait_for(state="visible")
+        page.get_by_text("evidence_run_id", exact=True).wait_for(state="visible")
+    page.screenshot(path=str(ARTIFACTS / "mlflow-assurance-run.png"))
+
+    page.goto(report_link)
+    with saved_on_failure(page, "mlflow-report-artifact"):
+        report = page.frame_locator("iframe").first
+        report.get_by_text(re.compile(r"^Recommendation: ")).first.wait_for(state="visible")
+        report.get_by_text(f"Model assurance report: {MODEL} version 1").wait_for(state="visible")
+    page.screenshot(path=str(ARTIFACTS / "mlflow-report-artifact.png"))
