@@ -24,6 +24,8 @@ from assurance.domain.values import VersionRecord
 from assurance.settings import DEFAULT_TRACKING_URI
 
 RESULT_TAG_PREFIX = "assurance.result."
+# the people's decision on a version, copied from its decision record (assurance.governance.decisions)
+DECISION_TAG = "assurance.decision"
 DOC_SUFFIXES = (".md", ".markdown", ".txt")
 MAX_DOC_BYTES = 1 << 20
 _UNREACHABLE = (
@@ -58,8 +60,18 @@ def _model_id(mv: Any) -> str | None:
     return None
 
 
+def is_decision_tag(key: str) -> bool:
+    return key == DECISION_TAG or key.startswith(f"{DECISION_TAG}.")
+
+
+def is_product_tag(key: str) -> bool:
+    """Tags the product writes itself (`assurance.result.*`, `assurance.decision` and `assurance.decision.*`):
+    the only tags it may write, and the ones whose change never starts a run."""
+    return key.startswith(RESULT_TAG_PREFIX) or is_decision_tag(key)
+
+
 class Registry:
-    """Read versions, their runs and artifacts; write back only `assurance.result.*` tags."""
+    """Read versions, their runs and artifacts; write back only the product's own tags (`is_product_tag`)."""
 
     def __init__(self, tracking_uri: str | None = None, registry_uri: str | None = None):
         self.tracking_uri = tracking_uri or DEFAULT_TRACKING_URI
@@ -280,12 +292,18 @@ class Registry:
         record.signature_outputs = _columns(signature.get("outputs"))
 
     def set_result_tags(self, name: str, version: str, tags: dict[str, str]) -> None:
-        """Write results back as `assurance.result.*` version tags, the only tags the product owns."""
+        """Write results back as `assurance.result.*` version tags."""
+        self._set_product_tags(name, version, tags, lambda key: key.startswith(RESULT_TAG_PREFIX))
+
+    def set_decision_tags(self, name: str, version: str, tags: dict[str, str]) -> None:
+        """Write a recorded decision as `assurance.decision[.*]` version tags, for tools that read tags."""
+        self._set_product_tags(name, version, tags, is_decision_tag)
+
+    def _set_product_tags(self, name: str, version: str, tags: dict[str, str], allowed) -> None:
+        for key in tags:
+            if not allowed(key):
+                raise ValueError(f"refusing to write tag {key!r}: it is not one of the product's own tags")
         for key, value in tags.items():
-            if not key.startswith(RESULT_TAG_PREFIX):
-                raise ValueError(
-                    f"refusing to write tag {key!r}: the product writes only {RESULT_TAG_PREFIX}* tags"
-                )
             self._call(
                 f"writing tag {key}", self.client.set_model_version_tag, name, str(version), key, str(value)
             )
