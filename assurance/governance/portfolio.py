@@ -617,4 +617,9 @@ def _trend_lines(portfolio: Portfolio, runs: int = 5) -> list[str]:
         return []
     table = trend.set_index("generated_at").T
     total = len(portfolio.history)
-    return ["", f"KPI trend (last {len(trend)} of {total} portfolio runs, oldest first):", table.to_string()]
+    lines = table.to_string().splitlines()
+    return [
+        "",
+        f"KPI trend (last {len(trend)} of {total} portfolio runs, oldest first):",
+        *(f"  {x}" for x in lines),
+    ]
