@@ -213,5 +213,5 @@ def test_kpi_history_keeps_one_row_per_portfolio_run_and_shows_the_trend(portfol
     trend = text.split("KPI trend (last 2 of 2 portfolio runs, oldest first):")[1]
     assert "sla_adherence" in trend and "0%" in trend
     assert [
-        line.split()[1:] for line in trend.splitlines() if line.startswith("median_days_to_decision")
+        line.split()[1:] for line in trend.splitlines() if line.strip().startswith("median_days_to_decision")
     ] == [["n/a", "6.0"]]
