@@ -10,9 +10,10 @@ An approval dated after that, or before the version was even registered, does no
 Decision records (`assurance decide`, `assurance.governance.decisions`) are bound to an evidence run. An
 approval, recorded either way, is questioned when it predates the version's first published evidence (it
 was given without it); a recorded approval when the run it is bound to recommended hold (people may
-overrule the product, but that must show), or when a later published run brought a material change: new
-critical or high findings, or reference or current data with another fingerprint. A run judges the
-published runs before it, so the change a run brings is flagged by the next one.
+overrule the product, but that must show), or when a later run brought a material change: new critical
+or high findings, or reference or current data with another fingerprint. A run sees its own data's
+fingerprints but not yet its own findings, so new findings are flagged by the run after the one that
+brought them.
 """
 
 from __future__ import annotations
@@ -283,9 +284,10 @@ def evidence_timing_findings(
 
 @dataclass(frozen=True)
 class MaterialChange:
-    """A published run that changed what an approval rests on, and how."""
+    """A run (a published one, or this one) that changed what an approval rests on, and how."""
 
-    run: RunFolder
+    run: str
+    at: pd.Timestamp
     reasons: list[str]
 
 
@@ -296,9 +298,21 @@ def _fingerprints(store: EvidenceStore, run: RunFolder) -> dict[str, str]:
     }
 
 
-def material_change(store: EvidenceStore, runs: list[RunFolder], bound_run_id: str) -> MaterialChange | None:
-    """The latest published run after `bound_run_id` with critical/high findings the bound run did not have open
-    at that severity, or with reference or current data of another fingerprint; None when there is none."""
+def _changed_data(base: dict[str, str], data: dict[str, str]) -> list[str]:
+    changed = sorted(role for role, fp in data.items() if fp and base.get(role) and fp != base[role])
+    return [f"{' and '.join(changed)} data changed (another fingerprint)"] if changed else []
+
+
+def material_change(
+    store: EvidenceStore,
+    runs: list[RunFolder],
+    bound_run_id: str,
+    data_now: dict[str, str],
+    now: datetime,
+) -> MaterialChange | None:
+    """The latest run after `bound_run_id` with critical/high findings the bound run did not have open at
+    that severity, or with reference or current data of another fingerprint (`data_now`: this run's); None
+    when there is none, or when the bound run is not in the store."""
     bound = next((r for r in runs if r.run_id == bound_run_id), None)
     if bound is None:
         return None
@@ -307,24 +321,26 @@ def material_change(store: EvidenceStore, runs: list[RunFolder], bound_run_id: s
     for run in runs:
         if (run.at, run.run_id) <= (bound.at, bound.run_id):
             continue
-        reasons = []
+        reasons = _changed_data(base_data, _fingerprints(store, run))
         fresh = new_severe_findings(read_table(store, run.path, "findings"), base_findings)
         if len(fresh):
             named = ", ".join(f"{r.check} on {r.subject}" for r in fresh.head(3).itertuples())
-            reasons.append(
-                f"{len(fresh)} new critical/high findings ({named}{', ...' if len(fresh) > 3 else ''})"
-            )
-        data = _fingerprints(store, run)
-        changed = sorted(role for role, fp in data.items() if base_data.get(role) and fp != base_data[role])
-        if changed:
-            reasons.append(f"{' and '.join(changed)} data changed (another fingerprint)")
+            more = ", ..." if len(fresh) > 3 else ""
+            reasons.append(f"{len(fresh)} new critical/high findings ({named}{more})")
         if reasons:
-            latest = MaterialChange(run, reasons)
-    return latest
+            latest = MaterialChange(f"run {run.run_id}", run.at, reasons)
+    changed_now = _changed_data(base_data, data_now)
+    return MaterialChange("this run", pd.Timestamp(now), changed_now) if changed_now else latest
 
 
 def decision_findings(
-    record: VersionRecord, policy: Policy, store: EvidenceStore, runs: list[RunFolder], decision: dict | None
+    record: VersionRecord,
+    policy: Policy,
+    store: EvidenceStore,
+    runs: list[RunFolder],
+    decision: dict | None,
+    data_now: dict[str, str],
+    now: datetime,
 ) -> list[Finding]:
     """A recorded approval must not silently overrule a hold, nor outlive a material change of the evidence."""
     if decision is None or decision["decision"] not in APPROVALS:
@@ -346,16 +362,16 @@ def decision_findings(
                 evidence=EVIDENCE,
             )
         )
-    change = material_change(store, runs, decision["run_id"])
+    change = material_change(store, runs, decision["run_id"], data_now, now)
     if change is not None:
         findings.append(
             APPROVAL_OUTDATED.finding(
                 DECISION_SUBJECT,
                 policy.severity(APPROVAL_OUTDATED),
-                f"{said} rests on run {decision['run_id']}, but run {change.run.run_id} "
-                f"({change.run.at:%Y-%m-%d %H:%M} UTC) changed since: {'; '.join(change.reasons)}. Review the "
-                "latest evidence and record a new decision (assurance decide).",
-                observed=change.run.run_id,
+                f"{said} rests on run {decision['run_id']}, but {change.run} ({change.at:%Y-%m-%d %H:%M} UTC) "
+                f"changed since: {'; '.join(change.reasons)}. Review the latest evidence and record a new "
+                "decision (assurance decide).",
+                observed=change.run,
                 threshold=decision["run_id"],
                 evidence=EVIDENCE,
             )
@@ -375,6 +391,13 @@ def decision_summary(decision: dict | None) -> str:
     )
 
 
+def _data_now(inputs: Inputs) -> dict[str, str]:
+    """This run's data fingerprints by role, for the datasets that could be read."""
+    return {
+        d.role: d.fingerprint for d in (inputs.reference, inputs.current) if d is not None and d.fingerprint
+    }
+
+
 def run(inputs: Inputs) -> Section:
     """Record the aliases seen now, check the approval of a version serving in production, and check the
     approvals recorded for it against its evidence."""
@@ -392,7 +415,7 @@ def run(inputs: Inputs) -> Section:
     section.findings = [
         *assess(record, policy, history, now),
         *evidence_timing_findings(record, policy, decision, first_evidence(runs, now)),
-        *(decision_findings(record, policy, store, runs, decision) if store else []),
+        *(decision_findings(record, policy, store, runs, decision, _data_now(inputs), now) if store else []),
     ]
     live = live_aliases(record, policy)
     section.metrics = {

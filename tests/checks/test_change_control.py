@@ -289,3 +289,23 @@ def test_an_approval_outdated_by_changed_data(store):
         "reference"
         not in run(Inputs(record=record(aliases=()), policy=Policy(), store=store)).findings[0].message
     )
+
+
+def test_the_run_that_brings_changed_data_flags_the_approval_itself(store):
+    from assurance.domain.values import Dataset
+
+    publish_run(store, CREATED + timedelta(days=1))
+    decide(store, "approve", CREATED + timedelta(days=2))
+
+    def this_run(current_fingerprint):
+        reference = Dataset("reference", "ref.parquet", fingerprint="ref-1")
+        current = Dataset("current", "cur.parquet", fingerprint=current_fingerprint)
+        inputs = Inputs(
+            record=record(aliases=()), policy=Policy(), reference=reference, current=current, store=store
+        )
+        return run(inputs).findings
+
+    assert this_run("cur-1") == [] and this_run(None) == []
+    (finding,) = this_run("cur-2")
+    assert finding.check == "change_control.approval_outdated"
+    assert "but this run" in finding.message and "current data changed" in finding.message
