@@ -70,9 +70,8 @@ def cmd_decide(args: argparse.Namespace, settings: Settings) -> int:
     from assurance.governance.decisions import decision_tags, describe_conditions, record_decision
 
     registry = Registry(settings.tracking_uri)
-    version = registry.resolve_version(
-        args.model, args.version
-    )  # a version the registry does not hold fails here
+    # a version the registry does not hold fails here, before anything is recorded
+    version = registry.resolve_version(args.model, args.version)
     record = record_decision(
         _store(settings), args.model, version, args.decision, args.by, args.reason, args.conditions
     )
