@@ -16,7 +16,7 @@ nothing writes it to pass configuration along.
 | `ASSURANCE_DAGSTER_URL` | `dagster_url` | unset: failure alerts carry the run id without a link |
 | `ASSURANCE_ALERT_RETRY_SECONDS` | `alert_retry_seconds` | 30 s before an undelivered alert's first retry, doubling per failed attempt up to 1 h |
 | `ASSURANCE_ALERT_MAX_ATTEMPTS` | `alert_max_attempts` | 30 attempts (about a day) before an alert is recorded as undeliverable |
-| `ASSURANCE_SENSOR_INTERVAL` | `sensor_interval` | 30 s between ticks (all four sensors) |
+| `ASSURANCE_SENSOR_INTERVAL` | `sensor_interval` | 30 s between ticks (every sensor; overdue alerts at least 10 min) |
 | `ASSURANCE_SENSOR_MAX_RUNS` | `sensor_max_runs` | 25 runs per tick |
 | `ASSURANCE_SENSOR_SETTLE_SECONDS` | `sensor_settle_seconds` | 15 s after registration before a first run |
 | `ASSURANCE_MONITORING_CRON` | `monitoring_cron` | `0 6 * * *` (UTC) |

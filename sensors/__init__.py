@@ -2,8 +2,9 @@
 
 - `registry_sensor` (RUNNING by default): registry changes start validation (sensors/registry_sensor.py)
 - `monitor_production_versions`, `revalidate_due_versions` (STOPPED by default): sensors/cadence.py
-- `assurance_run_failure_alerts`, `assurance_findings_alerts`, `assurance_alert_delivery` (RUNNING by
-  default): alerts are raised by the first two and posted, with retries, by the third (sensors/alerts.py)
+- `assurance_run_failure_alerts`, `assurance_findings_alerts`, `assurance_overdue_alerts`,
+  `assurance_alert_delivery` (RUNNING by default): alerts are raised by the first three and posted, with
+  retries, by the last (sensors/alerts.py)
 
 Sensors and schedules are built from the `Settings` the composition root passes (intervals, caps, crons,
 the alert webhook and its retry budget), so nothing here reads the environment.
@@ -22,7 +23,11 @@ jobs = [assure_model_version]
 
 
 def build_sensors(settings: Settings) -> list[dg.SensorDefinition]:
-    return [build_registry_sensor(settings), *alerts.build_alert_sensors(settings)]
+    return [
+        build_registry_sensor(settings),
+        *alerts.build_alert_sensors(settings),
+        alerts.build_overdue_sensor(settings),
+    ]
 
 
 def build_schedules(settings: Settings) -> list[dg.ScheduleDefinition]:

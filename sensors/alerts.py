@@ -1,7 +1,8 @@
-"""Alert sensors: a failed assurance run, new critical or high findings in published evidence, and delivery.
+"""Alert sensors: a failed assurance run, new critical or high findings in published evidence, findings past
+their due date, and delivery.
 
-The first two log each alert to their sensor's log and, when a webhook is set (ASSURANCE_ALERT_WEBHOOK),
-queue it in the outbox under the evidence root; the third posts what is queued, retrying with backoff
+The first three log each alert to their sensor's log and, when a webhook is set (ASSURANCE_ALERT_WEBHOOK),
+queue it in the outbox under the evidence root; the last posts what is queued, retrying with backoff
 across ticks. A failed run whose alert cannot be queued (the evidence store may be why it failed) is
 posted once directly; if that fails too, Dagster records the error on the failed run. The payloads are in `assurance.governance.alerts`, the outbox in
 `assurance.governance.outbox`.
@@ -19,14 +20,25 @@ import dagster as dg
 from assurance.domain.errors import step_failure
 from assurance.domain.values import split_partition_key
 from assurance.evidence.store import EvidenceStore
-from assurance.governance.alerts import alerts_for_run, dagster_run_link, post_json, run_failure_alert
+from assurance.governance.alerts import (
+    alerts_for_run,
+    dagster_run_link,
+    decode_ids,
+    encode_ids,
+    overdue_alerts,
+    post_json,
+    run_failure_alert,
+)
+from assurance.governance.ledger import build_ledger
 from assurance.governance.outbox import Backoff, Outbox, deliver_due
 from assurance.settings import Settings
-from resources import EvidenceResource
+from resources import EvidenceResource, PolicyResource
 from sensors.validation_job import assure_model_version
 
 EVIDENCE_ASSET = dg.AssetKey("evidence_report")
 BATCH = 100
+# due dates are days apart and the ledger reads every run's findings: a look every ten minutes is plenty
+OVERDUE_INTERVAL_SECONDS = 600
 
 
 def step_error(instance: dg.DagsterInstance, run_id: str) -> str | None:
@@ -146,3 +158,32 @@ def build_alert_sensors(settings: Settings) -> list[dg.SensorDefinition]:
         return dg.SkipReason(done.summary())
 
     return [assurance_run_failure_alerts, assurance_findings_alerts, assurance_alert_delivery]
+
+
+def build_overdue_sensor(settings: Settings) -> dg.SensorDefinition:
+    """The sensor raising overdue-finding alerts, queued for the delivery sensor like the others."""
+
+    @dg.sensor(
+        name="assurance_overdue_alerts",
+        minimum_interval_seconds=max(settings.sensor_interval, OVERDUE_INTERVAL_SECONDS),
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description=(
+            "Raises one alert per open finding past its due date (the assigned plan's, else the policy's SLA), "
+            "once per finding and due date: logged, and queued for assurance_alert_delivery when "
+            "ASSURANCE_ALERT_WEBHOOK is set."
+        ),
+    )
+    def assurance_overdue_alerts(
+        context: dg.SensorEvaluationContext, evidence: EvidenceResource, policy: PolicyResource
+    ) -> dg.SensorResult:
+        store = evidence.get()
+        alerts = overdue_alerts(build_ledger(store, policy.get(), datetime.now(UTC)))
+        raised = decode_ids(context.cursor)
+        fresh = [a for a in alerts if a["alert_id"] not in raised]
+        queued = queue_alerts(store, fresh, settings.alert_webhook, context.log)
+        summary = f"{len(alerts)} overdue findings, {len(fresh)} newly overdue, " + (
+            f"{queued} queued for delivery" if settings.alert_webhook else "logged (no webhook set)"
+        )
+        return dg.SensorResult(skip_reason=summary, cursor=encode_ids([a["alert_id"] for a in alerts]))
+
+    return assurance_overdue_alerts

@@ -8,7 +8,8 @@
   analyses find exactly that.
 - `webhook_receiver`: a tiny HTTP server on 127.0.0.1 for alert tests, recording every JSON POST and
   which ones it accepted.
-- `accept_concurrently`: many people accepting one finding at the same moment, each with their own store.
+- `accept_concurrently`, `decide_concurrently`: many people accepting one finding, or deciding on one
+  version, at the same moment, each with their own store.
 - `registry_tick`: one evaluation of the registry sensor against a real registry.
 """
 
@@ -17,7 +18,7 @@ from __future__ import annotations
 import copy
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ import pandas as pd
 
 from assurance.domain.values import Dataset, Inputs, VersionRecord
 from assurance.evidence.store import EvidenceStore
+from assurance.governance.decisions import record_decision
 from assurance.governance.ledger import accept
 from assurance.policy.model import Policy
 from assurance.scoring.models import ScoringModel, from_estimator
@@ -246,18 +248,44 @@ def webhook_receiver(status: int = 200) -> Iterator[Receiver]:
 # --- concurrent writers --------------------------------------------------------------------------
 
 
-def accept_concurrently(root: str, finding_id: str, people: int, now: datetime) -> list[dict]:
-    """`people` analysts accepting `finding_id` at once, each through their own store, all released together
-    by a barrier so their reads and writes overlap; returns every record they were told was written."""
+def all_at_once(people: int, one: Callable[[int], list[dict]]) -> list[dict]:
+    """`one(i)` for `people` people at once, released together by a barrier so their reads and writes
+    overlap; returns every record they were told was written."""
     start = threading.Barrier(people)
 
-    def one(i: int) -> list[dict]:
-        store = EvidenceStore(root)
+    def released(i: int) -> list[dict]:
         start.wait()
-        return accept(store, finding_id, f"compensating control {i}", "2099-01-01", f"analyst-{i}", now=now)
+        return one(i)
 
     with ThreadPoolExecutor(people) as pool:
-        return [record for records in pool.map(one, range(people)) for record in records]
+        return [record for records in pool.map(released, range(people)) for record in records]
+
+
+def accept_concurrently(root: str, finding_id: str, people: int, now: datetime) -> list[dict]:
+    """`people` analysts accepting `finding_id` at once, each through their own store."""
+    return all_at_once(
+        people,
+        lambda i: accept(
+            EvidenceStore(root),
+            finding_id,
+            f"compensating control {i}",
+            "2099-01-01",
+            f"analyst-{i}",
+            now=now,
+        ),
+    )
+
+
+def decide_concurrently(root: str, model: str, version: str, people: int, now: datetime) -> list[dict]:
+    """`people` analysts recording a decision on one version at once, each through their own store."""
+    return all_at_once(
+        people,
+        lambda i: [
+            record_decision(
+                EvidenceStore(root), model, version, "hold", f"analyst-{i}", f"reason {i}", now=now
+            )
+        ],
+    )
 
 
 # --- the registry sensor ----------------------------------------------------------------------------

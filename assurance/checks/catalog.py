@@ -73,11 +73,13 @@ def all_analyses() -> list[Analysis]:
             description=(
                 "A version behind a production alias needs approval.ticket, approval.approved_by and "
                 "approval.approved_at, dated after its registration and before it was first seen live; "
-                "records which version each alias points to at every run."
+                "records which version each alias points to at every run. Recorded approvals (assurance "
+                "decide) must not predate the evidence, overrule a hold unremarked, or outlive new "
+                "critical/high findings or changed data (the data's fingerprints are why it takes them)."
             ),
             run=change_control.run,
             checks=change_control.CHECKS,
-            needs=(),
+            needs=("reference", "current"),
         ),
         Analysis(
             key="data_quality",

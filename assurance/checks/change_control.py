@@ -1,10 +1,19 @@
-"""Change control: a version behind a production alias needs an approval record that came before it went live.
+"""Change control: a version behind a production alias needs an approval record that came before it went live,
+and an approval must rest on the evidence it approves.
 
 The record is three tags: `approval.ticket`, `approval.approved_by` and `approval.approved_at` (an ISO
 8601 date or timestamp). MLflow keeps no alias timestamps, so every run records which version each
 alias pointed to (`change_control.parquet`: alias, version, observed_at); the first run of ours that
 saw this version behind a production alias bounds when it went live, and survives later alias moves.
 An approval dated after that, or before the version was even registered, does not cover it.
+
+Decision records (`assurance decide`, `assurance.governance.decisions`) are bound to an evidence run. An
+approval, recorded either way, is questioned when it predates the version's first published evidence (it
+was given without it); a recorded approval when the run it is bound to recommended hold (people may
+overrule the product, but that must show), or when a later run brought a material change: new critical
+or high findings, or reference or current data with another fingerprint. A run sees its own data's
+fingerprints but not yet its own findings, so new findings are flagged by the run after the one that
+brought them.
 """
 
 from __future__ import annotations
@@ -19,7 +28,9 @@ import pandas as pd
 from assurance.domain.checks import CheckSpec
 from assurance.domain.findings import Finding
 from assurance.domain.values import Inputs, Section, VersionRecord
-from assurance.evidence.history import read_table
+from assurance.evidence.history import RunFolder, read_table, run_folders
+from assurance.governance.alerts import new_severe_findings
+from assurance.governance.decisions import APPROVALS, describe_conditions, read_decisions
 from assurance.reporting.markdown import table
 
 if TYPE_CHECKING:
@@ -49,7 +60,35 @@ APPROVED_AFTER_ALIAS = CheckSpec(
     "The approval is dated after the version was first seen behind a production alias.",
     "high",
 )
-CHECKS: tuple[CheckSpec, ...] = (UNAPPROVED, APPROVAL_PREDATES_VERSION, APPROVED_AFTER_ALIAS)
+APPROVAL_BEFORE_EVIDENCE = CheckSpec(
+    "change_control.approval_before_evidence",
+    "change_control",
+    "The approval (decision record or approval.* tags) is dated before the version's first published "
+    "evidence, so it was given without the assurance evidence.",
+    "low",
+)
+APPROVAL_OVERRULES_HOLD = CheckSpec(
+    "change_control.approval_overrules_hold",
+    "change_control",
+    "The latest decision approves the version although the evidence run it is bound to recommended hold.",
+    "high",
+)
+APPROVAL_OUTDATED = CheckSpec(
+    "change_control.approval_outdated",
+    "change_control",
+    "The latest decision approves the version on a run older than its latest material change (new "
+    "critical or high findings, or changed data).",
+    "high",
+)
+CHECKS: tuple[CheckSpec, ...] = (
+    UNAPPROVED,
+    APPROVAL_PREDATES_VERSION,
+    APPROVED_AFTER_ALIAS,
+    APPROVAL_BEFORE_EVIDENCE,
+    APPROVAL_OVERRULES_HOLD,
+    APPROVAL_OUTDATED,
+)
+DECISION_SUBJECT = "decision"
 
 
 @dataclass(frozen=True)
@@ -201,17 +240,183 @@ def assess(record: VersionRecord, policy: Policy, history: pd.DataFrame, now: da
     return timing_findings(record, policy, approved, first_live(history, record.version, now), live)
 
 
+def first_evidence(runs: list[RunFolder], now: datetime) -> pd.Timestamp:
+    """When the version's first published evidence was produced; `now` (this run) when there is none yet."""
+    return min([r.at for r in runs], default=pd.Timestamp(now))
+
+
+def evidence_timing_findings(
+    record: VersionRecord, policy: Policy, decision: dict | None, first: pd.Timestamp
+) -> list[Finding]:
+    """An approval, by tags or by decision record, must not predate the version's first evidence."""
+    findings = []
+    raw = (record.tags.get("approval.approved_at") or "").strip()
+    approved = parse_approval_time(raw)
+    severity = policy.severity(APPROVAL_BEFORE_EVIDENCE)
+    if approved is not None and approved.before(first):
+        findings.append(
+            APPROVAL_BEFORE_EVIDENCE.finding(
+                "approval.approved_at",
+                severity,
+                f"The approval tags ({raw[:40]}) predate the first published evidence of version "
+                f"{record.version} ({first:%Y-%m-%d %H:%M} UTC): it was approved without the assurance evidence; "
+                "review the evidence and record a decision on it (assurance decide).",
+                observed=raw[:40],
+                threshold=f">= {first.isoformat()}",
+                evidence=EVIDENCE,
+            )
+        )
+    if decision is not None and decision["decision"] in APPROVALS and decision["decided_at"] < first:
+        findings.append(
+            APPROVAL_BEFORE_EVIDENCE.finding(
+                DECISION_SUBJECT,
+                severity,
+                f"The {decision['decision']} recorded by {decision['by']} ({decision['decided_at']:%Y-%m-%d %H:%M} "
+                f"UTC) predates the first published evidence of version {record.version} "
+                f"({first:%Y-%m-%d %H:%M} UTC): record a decision on the evidence.",
+                observed=decision["decided_at"].isoformat(),
+                threshold=f">= {first.isoformat()}",
+                evidence=EVIDENCE,
+            )
+        )
+    return findings
+
+
+@dataclass(frozen=True)
+class MaterialChange:
+    """A run (a published one, or this one) that changed what an approval rests on, and how."""
+
+    run: str
+    at: pd.Timestamp
+    reasons: list[str]
+
+
+def _fingerprints(store: EvidenceStore, run: RunFolder) -> dict[str, str]:
+    data = store.read_manifest(run.path).get("data") or {}
+    return {
+        role: d["fingerprint"] for role, d in data.items() if isinstance(d, dict) and d.get("fingerprint")
+    }
+
+
+def _changed_data(base: dict[str, str], data: dict[str, str]) -> list[str]:
+    changed = sorted(role for role, fp in data.items() if fp and base.get(role) and fp != base[role])
+    return [f"{' and '.join(changed)} data changed (another fingerprint)"] if changed else []
+
+
+def material_change(
+    store: EvidenceStore,
+    runs: list[RunFolder],
+    bound_run_id: str,
+    data_now: dict[str, str],
+    now: datetime,
+) -> MaterialChange | None:
+    """The latest run after `bound_run_id` with critical/high findings the bound run did not have open at
+    that severity, or with reference or current data of another fingerprint (`data_now`: this run's); None
+    when there is none, or when the bound run is not in the store."""
+    bound = next((r for r in runs if r.run_id == bound_run_id), None)
+    if bound is None:
+        return None
+    base_findings, base_data = read_table(store, bound.path, "findings"), _fingerprints(store, bound)
+    latest = None
+    for run in runs:
+        if (run.at, run.run_id) <= (bound.at, bound.run_id):
+            continue
+        reasons = _changed_data(base_data, _fingerprints(store, run))
+        fresh = new_severe_findings(read_table(store, run.path, "findings"), base_findings)
+        if len(fresh):
+            named = ", ".join(f"{r.check} on {r.subject}" for r in fresh.head(3).itertuples())
+            more = ", ..." if len(fresh) > 3 else ""
+            reasons.append(f"{len(fresh)} new critical/high findings ({named}{more})")
+        if reasons:
+            latest = MaterialChange(f"run {run.run_id}", run.at, reasons)
+    changed_now = _changed_data(base_data, data_now)
+    return MaterialChange("this run", pd.Timestamp(now), changed_now) if changed_now else latest
+
+
+def decision_findings(
+    record: VersionRecord,
+    policy: Policy,
+    store: EvidenceStore,
+    runs: list[RunFolder],
+    decision: dict | None,
+    data_now: dict[str, str],
+    now: datetime,
+) -> list[Finding]:
+    """A recorded approval must not silently overrule a hold, nor outlive a material change of the evidence."""
+    if decision is None or decision["decision"] not in APPROVALS:
+        return []
+    said = (
+        f"The {decision['decision']} of version {record.version} by {decision['by']} "
+        f"({decision['decided_at']:%Y-%m-%d %H:%M} UTC)"
+    )
+    findings = []
+    if decision["recommendation"] == "hold":
+        findings.append(
+            APPROVAL_OVERRULES_HOLD.finding(
+                DECISION_SUBJECT,
+                policy.severity(APPROVAL_OVERRULES_HOLD),
+                f"{said} overrules the hold recommended by run {decision['run_id']}, the evidence it is bound "
+                "to: accept this finding with the rationale (assurance accept) or revisit the decision.",
+                observed=decision["decision"],
+                threshold=f"recommendation of {decision['run_id']}: hold",
+                evidence=EVIDENCE,
+            )
+        )
+    change = material_change(store, runs, decision["run_id"], data_now, now)
+    if change is not None:
+        findings.append(
+            APPROVAL_OUTDATED.finding(
+                DECISION_SUBJECT,
+                policy.severity(APPROVAL_OUTDATED),
+                f"{said} rests on run {decision['run_id']}, but {change.run} ({change.at:%Y-%m-%d %H:%M} UTC) "
+                f"changed since: {'; '.join(change.reasons)}. Review the latest evidence and record a new "
+                "decision (assurance decide).",
+                observed=change.run,
+                threshold=decision["run_id"],
+                evidence=EVIDENCE,
+            )
+        )
+    return findings
+
+
+def decision_summary(decision: dict | None) -> str:
+    if decision is None:
+        return "No decision recorded for this version (`assurance decide`)."
+    conditions = describe_conditions(decision["conditions"])
+    return (
+        f"Latest decision: {decision['decision']} by {decision['by']} on {decision['decided_at']:%Y-%m-%d %H:%M} "
+        f"UTC, bound to run {decision['run_id']} (which recommended {decision['recommendation']})"
+        + (f"; conditions: {conditions}" if conditions else "")
+        + "."
+    )
+
+
+def _data_now(inputs: Inputs) -> dict[str, str]:
+    """This run's data fingerprints by role, for the datasets that could be read."""
+    return {
+        d.role: d.fingerprint for d in (inputs.reference, inputs.current) if d is not None and d.fingerprint
+    }
+
+
 def run(inputs: Inputs) -> Section:
-    """Record the aliases seen now, and check the approval of a version serving in production."""
-    record, policy = inputs.record, inputs.policy
+    """Record the aliases seen now, check the approval of a version serving in production, and check the
+    approvals recorded for it against its evidence."""
+    record, policy, store = inputs.record, inputs.policy, inputs.store
     now = datetime.now(UTC)
     section = Section("change_control", "Change control")
     current = alias_table(record, policy, now)
     section.tables[TABLE] = current
-    history = alias_history(inputs.store, record.name, record.version) if inputs.store else current.iloc[0:0]
-    if inputs.store is None:
+    history = alias_history(store, record.name, record.version) if store else current.iloc[0:0]
+    runs = run_folders(store, record.name, record.version) if store else []
+    decisions = read_decisions(store, record.name, record.version) if store else None
+    decision = decisions.iloc[-1].to_dict() if decisions is not None and len(decisions) else None
+    if store is None:
         section.skip("No evidence store: the approval is compared with this run's alias sighting only.")
-    section.findings = assess(record, policy, history, now)
+    section.findings = [
+        *assess(record, policy, history, now),
+        *evidence_timing_findings(record, policy, decision, first_evidence(runs, now)),
+        *(decision_findings(record, policy, store, runs, decision, _data_now(inputs), now) if store else []),
+    ]
     live = live_aliases(record, policy)
     section.metrics = {
         "production_aliases": float(len(live)),
@@ -223,7 +428,7 @@ def run(inputs: Inputs) -> Section:
     status = (
         f"Behind production alias(es) {', '.join(live)}: change control applies."
         if live
-        else f"Not behind a production alias (aliases: {', '.join(record.aliases) or 'none'}): change control does not apply."
+        else f"Not behind a production alias (aliases: {', '.join(record.aliases) or 'none'}): no production approval is required."
     )
-    section.summary = "\n".join([status, "", table(approval)])
+    section.summary = "\n".join([status, "", table(approval), "", decision_summary(decision)])
     return section

@@ -8,8 +8,9 @@ Without a query it opens a small shell (`.tables` lists the views, `.quit` leave
 - one view per evidence table across runs (`findings`, `drift`, `performance`, `quality`, `slices`,
   `change_control`, ...), each row tagged with model, version, run_id and run_at
 - `latest_findings`: the findings of each version's latest run
-- `ledger`: the findings ledger (history, status, due, overdue, acceptances); `acceptances`
-- `inventory`, `kpis`, `alias_history`: the last published portfolio snapshot, when there is one
+- `ledger`: the findings ledger (history, status, due, overdue, acceptances, remediation); `acceptances`;
+  `decisions`: every decision record (`assurance decide`)
+- `inventory`, `kpis`, `alias_history`, `kpi_history`: the last published portfolio snapshot, when there is one
 
 Per-run tables are read lazily by DuckDB from the files themselves (through fsspec for remote roots).
 """
@@ -26,6 +27,7 @@ import pandas as pd
 from assurance.domain.errors import AssuranceError, one_line
 from assurance.evidence.history import RunFolder, run_folders, runs_frame
 from assurance.evidence.store import PORTFOLIO, EvidenceStore
+from assurance.governance.decisions import describe_conditions, read_decisions
 from assurance.governance.ledger import build_ledger, read_acceptances
 from assurance.policy.model import Policy
 from assurance.settings import DEFAULT_EVIDENCE_ROOT, EVIDENCE_ENV, POLICY_ENV, Settings
@@ -38,6 +40,7 @@ PORTFOLIO_VIEWS = {
     "inventory": "inventory.parquet",
     "kpis": "kpis.parquet",
     "alias_history": "alias_history.parquet",
+    "kpi_history": "kpi_history.parquet",
 }
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -107,6 +110,10 @@ def connect(root: str, policy: Policy | None = None) -> duckdb.DuckDBPyConnectio
         )
     con.register("ledger", build_ledger(store, policy))
     con.register("acceptances", read_acceptances(store))
+    con.register(
+        "decisions",
+        read_decisions(store).assign(conditions=lambda f: f["conditions"].map(describe_conditions)),
+    )
     for view, name in PORTFOLIO_VIEWS.items():
         rel = f"{PORTFOLIO}/{name}"
         if store.fs.exists(f"{store.base.rstrip('/')}/{rel}"):

@@ -1,4 +1,4 @@
-"""Alerts that reach people: new critical or high findings, and runs that failed.
+"""Alerts that reach people: new critical or high findings, findings past their due date, and runs that failed.
 
 Each alert is one JSON object posted to the configured webhook (ASSURANCE_ALERT_WEBHOOK: any endpoint
 that takes a JSON POST; the `text` field makes it readable in chat tools that show it). Without a
@@ -6,17 +6,21 @@ webhook the alert is only logged. With one, alerts go through the outbox (`assur
 which posts them at least once, retrying across sensor ticks. Plain Python (stdlib urllib).
 
 Every alert carries `alert_id`, a hash of what it is about: the event, model, version, finding id and
-evidence run id of a finding alert, or the event and Dagster run id of a run-failure alert. The same
-alert always has the same id, so a receiver that sees an id twice (a retry after a post whose answer was
-lost) can drop the second copy.
+evidence run id of a finding alert, the event, model, version, finding id and due date of an overdue
+alert (so a finding is reported overdue once per due date), or the event and Dagster run id of a
+run-failure alert. The same alert always has the same id, so a receiver that sees an id twice (a retry
+after a post whose answer was lost) can drop the second copy.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import json
 import urllib.error
 import urllib.request
+import zlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -117,6 +121,58 @@ def alerts_for_run(
     previous = read_table(store, f"{folder}/{runs[position - 1]}", "findings") if position else None
     fresh = new_severe_findings(current, previous)
     return [finding_alert(model, version, run_id, row, report) for row in fresh.to_dict("records")]
+
+
+def overdue_alert(finding: Mapping[str, Any]) -> dict:
+    """The JSON posted for one open finding past its due date (a ledger row), naming who remediates it."""
+    event = "assurance.overdue"
+    due = pd.Timestamp(finding["due"])
+    model, version, severity = str(finding["model"]), str(finding["version"]), str(finding["severity"])
+    assignee = finding.get("assignee") if isinstance(finding.get("assignee"), str) else None
+    owner = f"assigned to {assignee}" if assignee else "not assigned (assurance assign)"
+    return {
+        "alert_id": alert_id(event, model, version, finding["finding_id"], due.isoformat()),
+        "event": event,
+        "model": model,
+        "version": version,
+        "finding": {
+            "id": str(finding["finding_id"]),
+            "severity": severity,
+            "check": str(finding.get("check", "")),
+            "subject": str(finding.get("subject", "")),
+            "message": str(finding["message"]),
+        },
+        "due": due.isoformat(),
+        "assignee": assignee,
+        "plan": finding.get("plan") if isinstance(finding.get("plan"), str) else None,
+        "text": f"[OVERDUE {severity.upper()}] {model} version {version}: {finding['message']} "
+        f"Due {due:%Y-%m-%d}, {owner}.",
+    }
+
+
+def overdue_alerts(ledger: pd.DataFrame) -> list[dict]:
+    """One alert per open finding past its due date, most overdue first."""
+    if ledger.empty:
+        return []
+    late = ledger[ledger["overdue"].astype(bool)].sort_values(["due", "model", "version", "finding_id"])
+    return [overdue_alert(row) for row in late.to_dict("records")]
+
+
+def encode_ids(ids: list[str]) -> str:
+    """A compact cursor holding alert ids (about 9 bytes each once compressed)."""
+    return base64.b64encode(zlib.compress("\n".join(sorted(ids)).encode(), 9)).decode()
+
+
+def decode_ids(cursor: str | None) -> set[str]:
+    """The alert ids an `encode_ids` cursor holds; none for no cursor or one this code did not write."""
+    if not cursor:
+        return set()
+    try:
+        return set(
+            filter(None, zlib.decompress(base64.b64decode(cursor, validate=True)).decode().split("\n"))
+        )
+    except (binascii.Error, zlib.error, UnicodeDecodeError):
+        return set()
 
 
 def post_json(url: str, payload: Mapping[str, Any], timeout: float = TIMEOUT_SECONDS) -> None:

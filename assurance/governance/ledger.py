@@ -1,16 +1,22 @@
 """The findings ledger: every finding's history across runs, computed from published evidence alone.
 
 Nothing is updated in place. The ledger is a pure function of every run folder's `findings.parquet`
-(with its manifest's timestamp) and the acceptances journal `_portfolio/acceptances/` (one create-only
-object per acceptance), so concurrent runs and accepts never race on a shared object and the ledger
-can always be rebuilt.
+(with its manifest's timestamp) and two journals of people's records, each record one create-only
+object: acceptances (`_portfolio/acceptances/`) and remediation (`_portfolio/remediation/`: assignments
+and manual closures, see `assurance.governance.remediation`). Concurrent runs and people never race on
+a shared object, and the ledger can always be rebuilt.
 
 Per (finding_id, version): first and last run that reported it, and its status now:
 - `open` while the latest run of that version reports it;
-- `closed` once a later run of the same version no longer does (`closed_by` names that run);
+- `closed` once a later run of the same version no longer does (`closed_by` names that run, `verified`);
+- `closed` too once someone closed it by hand (who, with what evidence) after the last run that reported
+  it; `verified` stays false until a later run confirms it by not reporting it. A run that reports it
+  after the manual closure reopens it, and `note` says so;
 - `accepted` while open under an unexpired acceptance (who, why, until when); expired means open again.
-`due` is first_seen plus the policy's SLA for the finding's latest severity; `overdue` is an open
-finding past its due date.
+`sla_due` is first_seen plus the policy's SLA for the finding's latest severity; `due` is the assigned
+plan's due date when the assignment set one, else `sla_due`; `overdue` is an open finding past `due`.
+`within_sla` says whether a resolved finding was resolved by `sla_due` (false too for one still open past
+it; empty while it can still make it, or under an acceptance).
 """
 
 from __future__ import annotations
@@ -37,6 +43,18 @@ FINDINGS = "findings"
 KEY = ["finding_id", "version"]
 ATTRIBUTES = ["model", "category", "check", "subject", "severity", "message", "owner", "evidence"]
 ACCEPTANCE_COLUMNS = ["finding_id", "model", "version", "reason", "by", "accepted_at", "expires"]
+REMEDIATION = f"{PORTFOLIO}/remediation"
+ASSIGN, CLOSE = "assign", "close"
+# the fields of each kind of remediation record, and the ledger columns they become
+REMEDIATION_FIELDS = {
+    ASSIGN: {"to": "assignee", "plan": "plan", "due": "plan_due", "by": "assigned_by", "at": "assigned_at"},
+    CLOSE: {
+        "by": "closed_manually_by",
+        "evidence": "closure_evidence",
+        "note": "closure_note",
+        "at": "closed_manually_at",
+    },
+}
 LEDGER_COLUMNS = [
     "finding_id",
     "model",
@@ -58,12 +76,38 @@ LEDGER_COLUMNS = [
     "closed_at",
     "due",
     "overdue",
+    "sla_due",
+    "within_sla",
+    "resolved_at",
+    "verified",
     "accepted_by",
     "accepted_reason",
     "accepted_at",
     "accepted_until",
+    "assignee",
+    "plan",
+    "plan_due",
+    "assigned_by",
+    "assigned_at",
+    "closed_manually_by",
+    "closed_manually_at",
+    "closure_evidence",
+    "closure_note",
+    "note",
 ]
-_TIMES = ["first_seen", "last_seen", "closed_at", "due", "accepted_at", "accepted_until"]
+_TIMES = [
+    "first_seen",
+    "last_seen",
+    "closed_at",
+    "due",
+    "sla_due",
+    "resolved_at",
+    "accepted_at",
+    "accepted_until",
+    "plan_due",
+    "assigned_at",
+    "closed_manually_at",
+]
 
 
 def _utc(value: object) -> pd.Timestamp:
@@ -113,17 +157,48 @@ def read_acceptances(store: EvidenceStore) -> pd.DataFrame:
     return frame.sort_values("accepted_at", kind="stable").reset_index(drop=True)
 
 
+def read_remediation(store: EvidenceStore) -> dict[str, pd.DataFrame]:
+    """The assignments and the manual closures ever recorded (see `remediation_frames`)."""
+    return remediation_frames(journal.read(store, REMEDIATION))
+
+
+def remediation_frames(records: list[dict]) -> dict[str, pd.DataFrame]:
+    """Remediation records as one frame per kind ("assign", "close"), oldest first, with ledger column
+    names; records missing a field are ignored."""
+    out = {}
+    for action, fields in REMEDIATION_FIELDS.items():
+        wanted = [*KEY, *fields]
+        rows = [
+            {c: r[c] for c in wanted}
+            for r in records
+            if r.get("action") == action and set(wanted) <= r.keys()
+        ]
+        frame = pd.DataFrame(rows, columns=wanted).rename(columns=fields)
+        frame["version"] = frame["version"].astype(str)
+        for col in fields.values():
+            if col in _TIMES:
+                frame[col] = _times(frame[col])
+        out[action] = frame.sort_values(fields["at"], kind="stable").reset_index(drop=True)
+    return out
+
+
 def _empty_ledger() -> pd.DataFrame:
     frame = pd.DataFrame(columns=LEDGER_COLUMNS)
     for col in _TIMES:
         frame[col] = _times(frame[col])
-    return frame.astype({"overdue": bool, "runs_seen": int})
+    return frame.astype({"overdue": bool, "runs_seen": int, "verified": bool, "within_sla": "boolean"})
 
 
 def compute_ledger(
-    history: pd.DataFrame, runs: pd.DataFrame, acceptances: pd.DataFrame, policy: Policy, now: datetime
+    history: pd.DataFrame,
+    runs: pd.DataFrame,
+    acceptances: pd.DataFrame,
+    policy: Policy,
+    now: datetime,
+    remediation: dict[str, pd.DataFrame] | None = None,
 ) -> pd.DataFrame:
-    """The ledger from finding rows per run, the runs that observed findings, and the acceptances."""
+    """The ledger from finding rows per run, the runs that observed findings, the acceptances and the
+    remediation records (`read_remediation`; none when not given)."""
     if history.empty:
         return _empty_ledger()
     run_at = _times(history["run_at"])
@@ -142,20 +217,45 @@ def compute_ledger(
     ledger = latest.join(spans).reset_index()
     ledger = _closing_runs(ledger, runs)
     ledger = _with_acceptances(ledger, acceptances)
+    ledger = _with_remediation(ledger, remediation if remediation is not None else remediation_frames([]))
     now_ts = _utc(now)
     sla = ledger["severity"].map(lambda s: policy.sla_days(s))
-    ledger["due"] = ledger["first_seen"] + pd.to_timedelta(sla.astype(float), unit="D")
-    closed = ledger["closed_by"].notna()
-    accepted = ~closed & (ledger["accepted_until"] > now_ts)
-    ledger["status"] = "open"
-    ledger.loc[closed, "status"] = "closed"
-    ledger.loc[accepted, "status"] = "accepted"
-    ledger["overdue"] = (ledger["status"] == "open") & (ledger["due"] < now_ts)
+    ledger["sla_due"] = ledger["first_seen"] + pd.to_timedelta(sla.astype(float), unit="D")
+    ledger["due"] = ledger["plan_due"].where(ledger["plan_due"].notna(), ledger["sla_due"])
+    ledger = _statuses(ledger, now_ts)
     return (
         ledger[LEDGER_COLUMNS]
         .sort_values(["model", "version", "first_seen", "finding_id"])
         .reset_index(drop=True)
     )
+
+
+def _statuses(ledger: pd.DataFrame, now: pd.Timestamp) -> pd.DataFrame:
+    """Status, verification, resolution time, SLA adherence and the reopening note of every finding."""
+    by_run = ledger["closed_by"].notna()
+    manual = ledger["closed_manually_at"].notna()
+    by_hand = manual & (ledger["closed_manually_at"] > ledger["last_seen"])
+    closed = by_run | by_hand
+    accepted = ~closed & (ledger["accepted_until"] > now)
+    ledger["status"] = "open"
+    ledger.loc[closed, "status"] = "closed"
+    ledger.loc[accepted, "status"] = "accepted"
+    ledger["verified"] = by_run
+    ledger["overdue"] = (ledger["status"] == "open") & (ledger["due"] < now)
+    hand_time = ledger["closed_manually_at"].where(by_hand)
+    ledger["resolved_at"] = _times(pd.concat([hand_time, ledger["closed_at"]], axis=1).min(axis=1))
+    within = pd.Series(pd.NA, index=ledger.index, dtype="boolean")
+    within[closed] = ledger.loc[closed, "resolved_at"] <= ledger.loc[closed, "sla_due"]
+    within[(ledger["status"] == "open") & (ledger["sla_due"] < now)] = False
+    ledger["within_sla"] = within
+    reopened = manual & ~by_hand
+    ledger["note"] = None
+    ledger.loc[reopened, "note"] = [
+        f"Closed by {r.closed_manually_by} on {r.closed_manually_at:%Y-%m-%d %H:%M} UTC ({r.closure_evidence}), "
+        f"but run {r.last_run} reproduced it on {r.last_seen:%Y-%m-%d %H:%M} UTC: open again."
+        for r in ledger[reopened].itertuples()
+    ]
+    return ledger
 
 
 def _closing_runs(ledger: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
@@ -184,6 +284,14 @@ def _with_acceptances(ledger: pd.DataFrame, acceptances: pd.DataFrame) -> pd.Dat
     return ledger.merge(latest, on=KEY, how="left")
 
 
+def _with_remediation(ledger: pd.DataFrame, remediation: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """The latest assignment and the latest manual closure recorded for each (finding_id, version)."""
+    for action in (ASSIGN, CLOSE):
+        latest = remediation[action].groupby(KEY, sort=False).tail(1)
+        ledger = ledger.merge(latest, on=KEY, how="left")
+    return ledger
+
+
 def build_ledger(
     store: EvidenceStore,
     policy: Policy | None = None,
@@ -200,6 +308,7 @@ def build_ledger(
         read_acceptances(store),
         policy or Policy(),
         now or datetime.now(UTC),
+        read_remediation(store),
     )
 
 
@@ -244,6 +353,30 @@ def accept(
         raise InputError(
             f"expiry {until:%Y-%m-%d %H:%M} UTC is not in the future: an acceptance must expire later"
         )
+    rows = unresolved_rows(store, finding_id, version, now, "accept")
+    records = [
+        {
+            "finding_id": finding_id,
+            "model": row.model,
+            "version": str(row.version),
+            "reason": reason,
+            "by": by,
+            "accepted_at": _utc(now).isoformat(),
+            "expires": until.isoformat(),
+        }
+        for row in rows.itertuples()
+    ]
+    journal.append(store, ACCEPTANCES, records)
+    return records
+
+
+def unresolved_rows(
+    store: EvidenceStore, finding_id: str, version: str | None, now: datetime, verb: str
+) -> pd.DataFrame:
+    """The ledger rows of `finding_id` not closed, in `version` or every version: what a person may `verb`.
+
+    Raises InputError on an unknown finding id, a version that never reported it, or nothing left open.
+    """
     rows = build_ledger(store, now=now)
     rows = rows[rows["finding_id"] == finding_id]
     if rows.empty:
@@ -260,22 +393,9 @@ def accept(
     rows = rows[rows["status"] != "closed"]
     if rows.empty:
         raise InputError(
-            f"finding {finding_id} is closed in the version(s) asked for: there is nothing to accept"
+            f"finding {finding_id} is closed in the version(s) asked for: there is nothing to {verb}"
         )
-    records = [
-        {
-            "finding_id": finding_id,
-            "model": row.model,
-            "version": str(row.version),
-            "reason": reason,
-            "by": by,
-            "accepted_at": _utc(now).isoformat(),
-            "expires": until.isoformat(),
-        }
-        for row in rows.itertuples()
-    ]
-    journal.append(store, ACCEPTANCES, records)
-    return records
+    return rows
 
 
 def apply_ledger(findings: pd.DataFrame, ledger: pd.DataFrame, now: datetime | None = None) -> pd.DataFrame:

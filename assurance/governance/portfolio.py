@@ -1,13 +1,17 @@
 """The portfolio: model inventory, KPIs and the posture report, from the registry's versions and the evidence.
 
 Everything here is recomputed from scratch: the versions the registry lists now, the published run
-folders and the findings ledger. A version that has evidence but is gone from the registry stays in
-the inventory as `retired`, so its history is never lost from view.
+folders, the findings ledger and the decision records. A version that has evidence but is gone from the
+registry stays in the inventory as `retired`, so its history is never lost from view.
+
+The snapshot tables are replaced at every publication, but each publication also appends its KPIs as one
+create-only object of the journal `_portfolio/kpi_history/`, so the trend over portfolio runs is kept
+and concurrent publications never lose a row.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -19,8 +23,10 @@ from assurance.checks.change_control import production_aliases
 from assurance.checks.documentation import tag_problem
 from assurance.domain.findings import SEVERITIES, severity_rank
 from assurance.domain.values import VersionRecord
+from assurance.evidence import journal
 from assurance.evidence.history import RunFolder, read_table, run_folders, stacked_table
 from assurance.evidence.store import PORTFOLIO
+from assurance.governance.decisions import latest_decisions, read_decisions
 from assurance.governance.ledger import build_ledger
 from assurance.policy.model import Policy
 from assurance.policy.tiers import decide_tier
@@ -57,6 +63,10 @@ INVENTORY_COLUMNS = [
     "review_due",
     "review_overdue",
     "evidence_complete",
+    "decision",
+    "decided_by",
+    "decided_at",
+    "first_decision_at",
 ]
 KPI_COLUMNS = ["kpi", "value", "unit", "numerator", "denominator", "description"]
 ALIAS_HISTORY_COLUMNS = ["model", "alias", "version", "first_observed", "last_observed", "runs"]
@@ -65,9 +75,22 @@ FILES = {
     "ledger": "findings_ledger.parquet",
     "kpis": "kpis.parquet",
     "alias_history": "alias_history.parquet",
+    "history": "kpi_history.parquet",
 }
 REPORT = "report.html"
 REPORT_ROWS = 500
+KPI_HISTORY = f"{PORTFOLIO}/kpi_history"
+# the KPIs whose trend the report and `assurance status` show
+HEADLINE_KPIS = [
+    "assurance_coverage",
+    "evidence_completeness_rate",
+    "open_findings_critical",
+    "open_findings_high",
+    "overdue_remediation",
+    "sla_adherence",
+    "median_days_to_decision",
+]
+TREND_RUNS = 12
 
 
 @dataclass
@@ -79,6 +102,7 @@ class Portfolio:
     kpis: pd.DataFrame
     alias_history: pd.DataFrame
     generated_at: datetime
+    history: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["generated_at"]))
 
 
 def record_from_ref(ref: Any) -> VersionRecord:
@@ -155,6 +179,23 @@ def _retired_row(model: str, version: str) -> dict:
     }
 
 
+def _decisions_by_version(store: EvidenceStore) -> dict[tuple[str, str], dict]:
+    """Per version, the decision in force (the latest recorded), who made it and when, and the first one's time."""
+    decisions = read_decisions(store)
+    if decisions.empty:
+        return {}
+    first = decisions.groupby(["model", "version"])["decided_at"].min()
+    return {
+        (r.model, r.version): {
+            "decision": r.decision,
+            "decided_by": r.by,
+            "decided_at": r.decided_at,
+            "first_decision_at": first[(r.model, r.version)],
+        }
+        for r in latest_decisions(decisions).itertuples()
+    }
+
+
 def inventory(
     records: list[VersionRecord],
     store: EvidenceStore,
@@ -172,6 +213,7 @@ def inventory(
     registered = {(r["model"], r["version"]) for r in rows}
     rows += [_retired_row(m, v) for m, v in sorted(by_version) if (m, v) not in registered]
     open_counts, overdue_counts = _finding_counts(ledger)
+    decided = _decisions_by_version(store)
     now_ts = pd.Timestamp(now)
     for row in rows:
         key = (row["model"], row["version"])
@@ -193,8 +235,16 @@ def inventory(
         row["evidence_complete"] = bool(
             latest and not row["review_overdue"] and row["documentation_complete"]
         )
+        row.update(decided.get(key, {}))
     frame = pd.DataFrame(rows, columns=INVENTORY_COLUMNS)
-    for col in ("registered_at", "first_assured", "last_assured", "review_due"):
+    for col in (
+        "registered_at",
+        "first_assured",
+        "last_assured",
+        "review_due",
+        "decided_at",
+        "first_decision_at",
+    ):
         frame[col] = pd.to_datetime(frame[col], utc=True)
     return frame.sort_values(["retired", "model", "version"], kind="stable").reset_index(drop=True)
 
@@ -222,6 +272,13 @@ def _count(kpi: str, value: float, description: str, unit: str = "count") -> dic
     }
 
 
+def _days(start: pd.Series, end: pd.Series) -> pd.Series:
+    """Days from `start` to `end`, where both are known."""
+    return (
+        (pd.to_datetime(end, utc=True) - pd.to_datetime(start, utc=True)).dt.total_seconds() / 86400
+    ).dropna()
+
+
 def kpis(inv: pd.DataFrame, ledger: pd.DataFrame) -> pd.DataFrame:
     """Portfolio KPIs over the versions in the registry (retired versions excluded)."""
     current = inv[~inv["retired"].astype(bool)]
@@ -234,7 +291,9 @@ def kpis(inv: pd.DataFrame, ledger: pd.DataFrame) -> pd.DataFrame:
         else ledger
     )
     open_ = live_ledger[live_ledger["status"] == "open"] if len(live_ledger) else live_ledger
-    lead_days = ((current["first_assured"] - current["registered_at"]).dt.total_seconds() / 86400).dropna()
+    lead_days = _days(current["registered_at"], current["first_assured"])
+    decision_days = _days(current["registered_at"], current["first_decision_at"])
+    judged = live_ledger["within_sla"].dropna() if len(live_ledger) else pd.Series(dtype=bool)
     rows = [
         _count("registered_versions", n, "Model versions in the registry."),
         _count("production_versions", len(prod), "Versions behind a production alias."),
@@ -293,6 +352,18 @@ def kpis(inv: pd.DataFrame, ledger: pd.DataFrame) -> pd.DataFrame:
             "Median days from registration to the first published assurance run.",
             unit="days",
         ),
+        _ratio(
+            "sla_adherence",
+            int(judged.astype(bool).sum()),
+            len(judged),
+            "Findings resolved (closed) within their remediation SLA, of those resolved or open past it.",
+        ),
+        _count(
+            "median_days_to_decision",
+            decision_days.median() if len(decision_days) else float("nan"),
+            "Median days from registration to the first recorded decision (assurance decide).",
+            unit="days",
+        ),
     ]
     frame = pd.DataFrame(rows, columns=KPI_COLUMNS)
     return frame.astype({"numerator": "Int64", "denominator": "Int64"})
@@ -326,13 +397,33 @@ def build_portfolio(
     folders = run_folders(store)
     ledger = build_ledger(store, policy, now)
     inv = inventory(records, store, policy, ledger, folders, now)
-    return Portfolio(inv, ledger, kpis(inv, ledger), production_history(store, folders, policy), now)
+    history = read_kpi_history(store)
+    return Portfolio(inv, ledger, kpis(inv, ledger), production_history(store, folders, policy), now, history)
+
+
+def kpi_row(kpi_table: pd.DataFrame, generated_at: datetime) -> dict[str, Any]:
+    """One portfolio run's KPIs as one history record: when, then each KPI's value (None when undefined)."""
+    values = {r.kpi: None if pd.isna(r.value) else float(r.value) for r in kpi_table.itertuples()}
+    return {"generated_at": pd.Timestamp(generated_at).tz_convert(UTC).isoformat(), **values}
+
+
+def read_kpi_history(store: EvidenceStore) -> pd.DataFrame:
+    """Every recorded portfolio run's KPIs, one row per run, oldest first (KPIs added later are empty before)."""
+    rows = [r for r in journal.read(store, KPI_HISTORY) if "generated_at" in r]
+    frame = pd.DataFrame(rows).reindex(
+        columns=list(dict.fromkeys(["generated_at", *HEADLINE_KPIS, *(k for r in rows for k in r)]))
+    )
+    frame["generated_at"] = pd.to_datetime(frame["generated_at"], utc=True)
+    return frame.sort_values("generated_at", kind="stable").reset_index(drop=True)
 
 
 def publish_portfolio(store: EvidenceStore, portfolio: Portfolio) -> list[str]:
-    """Replace the `_portfolio/` tables and report with this snapshot; returns the paths written."""
+    """Replace the `_portfolio/` tables and report with this snapshot, after appending its KPIs to the
+    history (the report shows the trend with them); returns the paths of the snapshot written."""
     from assurance.evidence.store import parquet_bytes
 
+    journal.append(store, KPI_HISTORY, [kpi_row(portfolio.kpis, portfolio.generated_at)])
+    portfolio = replace(portfolio, history=read_kpi_history(store))
     blobs = {name: parquet_bytes(getattr(portfolio, attr)) for attr, name in FILES.items()}
     blobs[REPORT] = report_html(portfolio).encode()
     base = f"{store.base.rstrip('/')}/{PORTFOLIO}"
@@ -382,6 +473,26 @@ def open_findings(ledger: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def _trend_value(value: object, unit: str) -> str:
+    if value is None or pd.isna(value):
+        return "n/a"
+    if unit == "ratio":
+        return f"{value:.0%}"
+    return f"{value:.1f}" if unit == "days" else f"{int(value)}"
+
+
+def kpi_trend(portfolio: Portfolio, runs: int = TREND_RUNS) -> pd.DataFrame:
+    """The headline KPIs of the last `runs` portfolio runs, oldest first, as people read them: one row per
+    run (`generated_at`, then one column per KPI)."""
+    history = portfolio.history.tail(runs)
+    units = dict(zip(portfolio.kpis["kpi"], portfolio.kpis["unit"], strict=True))
+    shown = [k for k in HEADLINE_KPIS if k in history.columns]
+    out = pd.DataFrame({"generated_at": history["generated_at"].map(_text)})
+    for kpi in shown:
+        out[kpi] = [_trend_value(v, units.get(kpi, "count")) for v in history[kpi]]
+    return out.reset_index(drop=True)
+
+
 def report_html(portfolio: Portfolio) -> str:
     """The posture report: KPIs, production versions, inventory, open findings, production alias history.
     Every value is HTML-escaped: tags, names and messages come from users."""
@@ -400,6 +511,8 @@ def report_html(portfolio: Portfolio) -> str:
         "recommendation",
         "open_findings",
         "overdue_findings",
+        "decision",
+        "decided_by",
         "last_assured",
         "review_due",
         "review_overdue",
@@ -418,6 +531,8 @@ def report_html(portfolio: Portfolio) -> str:
         "runs",
         "last_assured",
         "recommendation",
+        "decision",
+        "decided_at",
         "documentation_complete",
         "evidence_complete",
         "review_due",
@@ -435,10 +550,19 @@ def report_html(portfolio: Portfolio) -> str:
         "overdue",
         "accepted_by",
         "accepted_until",
+        "assignee",
+        "plan",
+        "note",
         "finding_id",
     ]
+    trend = kpi_trend(portfolio)
     parts = [
         Part("kpis", "KPIs", table=frame_table(kpi_rows, ["kpi", "value", "meaning"], _text, REPORT_ROWS)),
+        Part(
+            "kpi-trend",
+            f"KPI trend (last {len(trend)} portfolio runs)",
+            table=frame_table(trend, list(trend.columns), _text, REPORT_ROWS),
+        ),
         Part("production", "Production versions", table=frame_table(prod, version_cols, _text, REPORT_ROWS)),
         Part("open-findings", "Open findings", table=frame_table(findings, finding_cols, _text, REPORT_ROWS)),
         Part("inventory", "Inventory", table=frame_table(inv, inventory_cols, _text, REPORT_ROWS)),
@@ -479,13 +603,29 @@ def posture_text(portfolio: Portfolio, max_rows: int = 50) -> str:
     lines += ["", "Versions:", shown.to_string(index=False) if len(shown) else "  (none registered)"]
     if len(current) > max_rows:
         lines.append(f"  ... and {len(current) - max_rows} more (see {PORTFOLIO}/{FILES['inventory']})")
+    lines += _trend_lines(portfolio)
     findings = open_findings(portfolio.ledger)
     overdue = findings[findings["overdue"].astype(bool)] if len(findings) else findings
     if len(overdue):
-        cols = ["finding_id", "severity", "model", "version", "subject", "due"]
+        cols = ["finding_id", "severity", "model", "version", "subject", "due", "assignee"]
         lines += [
             "",
             f"Overdue findings ({len(overdue)}):",
             overdue[cols].head(max_rows).map(_text).to_string(index=False),
         ]
     return "\n".join(lines) + "\n"
+
+
+def _trend_lines(portfolio: Portfolio, runs: int = 5) -> list[str]:
+    """The headline KPIs over the last portfolio runs, one line per KPI; nothing before there are two runs."""
+    trend = kpi_trend(portfolio, runs)
+    if len(trend) < 2:
+        return []
+    table = trend.set_index("generated_at").T
+    total = len(portfolio.history)
+    lines = table.to_string().splitlines()
+    return [
+        "",
+        f"KPI trend (last {len(trend)} of {total} portfolio runs, oldest first):",
+        *(f"  {x}" for x in lines),
+    ]

@@ -25,6 +25,8 @@ from assurance.domain.values import VersionRecord
 from assurance.settings import DEFAULT_TRACKING_URI
 
 RESULT_TAG_PREFIX = "assurance.result."
+# the people's decision on a version, copied from its decision record (assurance.governance.decisions)
+DECISION_TAG = "assurance.decision"
 DOC_SUFFIXES = (".md", ".markdown", ".txt")
 MAX_DOC_BYTES = 1 << 20
 _UNREACHABLE = (
@@ -59,6 +61,16 @@ def _model_id(mv: Any) -> str | None:
     return None
 
 
+def is_decision_tag(key: str) -> bool:
+    return key == DECISION_TAG or key.startswith(f"{DECISION_TAG}.")
+
+
+def is_product_tag(key: str) -> bool:
+    """Tags the product writes itself (`assurance.result.*`, `assurance.decision` and `assurance.decision.*`):
+    the only tags it may write, and the ones whose change never starts a run."""
+    return key.startswith(RESULT_TAG_PREFIX) or is_decision_tag(key)
+
+
 def artifact_root_for(tracking_uri: str) -> str | None:
     """Where an embedded registry keeps artifacts: next to its database, never in ./mlruns.
 
@@ -81,7 +93,8 @@ def web_address(tracking_uri: str) -> str | None:
 
 
 class Registry:
-    """Read versions, their runs and artifacts; write back only `assurance.result.*` tags and assurance runs."""
+    """Read versions, their runs and artifacts; write back only the product's own tags (`is_product_tag`)
+    and assurance runs."""
 
     def __init__(
         self, tracking_uri: str | None = None, registry_uri: str | None = None, creates: bool = False
@@ -308,13 +321,19 @@ class Registry:
         record.signature_outputs = _columns(signature.get("outputs"))
 
     def set_result_tags(self, name: str, version: str, tags: Mapping[str, str | None]) -> None:
-        """Write results back as `assurance.result.*` version tags, the only tags the product owns; a None
-        value deletes the tag, so no result of an earlier run stays behind as if it were this run's."""
+        """Write results back as `assurance.result.*` version tags; a None value deletes the tag, so no
+        result of an earlier run stays behind as if it were this run's."""
+        self._set_product_tags(name, version, tags, lambda key: key.startswith(RESULT_TAG_PREFIX))
+
+    def set_decision_tags(self, name: str, version: str, tags: Mapping[str, str]) -> None:
+        """Write a recorded decision as `assurance.decision[.*]` version tags, for tools that read tags."""
+        self._set_product_tags(name, version, tags, is_decision_tag)
+
+    def _set_product_tags(self, name: str, version: str, tags: Mapping[str, str | None], allowed) -> None:
+        for key in tags:
+            if not allowed(key):
+                raise ValueError(f"refusing to write tag {key!r}: it is not one of the product's own tags")
         for key, value in tags.items():
-            if not key.startswith(RESULT_TAG_PREFIX):
-                raise ValueError(
-                    f"refusing to write tag {key!r}: the product writes only {RESULT_TAG_PREFIX}* tags"
-                )
             if value is None:
                 self._call(
                     f"deleting tag {key}", self.client.delete_model_version_tag, name, str(version), key

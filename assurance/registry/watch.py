@@ -1,8 +1,8 @@
 """Watching the registry: what changed since the last look, and which versions to (re)validate now.
 
 MLflow does not bump timestamps when tags or aliases change, so each version is fingerprinted from
-what the product cares about: status, source run, every tag except the `assurance.result.*` tags the
-product writes itself (or every run would trigger the next), and aliases. The sensor keeps, in its
+what the product cares about: status, source run, every tag except the ones the product writes itself
+(`assurance.result.*` and `assurance.decision*`, or every run would trigger the next), and aliases. The sensor keeps, in its
 cursor, a short digest of each version's status, run and tags plus the aliases of each model, and
 compares every new snapshot against it:
 
@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 from assurance.domain.errors import CursorError
 from assurance.domain.values import partition_key, split_partition_key
-from assurance.registry.client import RESULT_TAG_PREFIX, VersionRef
+from assurance.registry.client import VersionRef, is_product_tag
 
 READY = "READY"
 CURSOR_FORMAT = 1
@@ -39,8 +39,9 @@ FINGERPRINT_HEX = 16
 
 
 def tracked_tags(tags: Mapping[str, str]) -> dict[str, str]:
-    """The tags whose change means the version must be looked at again: all but the product's own results."""
-    return {k: v for k, v in tags.items() if not k.startswith(RESULT_TAG_PREFIX)}
+    """The tags whose change means the version must be looked at again: all but the product's own (results and
+    decisions), or every run would trigger the next and every decision a run."""
+    return {k: v for k, v in tags.items() if not is_product_tag(k)}
 
 
 def _sha(parts: list) -> str:

@@ -7,7 +7,7 @@ from assurance.checks import documentation
 from assurance.checks.change_control import alias_history, alias_table, assess, parse_approval_time, run
 from assurance.domain.findings import findings_frame
 from assurance.domain.values import Inputs
-from assurance.evidence.store import EvidenceStore, parquet_bytes
+from assurance.evidence.store import EvidenceStore, new_run_id, parquet_bytes
 from assurance.policy.model import Policy
 from assurance.policy.recommendation import recommend
 from tests.support import make_record
@@ -156,3 +156,156 @@ def test_production_without_card_or_approval_holds():
     frame = findings_frame([f for s in sections for f in s.findings], rec, policy)
     assert {"documentation", "change_control"} <= set(frame["category"])
     assert recommend(frame, policy).decision == "hold"
+
+
+# --- approvals against the evidence ---------------------------------------------------------------
+
+GOOD_DATA = {"reference": {"fingerprint": "ref-1"}, "current": {"fingerprint": "cur-1"}}
+
+
+def publish_run(store, at, recommendation="approve", findings=(), data=GOOD_DATA, version="3"):
+    """A published run of `credit` at `at` with these `(check, subject, severity)` open findings."""
+    from assurance.domain.findings import Finding
+
+    rec = make_record(version=version)
+    frame = findings_frame(
+        [Finding("drift", check, subject, sev, f"{subject} is off.") for check, subject, sev in findings],
+        rec,
+        Policy(),
+        now=at,
+    )
+    manifest = {"finished_at": at.isoformat(), "recommendation": recommendation, "data": data}
+    run_id = new_run_id(at)
+    store.publish_run("credit", version, run_id, {"findings.parquet": parquet_bytes(frame)}, manifest)
+    return run_id
+
+
+def decide(store, decision, at, **kwargs):
+    from assurance.governance.decisions import record_decision
+
+    conditions = [{"condition": "monthly review"}] if decision == "approve_with_conditions" else ()
+    return record_decision(store, "credit", "3", decision, "ana", "reviewed", conditions, now=at, **kwargs)
+
+
+def evidence_checks(store, tags=None):
+    """The change-control checks of version 3, not in production, given the store's runs and decisions."""
+    return checks(run(Inputs(record=record(tags, aliases=()), policy=Policy(), store=store)).findings)
+
+
+@pytest.fixture
+def store(tmp_path):
+    return EvidenceStore(str(tmp_path / "evidence"))
+
+
+def test_approval_tags_before_the_first_evidence(store):
+    first = CREATED + timedelta(days=2)
+    publish_run(store, first)
+    early = {**APPROVED, "approval.approved_at": "2024-03-02"}  # after registration, before the evidence
+    assert evidence_checks(store, early) == {"change_control.approval_before_evidence"}
+    assert evidence_checks(store, {**APPROVED, "approval.approved_at": "2024-03-03"}) == set()  # same day
+    assert evidence_checks(store, {**APPROVED, "approval.approved_at": "2024-03-04T10:00Z"}) == set()
+    assert evidence_checks(store) == set()  # no approval, nothing to question
+
+
+def test_approval_tags_without_any_evidence_predate_it():
+    section = run(Inputs(record=record(APPROVED, aliases=()), policy=Policy(), store=None))
+    assert checks(section.findings) == {"change_control.approval_before_evidence"}
+    (finding,) = section.findings
+    assert finding.severity == "low" and "assurance decide" in finding.message
+
+
+def test_a_decision_recorded_before_the_first_evidence(store):
+    from assurance.evidence import journal
+    from assurance.governance.decisions import DECISIONS, evidence_binding
+
+    publish_run(store, CREATED + timedelta(days=5))
+    # a record dated before the evidence existed (written by another tool, or by hand)
+    record = {
+        "decision_id": "d1",
+        "model": "credit",
+        "version": "3",
+        "decision": "approve",
+        "by": "ana",
+        "reason": "signed off",
+        "conditions": [],
+        "decided_at": (CREATED + timedelta(days=1)).isoformat(),
+        **evidence_binding(store, "credit", "3"),
+    }
+    journal.append(store, DECISIONS, [record])
+    assert evidence_checks(store) == {"change_control.approval_before_evidence"}
+    journal.append(
+        store,
+        DECISIONS,
+        [{**record, "decision": "hold", "decided_at": (CREATED + timedelta(days=6)).isoformat()}],
+    )
+    assert evidence_checks(store) == set()
+
+
+def test_an_approval_that_overrules_a_hold(store):
+    publish_run(
+        store, CREATED + timedelta(days=1), recommendation="hold", findings=[("drift.feature", "x", "high")]
+    )
+    decide(store, "hold", CREATED + timedelta(days=2))
+    assert evidence_checks(store) == set()
+    decide(store, "approve_with_conditions", CREATED + timedelta(days=3))
+    assert evidence_checks(store) == {"change_control.approval_overrules_hold"}
+    decide(store, "hold", CREATED + timedelta(days=4))  # the latest decision is the one in force
+    assert evidence_checks(store) == set()
+
+
+def test_an_approval_outdated_by_new_severe_findings(store):
+    publish_run(store, CREATED + timedelta(days=1), findings=[("drift.feature", "x", "high")])
+    decide(store, "approve", CREATED + timedelta(days=2))
+    # the same high finding again, and a new medium one: nothing material
+    publish_run(
+        store,
+        CREATED + timedelta(days=3),
+        findings=[("drift.feature", "x", "high"), ("drift.feature", "y", "medium")],
+    )
+    assert evidence_checks(store) == set()
+    publish_run(store, CREATED + timedelta(days=4), findings=[("drift.feature", "z", "critical")])
+    section = run(Inputs(record=record(aliases=()), policy=Policy(), store=store))
+    (finding,) = section.findings
+    assert finding.check == "change_control.approval_outdated" and finding.severity == "high"
+    assert "1 new critical/high findings (drift.feature on z)" in finding.message
+    # a decision on the latest evidence covers it again
+    decide(store, "approve", CREATED + timedelta(days=5))
+    assert evidence_checks(store) == set()
+
+
+def test_an_approval_outdated_by_changed_data(store):
+    publish_run(store, CREATED + timedelta(days=1))
+    decide(store, "approve", CREATED + timedelta(days=2))
+    publish_run(store, CREATED + timedelta(days=3), data={**GOOD_DATA, "current": {"fingerprint": None}})
+    assert evidence_checks(store) == set()  # a fingerprint that could not be taken is no change
+    publish_run(store, CREATED + timedelta(days=4), data={**GOOD_DATA, "current": {"fingerprint": "cur-2"}})
+    (finding,) = run(Inputs(record=record(aliases=()), policy=Policy(), store=store)).findings
+    assert finding.check == "change_control.approval_outdated" and "current data changed" in finding.message
+    # other versions' runs and decisions do not count
+    publish_run(
+        store, CREATED + timedelta(days=5), version="4", data={**GOOD_DATA, "reference": {"fingerprint": "x"}}
+    )
+    assert (
+        "reference"
+        not in run(Inputs(record=record(aliases=()), policy=Policy(), store=store)).findings[0].message
+    )
+
+
+def test_the_run_that_brings_changed_data_flags_the_approval_itself(store):
+    from assurance.domain.values import Dataset
+
+    publish_run(store, CREATED + timedelta(days=1))
+    decide(store, "approve", CREATED + timedelta(days=2))
+
+    def this_run(current_fingerprint):
+        reference = Dataset("reference", "ref.parquet", fingerprint="ref-1")
+        current = Dataset("current", "cur.parquet", fingerprint=current_fingerprint)
+        inputs = Inputs(
+            record=record(aliases=()), policy=Policy(), reference=reference, current=current, store=store
+        )
+        return run(inputs).findings
+
+    assert this_run("cur-1") == [] and this_run(None) == []
+    (finding,) = this_run("cur-2")
+    assert finding.check == "change_control.approval_outdated"
+    assert "but this run" in finding.message and "current data changed" in finding.message

@@ -59,6 +59,9 @@ DEFAULT_SEVERITIES = {
     "change_control.unapproved": "critical",
     "change_control.approval_predates_version": "high",
     "change_control.approved_after_alias": "high",
+    "change_control.approval_before_evidence": "low",
+    "change_control.approval_overrules_hold": "high",
+    "change_control.approval_outdated": "high",
 }
 
 

@@ -406,3 +406,69 @@ def test_an_alert_past_its_budget_is_recorded_logged_and_not_sent_later(instance
     record = json.loads(store.fs.cat_file(path))
     assert record["attempts"] == 2 and "HTTP Error 503" in record["last_error"] and record["given_up_at"]
     assert f"alert {record['alert_id']} undeliverable after 2 attempts" in capfd.readouterr().err
+
+
+def test_recording_a_decision_writes_tags_that_start_no_run(registry, instance):
+    from assurance.registry.client import Registry
+
+    client, uri = registry
+    cursor = tick(instance, uri).cursor
+    decision = {
+        "assurance.decision": "approve",
+        "assurance.decision.by": "ana",
+        "assurance.decision.run_id": "r1",
+    }
+    Registry(uri).set_decision_tags(MODEL, "1", decision)
+    assert client.get_model_version(MODEL, "1").tags["assurance.decision.by"] == "ana"
+    quiet = tick(instance, uri, cursor)
+    assert quiet.run_requests == [] and quiet.cursor == cursor
+    with pytest.raises(ValueError, match="not one of the product's own tags"):
+        Registry(uri).set_decision_tags(MODEL, "1", {"approval.ticket": "CHG-1"})
+    client.set_model_version_tag(MODEL, "1", "approval.ticket", "CHG-1")  # an owner's tag still does
+    assert keys(tick(instance, uri, quiet.cursor)) == [f"{MODEL}/1"]
+
+
+def publish_ledger_findings(
+    store: EvidenceStore, version: str, severities: dict[str, str], day: int
+) -> list[str]:
+    """A published run of `version` on 2025-01-`day` reporting one finding per subject, in the findings schema;
+    returns their ids."""
+    from assurance.domain.findings import Finding, findings_frame
+    from assurance.policy.model import Policy
+    from tests.support import make_record
+
+    at = datetime(2025, 1, day, tzinfo=UTC)
+    found = [Finding("drift", "drift.feature", s, sev, f"{s} drifted.") for s, sev in severities.items()]
+    frame = findings_frame(found, make_record(MODEL, version), Policy(), now=at)
+    store.publish_run(MODEL, version, new_run_id(at), {"findings.parquet": parquet_bytes(frame)}, {})
+    return list(frame["finding_id"])
+
+
+def test_overdue_findings_reach_the_webhook_once_per_finding_and_due_date(instance, tmp_path):
+    from assurance.governance.remediation import assign
+    from sensors.alerts import build_overdue_sensor
+
+    store = EvidenceStore(str(tmp_path / "ev"))
+    late_high, late_low = publish_ledger_findings(store, "1", {"amount": "high", "tenure": "low"}, day=1)
+    resources = {"evidence": EvidenceResource(root=store.root), "policy": PolicyResource()}
+
+    def run_overdue(sensor, cursor=None):
+        return sensor(dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources))
+
+    with webhook_receiver() as hook:
+        settings = Settings(alert_webhook=hook.url)
+        overdue, (_, _, delivery) = build_overdue_sensor(settings), build_alert_sensors(settings)
+        first = run_overdue(overdue)
+        assert message(evaluate(delivery, instance, store)).startswith("2 sent")
+        again = run_overdue(overdue, first.cursor)
+        restarted = run_overdue(overdue)  # a lost cursor raises them again: the outbox still sends each once
+        assert message(evaluate(delivery, instance, store)).startswith("0 sent")
+        # a plan with a later due date takes the finding out of overdue until then
+        assign(store, late_high, "bo", "refit", "ana", due="2099-01-01")
+        planned = run_overdue(overdue, again.cursor)
+    assert sorted(a["finding"]["id"] for a in hook.accepted) == sorted([late_high, late_low])
+    assert {a["event"] for a in hook.accepted} == {"assurance.overdue"}
+    assert "2 overdue findings, 2 newly overdue, 2 queued" in message(first)
+    assert "2 overdue findings, 0 newly overdue, 0 queued" in message(again)
+    assert "2 newly overdue, 0 queued" in message(restarted)
+    assert "1 overdue findings" in message(planned) and len(hook.received) == 2

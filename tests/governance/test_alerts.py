@@ -14,8 +14,12 @@ from assurance.governance.alerts import (
     alert_id,
     alerts_for_run,
     dagster_run_link,
+    decode_ids,
+    encode_ids,
     finding_alert,
     new_severe_findings,
+    overdue_alert,
+    overdue_alerts,
     post_json,
     run_failure_alert,
 )
@@ -99,6 +103,56 @@ def test_alert_ids_are_stable_and_name_what_the_alert_is_about():
     failure = run_failure_alert("m", "1", "dagster-run", "job", "boom", None)
     assert failure["alert_id"] == run_failure_alert("m", "1", "dagster-run", "job", "other", "x")["alert_id"]
     assert alert_id("a", None) == alert_id("a", "") and alert_id("a", "b") != alert_id("ab")
+
+
+def test_overdue_alerts_name_the_finding_its_due_date_and_who_remediates_it():
+    base = {
+        "finding_id": "a",
+        "model": "credit",
+        "version": "3",
+        "severity": "high",
+        "check": "drift.feature",
+        "subject": "amount",
+        "message": "Amount drifted.",
+        "due": pd.Timestamp("2025-02-01", tz="UTC"),
+        "overdue": True,
+        "assignee": None,
+        "plan": None,
+    }
+    ledger = pd.DataFrame(
+        [
+            base,
+            base
+            | {
+                "finding_id": "b",
+                "due": pd.Timestamp("2025-01-15", tz="UTC"),
+                "assignee": "bo",
+                "plan": "refit",
+            },
+            base | {"finding_id": "c", "overdue": False},
+        ]
+    )
+    late, later = overdue_alerts(ledger)
+    assert [late["finding"]["id"], later["finding"]["id"]] == ["b", "a"]  # most overdue first
+    assert late["event"] == "assurance.overdue" and late["due"] == "2025-01-15T00:00:00+00:00"
+    assert (late["assignee"], late["plan"]) == ("bo", "refit")
+    assert late["text"] == "[OVERDUE HIGH] credit version 3: Amount drifted. Due 2025-01-15, assigned to bo."
+    assert "not assigned (assurance assign)" in later["text"]
+    # once per finding and due date: the same due keeps the id, a new due date is a new alert
+    assert overdue_alert(base)["alert_id"] == overdue_alert(base | {"assignee": "cy"})["alert_id"]
+    assert (
+        overdue_alert(base)["alert_id"]
+        != overdue_alert(base | {"due": pd.Timestamp("2025-03-01", tz="UTC")})["alert_id"]
+    )
+    assert overdue_alerts(ledger.iloc[0:0]) == []
+
+
+def test_alert_id_cursors_round_trip_and_forgive_a_foreign_cursor():
+    ids = [f"{i:016x}" for i in range(500)]
+    cursor = encode_ids(ids)
+    assert decode_ids(cursor) == set(ids) and len(cursor) < 16 * len(ids) / 2
+    assert decode_ids(None) == set() and decode_ids(encode_ids([])) == set()
+    assert decode_ids("not a cursor!") == set()
 
 
 def test_post_json_posts_the_alert():

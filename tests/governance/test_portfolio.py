@@ -156,7 +156,8 @@ def test_report_escapes_user_values(portfolio):
 def test_report_contents_link_to_every_section(portfolio):
     page = report_html(portfolio)
     anchors = re.findall(r'<section id="([^"]+)">', page)
-    assert len(anchors) == 5 and page.count("<details open>") == 5
+    assert len(anchors) == 6 and page.count("<details open>") == 6
+    assert "kpi-trend" in anchors
     assert re.findall(r'<a href="#([^"]+)">', page) == anchors
 
 
@@ -184,3 +185,42 @@ def test_record_from_registry_snapshot():
     store_less = build_portfolio([record], EvidenceStore("memory://empty-portfolio"), POLICY, now=T0)
     row = store_less.inventory.iloc[0]
     assert (row["tier"], row["production"], row["runs"]) == ("low", True, 0)
+
+
+def test_kpi_history_keeps_one_row_per_portfolio_run_and_shows_the_trend(portfolio_store):
+    from assurance.governance.decisions import record_decision
+    from assurance.governance.portfolio import KPI_HISTORY, read_kpi_history
+
+    store, records = portfolio_store
+    first = build_portfolio(records, store, POLICY, now=T0 + timedelta(days=10))
+    assert first.history.empty and "KPI trend" not in posture_text(first)
+    publish_portfolio(store, first)
+    k = first.kpis.set_index("kpi")
+    # the critical finding of credit is open past its 7-day SLA; nothing was resolved yet
+    assert (k.loc["sla_adherence", "numerator"], k.loc["sla_adherence", "denominator"]) == (0, 1)
+    assert pd.isna(k.loc["median_days_to_decision", "value"])
+
+    record_decision(store, "churn", "1", "approve", "ana", "reviewed", now=T0 + timedelta(days=4))
+    second = build_portfolio(records, store, POLICY, now=T0 + timedelta(days=11))
+    publish_portfolio(store, second)
+    assert second.kpis.set_index("kpi").loc["median_days_to_decision", "value"] == pytest.approx(6.0)
+    churn = inv_row(second, "churn", "1")
+    assert (churn["decision"], churn["decided_by"]) == ("approve", "ana")
+
+    history = read_kpi_history(store)
+    assert len(history) == 2 and len(store.read_folder(KPI_HISTORY)) == 2
+    assert list(history["generated_at"]) == [pd.Timestamp(T0 + timedelta(days=d)) for d in (10, 11)]
+    assert (
+        pd.isna(history.loc[0, "median_days_to_decision"])
+        and history.loc[1, "median_days_to_decision"] == 6.0
+    )
+    page = (store.fs.cat_file(f"{store.base}/{PORTFOLIO}/report.html")).decode()
+    assert "KPI trend (last 2 portfolio runs)" in page
+    published = pd.read_parquet(f"{store.base}/{PORTFOLIO}/kpi_history.parquet")
+    assert len(published) == 2
+    text = posture_text(build_portfolio(records, store, POLICY, now=T0 + timedelta(days=12)))
+    trend = text.split("KPI trend (last 2 of 2 portfolio runs, oldest first):")[1]
+    assert "sla_adherence" in trend and "0%" in trend
+    assert [
+        line.split()[1:] for line in trend.splitlines() if line.strip().startswith("median_days_to_decision")
+    ] == [["n/a", "6.0"]]

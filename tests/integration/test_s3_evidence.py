@@ -187,6 +187,29 @@ def test_concurrent_accepts_on_s3_lose_nothing(root):
     assert build_ledger(reader, now=now)["status"].tolist() == ["accepted"]
 
 
+def test_concurrent_decisions_on_s3_lose_nothing(root):
+    """Twenty reviewers recording a decision on one version at once: each record is its own create-only object,
+    all bound to the same evidence, and all twenty read back."""
+    from datetime import UTC, datetime
+
+    from assurance.evidence.store import sha256_bytes
+    from assurance.governance.decisions import DECISIONS, latest_decisions, read_decisions
+    from tests.support import decide_concurrently
+
+    store = EvidenceStore(root)
+    pub = store.publish_run(
+        MODEL, "1", "r1", {"findings.parquet": parquet_bytes(FRAME)}, {"recommendation": "hold"}
+    )
+    written = decide_concurrently(root, MODEL, "1", 20, now=datetime.now(UTC))
+    reader = EvidenceStore(root)
+    saved = read_decisions(reader, MODEL, "1")
+    assert len(written) == 20 and sorted(saved["decision_id"]) == sorted(r["decision_id"] for r in written)
+    assert saved["by"].nunique() == 20 and len(reader.read_folder(DECISIONS)) == 20
+    manifest = sha256_bytes(reader.read_bytes(f"{pub.path}/{MANIFEST}"))
+    assert set(saved["run_id"]) == {"r1"} and set(saved["manifest_sha256"]) == {manifest}
+    assert len(latest_decisions(saved)) == 1
+
+
 def test_bundle_exported_from_s3_verifies_offline(root, tmp_path):
     from assurance.evidence import bundle
 

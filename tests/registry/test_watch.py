@@ -25,11 +25,21 @@ def state_after(*refs):
     return plan_tick(refs, {}, 10**6).state
 
 
-def test_result_tags_do_not_change_the_fingerprint_but_onboarding_tags_do():
+def test_result_and_decision_tags_do_not_change_the_fingerprint_but_onboarding_tags_do():
     base = ref()
     with_result = replace(base, tags={**base.tags, "assurance.result.recommendation": "hold"})
     moved_data = replace(base, tags={**base.tags, "assurance.current": "s3://b/2025-06.parquet"})
     assert fingerprint(with_result) == fingerprint(base)
+    decided = {
+        "assurance.decision": "approve",
+        "assurance.decision.by": "ana",
+        "assurance.decision.run_id": "r",
+    }
+    assert fingerprint(replace(base, tags={**base.tags, **decided})) == fingerprint(base)
+    # only the product's own names: a look-alike an owner sets is an ordinary tag
+    assert fingerprint(replace(base, tags={**base.tags, "assurance.decisions_pending": "2"})) != fingerprint(
+        base
+    )
     assert fingerprint(moved_data) != fingerprint(base)
     assert fingerprint(replace(base, aliases=("production",))) != fingerprint(base)
     assert fingerprint(replace(base, status="FAILED_REGISTRATION")) != fingerprint(base)
