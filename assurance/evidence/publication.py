@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -98,9 +98,20 @@ def provenance(
         "policy_source": policy.source,
         "policy_hash": policy.hash,
         "package_version": __version__,
+        "review": review(record, policy, started_at),
         "started_at": started_at.isoformat(),
         "finished_at": datetime.now(UTC).isoformat(),
     }
+
+
+def review(record: VersionRecord, policy: Policy, at: datetime) -> dict[str, Any]:
+    """The tier the version was reviewed under, why, and when its tier wants it reviewed next."""
+    from assurance.policy.tiers import decide_tier
+
+    tier = decide_tier(record, policy)
+    days = policy.tier_level(tier.tier).revalidate_days
+    due = (at + timedelta(days=days)).date().isoformat() if days is not None else None
+    return {"tier": tier.tier, "tier_rationale": tier.rationale, "next_review": due}
 
 
 def evidence_files(

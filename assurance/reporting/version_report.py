@@ -1,4 +1,6 @@
-"""The per-version report: the decision first (recommendation, reasons, top findings), then the evidence.
+"""The per-version report: the decision first (recommendation, reasons, top findings), then what a review
+committee reads (scope, conclusion, conditions; `committee`), the evidence, limitations, residual risk and
+the sign-off block.
 
 `build` gathers the report once as parts with Markdown bodies; `to_markdown`, `to_html` and
 `reporting.pdf.to_pdf` only lay those parts out, so report.md, report.html and report.pdf say the same.
@@ -16,6 +18,7 @@ from assurance.checks.documentation import tag_problem
 from assurance.domain.values import Sampling, Section, VersionRecord
 from assurance.evidence.history import run_time
 from assurance.policy.recommendation import Recommendation
+from assurance.reporting import committee
 from assurance.reporting import plots as charts
 from assurance.reporting.markdown import table
 from assurance.reporting.render import Images, Part, render
@@ -202,12 +205,19 @@ def build(
     now = run_metrics(run_id, run_time(provenance, run_id), tables)
     trend, trend_plots = _trend(earlier, now, run_id)
     everything = findings[FINDING_COLUMNS] if len(findings) else findings
+    earlier_runs = earlier["run_id"].nunique() if earlier is not None and len(earlier) else 0
     parts = (
+        committee.scope(provenance, sections, earlier_runs),
+        committee.conclusion(rec, findings),
+        committee.conditions(rec, findings),
         _version(record, provenance),
         *[_section(s) for s in sections],
         trend,
         Part("all-findings", "All findings", _rows(everything, ALL_FINDINGS_ROWS), open=len(findings) <= 50),
+        committee.limitations(sections, provenance),
+        committee.residual_risk(findings, sections),
         _provenance(provenance, [f"{stem}.parquet" for stem in tables]),
+        committee.sign_off(provenance),
     )
     plots = {name: png for s in sections for name, png in s.plots.items()} | trend_plots
     title = f"Model assurance report: {record.name} version {record.version}"
