@@ -16,8 +16,10 @@ the same ledger. The runs a snapshot covers are listed, not implied by time, so 
 
 from __future__ import annotations
 
+import base64
 import io
 import json
+import zlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -60,7 +62,8 @@ def runs_table(run_ids: list[str], at: list[pd.Timestamp], observing: list[bool]
 
 
 def encode(snapshot: LedgerSnapshot) -> bytes:
-    """Parquet of the spans, with the covered runs in the file's metadata (exact nanosecond times)."""
+    """Parquet of the spans, with the covered runs compressed into the file's metadata (times exact to
+    the nanosecond)."""
     runs = snapshot.runs
     covered = {
         "format": FORMAT,
@@ -68,8 +71,9 @@ def encode(snapshot: LedgerSnapshot) -> bytes:
         "at_ns": runs["at"].astype("int64").tolist(),
         "observing": runs["observing"].astype(bool).tolist(),
     }
+    packed = base64.b64encode(zlib.compress(json.dumps(covered, separators=(",", ":")).encode(), 9))
     table = pa.Table.from_pandas(snapshot.spans, preserve_index=False)
-    table = table.replace_schema_metadata({**(table.schema.metadata or {}), _METADATA: json.dumps(covered)})
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), _METADATA: packed})
     buf = io.BytesIO()
     pq.write_table(table, buf)
     return buf.getvalue()
@@ -78,7 +82,7 @@ def encode(snapshot: LedgerSnapshot) -> bytes:
 def decode(data: bytes) -> LedgerSnapshot:
     """The snapshot in `data`; ValueError (or a Parquet error) when it is not one this code wrote."""
     table = pq.read_table(io.BytesIO(data))
-    covered = json.loads((table.schema.metadata or {})[_METADATA])
+    covered = json.loads(zlib.decompress(base64.b64decode((table.schema.metadata or {})[_METADATA])))
     if covered.get("format") != FORMAT:
         raise ValueError(f"ledger snapshot format {covered.get('format')!r}, expected {FORMAT}")
     run_ids, at_ns, observing = covered["run_id"], covered["at_ns"], covered["observing"]
@@ -121,7 +125,7 @@ def read_latest(
             raise ValueError("other span columns, or a run that is no longer published")
     except FileNotFoundError:
         return None
-    except (OSError, ValueError, KeyError, TypeError, pa.ArrowException):
+    except (OSError, ValueError, KeyError, TypeError, zlib.error, pa.ArrowException):
         _discard(store, path)  # or it would shadow the good snapshot written next under the same run id
         return None
     return LedgerSnapshot(snapshot.spans[columns], snapshot.runs)
