@@ -151,9 +151,13 @@ def merge_spans(spans: pd.DataFrame, by: list[str] = KEY) -> pd.DataFrame:
 def version_snapshot(store: EvidenceStore, folder: VersionFolder) -> LedgerSnapshot | None:
     """The spans and runs of one version: its newest snapshot plus the runs published since (all of them when
     there is no usable snapshot), stored back as the new snapshot; None for a version without runs."""
+    # the snapshot first: every run it covers was published before it, so the listing below shows them all
+    cached = ledger_snapshot.read_latest(store, folder.path, SPAN_COLUMNS)
     names = store.subfolders(folder.path)
-    cached = ledger_snapshot.read_latest(store, folder.path, set(names), SPAN_COLUMNS)
     covered = set(cached.runs["run_id"]) if cached is not None else set()
+    if cached is not None and not covered <= set(names):  # a run it covers is gone: read every run
+        ledger_snapshot.discard(store, folder.path, cached.name)
+        cached, covered = None, set()
     tail = published_runs(store, folder, [n for n in names if n not in covered])
     if not tail:
         return cached

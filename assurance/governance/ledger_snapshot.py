@@ -9,7 +9,7 @@ finding: see `ledger.finding_spans`) and the runs it covers, keyed by the newest
 It is a cache, never evidence: the hidden folder is skipped by every listing of runs, and no encoded model,
 version or run name can start with a dot, so it never collides with a run. It is written whole or not at
 all, its name carries a digest of its bytes, and anything wrong with it (missing, damaged, another format,
-a run it claims that is no longer published) makes the reader fall back to reading every run, which gives
+a run it covers that is no longer published) makes the reader fall back to reading every run, which gives
 the same ledger. The runs a snapshot covers are listed, not implied by time, so a run that finished late
 (published after a newer one) is still read as part of the tail.
 """
@@ -41,10 +41,12 @@ _METADATA = b"assurance.ledger"
 
 @dataclass(frozen=True)
 class LedgerSnapshot:
-    """Finding spans of a version's runs, and those runs: `run_id`, `at` (UTC) and `observing` (wrote findings)."""
+    """Finding spans of a version's runs, and those runs: `run_id`, `at` (UTC) and `observing` (wrote
+    findings); `name` is the file it was read from."""
 
     spans: pd.DataFrame
     runs: pd.DataFrame
+    name: str = ""
 
     @property
     def newest(self) -> str:
@@ -106,34 +108,32 @@ def _listed(store: EvidenceStore, version_path: str) -> list[str]:
     return sorted(n for n in names if not n.startswith(".") and n.count(".") == 2 and n.endswith(".parquet"))
 
 
-def read_latest(
-    store: EvidenceStore, version_path: str, published: set[str], columns: list[str]
-) -> LedgerSnapshot | None:
-    """The version's newest snapshot, or None when there is none or it cannot be trusted: damaged (its
-    bytes do not match the digest in its name), another format, spans without `columns`, or covering a
-    run not among `published`."""
+def read_latest(store: EvidenceStore, version_path: str, columns: list[str]) -> LedgerSnapshot | None:
+    """The version's newest snapshot, or None when there is none or it cannot be read; a damaged one (bytes
+    that do not match the digest in its name, another format, spans without `columns`) is removed."""
     names = _listed(store, version_path)
     if not names:
         return None
-    path = f"{version_path}/{FOLDER}/{names[-1]}"
     try:
-        data = store.read_bytes(path)
+        data = store.read_bytes(f"{version_path}/{FOLDER}/{names[-1]}")
+    except OSError:
+        return None
+    try:
         if sha256_bytes(data)[:DIGEST_HEX] != names[-1].split(".")[1]:
             raise ValueError("bytes do not match the digest in the name")
         snapshot = decode(data)
-        if not set(columns) <= set(snapshot.spans.columns) or not set(snapshot.runs["run_id"]) <= published:
-            raise ValueError("other span columns, or a run that is no longer published")
-    except FileNotFoundError:
+        if not set(columns) <= set(snapshot.spans.columns):
+            raise ValueError("other span columns")
+    except (ValueError, KeyError, TypeError, zlib.error, pa.ArrowException):
+        discard(store, version_path, names[-1])  # or it would shadow the next snapshot of the same run id
         return None
-    except (OSError, ValueError, KeyError, TypeError, zlib.error, pa.ArrowException):
-        _discard(store, path)  # or it would shadow the good snapshot written next under the same run id
-        return None
-    return LedgerSnapshot(snapshot.spans[columns], snapshot.runs)
+    return LedgerSnapshot(snapshot.spans[columns], snapshot.runs, names[-1])
 
 
-def _discard(store: EvidenceStore, rel: str) -> None:
+def discard(store: EvidenceStore, version_path: str, name: str) -> None:
+    """Remove one snapshot file; one already gone, or a store that refuses, is left as it is."""
     try:
-        store.fs.rm(f"{store.base.rstrip('/')}/{rel}")
+        store.fs.rm(f"{store.base.rstrip('/')}/{version_path}/{FOLDER}/{name}")
     except OSError:
         return
 
@@ -147,4 +147,4 @@ def write(store: EvidenceStore, version_path: str, snapshot: LedgerSnapshot) -> 
     except OSError:
         return
     for old in _listed(store, version_path)[:-KEEP]:
-        _discard(store, f"{folder}/{old}")
+        discard(store, version_path, old)
