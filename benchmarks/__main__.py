@@ -15,12 +15,14 @@ FULL = [
     ["benchmarks.bench_drift_performance"],
     ["benchmarks.bench_analyses"],
     ["benchmarks.bench_sensor"],
+    ["benchmarks.bench_ledger"],
     ["benchmarks.calibration"],
 ]
 QUICK = [
     ["benchmarks.bench_drift_performance", "--rows", "50000"],
     ["benchmarks.bench_analyses", "--rows", "20000"],
     ["benchmarks.bench_sensor"],
+    ["benchmarks.bench_ledger", "--runs", "200"],
     ["benchmarks.calibration", "--quick", "--sources", "breast_cancer,synthetic", "--trials", "4"],
 ]
 

@@ -8,7 +8,9 @@ The registries are sqlite MLflow registries of 25 versions per model with onboar
 production alias, created through `MlflowClient` without logging models (the sensor never loads them);
 they are cached under benchmarks/.cache (building 5,000 versions takes a few minutes once). Each tick
 is the real sensor function against a persistent Dagster instance: one paginated snapshot, the diff
-against the cursor, the run requests and the new cursor.
+against the stored state, the run requests, the changed state entries and the cursor. Beside the tick
+times it reports the sensor state stored per tick, before (the whole state as the cursor) and after (a
+small cursor plus the changed entries of the instance's key-value store).
 """
 
 from __future__ import annotations
@@ -102,6 +104,43 @@ def measure_over_http(db: Path) -> dict[str, float]:
             server.stop()
 
 
+def retagged(snapshot: list, count: int) -> list:
+    """The snapshot with `count` versions, spread over the registry, pointed at a new data window."""
+    from dataclasses import replace
+
+    out = list(snapshot)
+    for i in range(0, len(out), len(out) // count)[:count]:
+        out[i] = replace(out[i], tags={**out[i].tags, "assurance.current": "s3://bench/new-window.parquet"})
+    return out
+
+
+def state_per_tick(instance, snapshot: list) -> dict[str, float]:
+    """Bytes stored per tick and seconds spent on the state, before (the whole state as the cursor, decoded
+    and re-encoded every tick) and after (a small cursor plus the key-value entries that changed)."""
+    from assurance.registry.sensor_state import SensorStateStore
+    from assurance.registry.watch import decode_state, encode_state, plan_tick
+
+    whole = encode_state(plan_tick(snapshot, {}, len(snapshot)).state)
+    store = SensorStateStore(instance.daemon_cursor_storage, "bench/state")
+    cursor = store.save(decode_state(whole), store.load(None)).cursor
+    out: dict[str, float] = {"before_bytes": len(whole)}
+    for label, count in (("unchanged", 0), ("one", 1), ("changed", CHANGED)):
+        refs = retagged(snapshot, count) if count else snapshot
+        before, after = [], []
+        for _ in range(REPEATS):
+            start = time.perf_counter()
+            encode_state(plan_tick(refs, decode_state(whole), CHANGED).state)
+            before.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            loaded = store.load(cursor)
+            saved = store.save(plan_tick(refs, loaded.state, CHANGED).state, loaded)
+            after.append(time.perf_counter() - start)
+        out[f"{label}_state_s_before"] = statistics.median(before)
+        out[f"{label}_state_s_after"] = statistics.median(after)
+        out[f"{label}_bytes_after"] = len(saved.cursor) + saved.written_bytes
+    return out
+
+
 def measure_uri(uri: str) -> dict[str, float]:
     import dagster as dg
     from mlflow import MlflowClient
@@ -114,7 +153,11 @@ def measure_uri(uri: str) -> dict[str, float]:
         start = time.perf_counter()
         snapshot = registry.snapshot()
         snapshot_s = time.perf_counter() - start
-        cursor = encode_state(plan_tick(snapshot, {}, len(snapshot)).state)
+        state = state_per_tick(instance, snapshot)
+        # a cursor of the whole-state format: the first tick moves it into the instance's key-value store
+        cursor = timed_tick(instance, uri, encode_state(plan_tick(snapshot, {}, len(snapshot)).state))[
+            1
+        ].cursor
         timed_tick(instance, uri, cursor)  # warm the MLflow client and SQLAlchemy
         unchanged = []
         for _ in range(REPEATS):
@@ -137,6 +180,7 @@ def measure_uri(uri: str) -> dict[str, float]:
             "unchanged_s": statistics.median(unchanged),
             "changed_s": statistics.median(changed),
             "cursor_bytes": len(cursor),
+            **state,
         }
 
 
@@ -216,11 +260,29 @@ def main() -> None:
     print(
         f"{'versions':>9} {'snapshot s':>11} {'tick, unchanged s':>18} {'tick, 50 changed s':>19} {'cursor bytes':>13}"
     )
+    rows = []
     for size in SIZES:
-        row = measure(registries[size])
+        rows.append(measure(registries[size]))
+        row = rows[-1]
         print(
             f"{row['versions']:>9,} {row['snapshot_s']:>11.2f} {row['unchanged_s']:>18.2f} "
             f"{row['changed_s']:>19.2f} {row['cursor_bytes']:>13,}",
+            flush=True,
+        )
+    print(
+        "\nsensor state stored per tick, bytes (before: the whole state as the cursor, every tick; after: "
+        "the cursor plus the key-value entries that changed), and seconds spent on it (before -> after)"
+    )
+    print(
+        f"{'versions':>9} {'before, any tick':>17} {'after, unchanged':>17} {'after, 1 changed':>17} "
+        f"{'after, 50 changed':>18} {'state s, unchanged':>19} {'state s, 50 changed':>20}"
+    )
+    for row in rows:
+        print(
+            f"{row['versions']:>9,} {row['before_bytes']:>17,} {row['unchanged_bytes_after']:>17,} "
+            f"{row['one_bytes_after']:>17,} {row['changed_bytes_after']:>18,} "
+            f"{row['unchanged_state_s_before']:>8.3f} -> {row['unchanged_state_s_after']:.3f} "
+            f"{row['changed_state_s_before']:>9.3f} -> {row['changed_state_s_after']:.3f}",
             flush=True,
         )
     if args.http:

@@ -50,6 +50,62 @@ def run_time(manifest: dict, run_id: str) -> pd.Timestamp:
         return pd.Timestamp(0, tz=UTC)
 
 
+@dataclass(frozen=True)
+class VersionFolder:
+    """One version's folder: decoded model and version, and its path relative to the root."""
+
+    model: str
+    version: str
+    path: str
+
+
+def version_folders(
+    store: EvidenceStore, model: str | None = None, version: str | None = None
+) -> list[VersionFolder]:
+    """The version folders of the store, of `model`, or the one of `model` and `version`: listings only."""
+    if model is not None and version is not None:
+        return [VersionFolder(model, str(version), store.version_path(model, version))]
+    models = [safe_segment(model)] if model is not None else store.subfolders("")
+    return [
+        VersionFolder(segment_name(m) or m, segment_name(v) or v, f"{m}/{v}")
+        for m in models
+        if m != PORTFOLIO
+        for v in store.subfolders(m)
+    ]
+
+
+def published_runs(store: EvidenceStore, folder: VersionFolder, names: list[str]) -> list[RunFolder]:
+    """The published runs among the run folders `names` of one version, oldest first: one manifest read each,
+    and a folder without a manifest (still being written, or abandoned) is not a run."""
+    out = []
+    for name in names:
+        try:
+            manifest = store.read_manifest(f"{folder.path}/{name}")
+        except FileNotFoundError:
+            continue
+        out.append(_run_folder(folder.model, folder.version, f"{folder.path}/{name}", manifest))
+    return sorted(out, key=lambda r: (r.at, r.run_id))
+
+
+def _name(segment: str, manifest: dict, key: str) -> str:
+    """A folder's model or version name as typed: decoded, or from the manifest when the folder name was
+    shortened (a name too long for a file name)."""
+    return segment_name(segment) or str(manifest.get(key, segment))
+
+
+def _run_folder(model: str, version: str, path: str, manifest: dict) -> RunFolder:
+    run_id = path.rsplit("/", 1)[-1]
+    return RunFolder(
+        model=model,
+        version=version,
+        run_id=run_id,
+        path=path,
+        at=run_time(manifest, run_id),
+        recommendation=manifest.get("recommendation"),
+        files=frozenset(e.get("path", "") for e in manifest.get("files", [])),
+    )
+
+
 def run_folders(
     store: EvidenceStore, model: str | None = None, version: str | None = None
 ) -> list[RunFolder]:
@@ -78,17 +134,7 @@ def run_folders(
             continue
         folder = "/".join(parts[:3])
         manifest = store.read_manifest(folder)
-        out.append(
-            RunFolder(
-                model=segment_name(parts[0]) or str(manifest.get("model", parts[0])),
-                version=segment_name(parts[1]) or str(manifest.get("version", parts[1])),
-                run_id=parts[2],
-                path=folder,
-                at=run_time(manifest, parts[2]),
-                recommendation=manifest.get("recommendation"),
-                files=frozenset(e.get("path", "") for e in manifest.get("files", [])),
-            )
-        )
+        out.append(_run_folder(_name(parts[0], manifest, "model"), _name(parts[1], manifest, "version"), folder, manifest))
     return sorted(out, key=lambda r: (r.model, r.version, r.at, r.run_id))
 
 

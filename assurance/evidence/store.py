@@ -270,6 +270,37 @@ class EvidenceStore:
     def read_manifest(self, rel_dir: str) -> dict[str, Any]:
         return json.loads(self.read_bytes(f"{rel_dir}/{MANIFEST}"))
 
+    def subfolders(self, rel_dir: str) -> list[str]:
+        """Names of the folders directly in `rel_dir`, sorted; hidden (staged, cached) ones left out. One
+        listing and no reads, so a version's many runs cost one call, not one per run."""
+        try:
+            entries = self.fs.ls(self._abs(rel_dir), detail=True)
+        except FileNotFoundError:
+            return []
+        names = (e["name"].rstrip("/").rsplit("/", 1)[-1] for e in entries if e["type"] == "directory")
+        return sorted(n for n in names if not n.startswith("."))
+
+    def replace(self, rel: str, data: bytes) -> None:
+        """Write one file whole, replacing any previous one: readers see the old bytes or the new, never part.
+
+        For caches and portfolio tables beside the evidence, never for run evidence (published once). On
+        local disk the bytes are staged under a unique hidden name and renamed into place; an object store
+        puts an object whole."""
+        path = self._abs(rel)
+        parent, _, leaf = path.rpartition("/")
+        self.makedirs(parent)
+        if not self.local:
+            self.fs.pipe_file(path, data)
+            return
+        staged = f"{parent}/.{leaf}.{uuid.uuid4().hex[:8]}.staging"
+        try:
+            with self.fs.open(staged, "wb") as fh:
+                fh.write(data)
+            self.fs.mv(staged, path)
+        finally:
+            if self.fs.exists(staged):
+                self.fs.rm(staged)
+
     def latest_table(self, model: str, version: str, stem: str) -> pd.DataFrame | None:
         """The newest published `<stem>.parquet` of a version, or None when there is none."""
         import pandas as pd

@@ -4,7 +4,9 @@ Nothing is updated in place. The ledger is a pure function of every run folder's
 (with its manifest's timestamp) and two journals of people's records, each record one create-only
 object: acceptances (`_portfolio/acceptances/`) and remediation (`_portfolio/remediation/`: assignments
 and manual closures, see `assurance.governance.remediation`). Concurrent runs and people never race on
-a shared object, and the ledger can always be rebuilt.
+a shared object, and the ledger can always be rebuilt. To keep a version's history cost bounded, what the
+ledger needs from its runs (the finding spans) is cached per version in a snapshot (`ledger_snapshot`): a
+run reads the snapshot and the runs published after it, and gets the same ledger.
 
 Per (finding_id, version): first and last run that reported it, and its status now:
 - `open` while the latest run of that version reports it;
@@ -28,12 +30,14 @@ import pandas as pd
 
 from assurance.domain.errors import InputError
 from assurance.evidence import journal
-from assurance.evidence.history import read_table, run_folders, runs_frame
+from assurance.evidence.history import published_runs, read_table, version_folders
 from assurance.evidence.store import PORTFOLIO
+from assurance.governance import ledger_snapshot
+from assurance.governance.ledger_snapshot import LedgerSnapshot
 from assurance.policy.model import Policy
 
 if TYPE_CHECKING:
-    from assurance.evidence.history import RunFolder
+    from assurance.evidence.history import RunFolder, VersionFolder
     from assurance.evidence.store import EvidenceStore
 
 ACCEPTANCES = f"{PORTFOLIO}/acceptances"
@@ -55,6 +59,17 @@ REMEDIATION_FIELDS = {
         "at": "closed_manually_at",
     },
 }
+SPAN_COLUMNS = [
+    *KEY,
+    *ATTRIBUTES,
+    "first_seen",
+    "first_run_at",
+    "first_run",
+    "last_seen",
+    "last_run",
+    "runs_seen",
+]
+RUN_COLUMNS = ["model", "version", "run_id", "at"]
 LEDGER_COLUMNS = [
     "finding_id",
     "model",
@@ -141,9 +156,72 @@ def findings_history(store: EvidenceStore, folders: list[RunFolder]) -> pd.DataF
     return pd.concat(frames, ignore_index=True)
 
 
-def observing_runs(folders: list[RunFolder]) -> pd.DataFrame:
-    """Runs that wrote a findings table (even an empty one): only these can close a finding."""
-    return runs_frame([r for r in folders if r.has(FINDINGS)])[["model", "version", "run_id", "at"]]
+def finding_spans(history: pd.DataFrame) -> pd.DataFrame:
+    """One row per finding and version over the runs in `history`: its latest attributes, the first and
+    last run that reported it (id and time), when it was first seen, and in how many runs.
+
+    Spans of disjoint sets of runs merge (`merge_spans`) into exactly the spans of their union, in any
+    order: that is what lets a snapshot stand for the runs it covers."""
+    if history.empty:
+        return pd.DataFrame(columns=SPAN_COLUMNS)
+    run_at = _times(history["run_at"])
+    # a run stamps first_seen just before it publishes: the earlier of the two is when it was first seen
+    recorded = _times(history["first_seen"]) if "first_seen" in history else run_at
+    rows = history.assign(
+        first_seen=recorded.where(recorded.notna() & (recorded < run_at), run_at),
+        first_run_at=run_at,
+        first_run=history["run_id"],
+        last_seen=run_at,
+        last_run=history["run_id"],
+        runs_seen=1,
+    )
+    # a run that lists a finding twice still saw it in one run
+    return merge_spans(merge_spans(rows, by=[*KEY, "last_run"]).assign(runs_seen=1))
+
+
+def merge_spans(spans: pd.DataFrame, by: list[str] = KEY) -> pd.DataFrame:
+    """Spans of the same finding (rows sharing `by`) made one: attributes of the latest, earliest first run."""
+    latest = spans.sort_values(["last_seen", "last_run"], kind="stable").groupby(by, sort=False).tail(1)
+    first = spans.sort_values(["first_run_at", "first_run"], kind="stable").groupby(by, sort=False).head(1)
+    totals = spans.groupby(by, sort=False).agg(
+        first_seen=("first_seen", "min"), runs_seen=("runs_seen", "sum")
+    )
+    merged = (
+        latest.drop(columns=["first_seen", "runs_seen", "first_run_at", "first_run"])
+        .set_index(by)
+        .join(first.set_index(by)[["first_run_at", "first_run"]])
+        .join(totals)
+    )
+    return merged.reset_index()[SPAN_COLUMNS]
+
+
+def version_snapshot(store: EvidenceStore, folder: VersionFolder) -> LedgerSnapshot | None:
+    """The spans and runs of one version: its newest snapshot plus the runs published since (all of them when
+    there is no usable snapshot), stored back as the new snapshot; None for a version without runs."""
+    # the snapshot first: every run it covers was published before it, so the listing below shows them all
+    cached = ledger_snapshot.read_latest(store, folder.path, SPAN_COLUMNS)
+    names = store.subfolders(folder.path)
+    covered = set(cached.runs["run_id"]) if cached is not None else set()
+    if cached is not None and not covered <= set(names):  # a run it covers is gone: read every run
+        ledger_snapshot.discard(store, folder.path, cached.name)
+        cached, covered = None, set()
+    tail = published_runs(store, folder, [n for n in names if n not in covered])
+    if not tail:
+        return cached
+    fresh = LedgerSnapshot(
+        finding_spans(findings_history(store, tail)),
+        ledger_snapshot.runs_table(
+            [r.run_id for r in tail], [r.at for r in tail], [r.has(FINDINGS) for r in tail]
+        ),
+    )
+    if cached is not None:
+        spans = [s for s in (cached.spans, fresh.spans) if len(s)]
+        fresh = LedgerSnapshot(
+            merge_spans(pd.concat(spans, ignore_index=True)) if spans else fresh.spans,
+            pd.concat([cached.runs, fresh.runs], ignore_index=True),
+        )
+    ledger_snapshot.write(store, folder.path, fresh)
+    return fresh
 
 
 def read_acceptances(store: EvidenceStore) -> pd.DataFrame:
@@ -190,32 +268,18 @@ def _empty_ledger() -> pd.DataFrame:
 
 
 def compute_ledger(
-    history: pd.DataFrame,
+    spans: pd.DataFrame,
     runs: pd.DataFrame,
     acceptances: pd.DataFrame,
     policy: Policy,
     now: datetime,
     remediation: dict[str, pd.DataFrame] | None = None,
 ) -> pd.DataFrame:
-    """The ledger from finding rows per run, the runs that observed findings, the acceptances and the
-    remediation records (`read_remediation`; none when not given)."""
-    if history.empty:
+    """The ledger from finding spans, the runs that observed findings (model, version, run_id, at), the
+    acceptances and the remediation records (`read_remediation`; none when not given)."""
+    if spans.empty:
         return _empty_ledger()
-    run_at = _times(history["run_at"])
-    # a run stamps first_seen just before it publishes: the earlier of the two is when it was first seen
-    recorded = _times(history["first_seen"]) if "first_seen" in history else run_at
-    seen_from = recorded.where(recorded.notna() & (recorded < run_at), run_at)
-    history = history.assign(run_at=run_at, seen_from=seen_from).sort_values(["run_at", "run_id"])
-    groups = history.groupby(KEY, sort=False)
-    latest = groups.tail(1).set_index(KEY)[[*ATTRIBUTES, "run_id"]].rename(columns={"run_id": "last_run"})
-    spans = groups.agg(
-        first_seen=("seen_from", "min"),
-        last_seen=("run_at", "max"),
-        first_run=("run_id", "first"),
-        runs_seen=("run_id", "nunique"),
-    )
-    ledger = latest.join(spans).reset_index()
-    ledger = _closing_runs(ledger, runs)
+    ledger = _closing_runs(spans.drop(columns="first_run_at"), runs)
     ledger = _with_acceptances(ledger, acceptances)
     ledger = _with_remediation(ledger, remediation if remediation is not None else remediation_frames([]))
     now_ts = _utc(now)
@@ -261,7 +325,8 @@ def _statuses(ledger: pd.DataFrame, now: pd.Timestamp) -> pd.DataFrame:
 def _closing_runs(ledger: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
     """The first observing run of the same version after the finding was last seen, if any."""
     runs = runs.assign(version=runs["version"].astype(str), at=_times(runs["at"]))
-    runs = runs.rename(columns={"run_id": "closed_by", "at": "closed_at"}).sort_values("closed_at")
+    runs = runs.rename(columns={"run_id": "closed_by", "at": "closed_at"})
+    runs = runs.sort_values(["closed_at", "closed_by"]).reset_index(drop=True)
     left = ledger.sort_values("last_seen")
     merged = pd.merge_asof(
         left,
@@ -300,11 +365,20 @@ def build_ledger(
     version: str | None = None,
 ) -> pd.DataFrame:
     """The findings ledger as of `now` (default: the current time) of the whole store, or of one model
-    (and version) only: a version's run needs only its own history."""
-    folders = run_folders(store, model, version)
+    (and version) only: a version's run needs only its own history, read from its snapshot and the runs
+    published after it."""
+    store.refresh()
+    spans, runs = [], []
+    for folder in version_folders(store, model, version):
+        snapshot = version_snapshot(store, folder)
+        if snapshot is None:
+            continue
+        spans += [snapshot.spans] if len(snapshot.spans) else []
+        observed = snapshot.runs[snapshot.runs["observing"]]
+        runs.append(observed.assign(model=folder.model, version=folder.version)[RUN_COLUMNS])
     return compute_ledger(
-        findings_history(store, folders),
-        observing_runs(folders),
+        merge_spans(pd.concat(spans, ignore_index=True)) if spans else pd.DataFrame(columns=SPAN_COLUMNS),
+        pd.concat(runs, ignore_index=True) if runs else pd.DataFrame(columns=RUN_COLUMNS),
         read_acceptances(store),
         policy or Policy(),
         now or datetime.now(UTC),

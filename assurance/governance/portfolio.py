@@ -426,15 +426,8 @@ def publish_portfolio(store: EvidenceStore, portfolio: Portfolio) -> list[str]:
     portfolio = replace(portfolio, history=read_kpi_history(store))
     blobs = {name: parquet_bytes(getattr(portfolio, attr)) for attr, name in FILES.items()}
     blobs[REPORT] = report_html(portfolio).encode()
-    base = f"{store.base.rstrip('/')}/{PORTFOLIO}"
-    store.makedirs(base)
     for name, data in blobs.items():
-        target = f"{base}/{name}"
-        staging = f"{base}/.{name}.staging" if store.local else target
-        with store.fs.open(staging, "wb") as fh:
-            fh.write(data)
-        if staging != target:
-            store.fs.mv(staging, target)
+        store.replace(f"{PORTFOLIO}/{name}", data)
     return [f"{PORTFOLIO}/{name}" for name in blobs]
 
 

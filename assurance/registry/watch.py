@@ -2,9 +2,9 @@
 
 MLflow does not bump timestamps when tags or aliases change, so each version is fingerprinted from
 what the product cares about: status, source run, every tag except the ones the product writes itself
-(`assurance.result.*` and `assurance.decision*`, or every run would trigger the next), and aliases. The sensor keeps, in its
-cursor, a short digest of each version's status, run and tags plus the aliases of each model, and
-compares every new snapshot against it:
+(`assurance.result.*` and `assurance.decision*`, or every run would trigger the next), and aliases. The
+sensor keeps (see `sensor_state` for where) a short digest of each version's status, run and tags plus
+the aliases of each model, and compares every new snapshot against it:
 
 - a READY version it has not seen is new: add its partition and validate it (once it is a few seconds
   old, so the tags its owner sets right after registering it are part of its first run);
@@ -14,8 +14,8 @@ compares every new snapshot against it:
 - a version gone from the registry is retired: reported, its partition and evidence kept.
 
 A version is marked seen only when its run is requested, so changes beyond the per-tick cap are
-picked up by the next tick, and a tick that fails leaves the cursor (and every pending change) as it
-was. Plain Python: no Dagster here.
+picked up by the next tick, and a tick that fails leaves the stored state (and every pending change) as
+it was. Plain Python: no Dagster here.
 """
 
 from __future__ import annotations
@@ -80,7 +80,8 @@ State = dict[str, Seen]
 
 
 def encode_state(state: Mapping[str, Seen]) -> str:
-    """Compact cursor text: per model, its versions, their digests run together, and its alias map; zlib + base64.
+    """Compact text of a state (a bucket of the sensor's stored state, or a cursor of the older format that
+    held it all): per model, its versions, their digests run together, and its alias map; zlib + base64.
 
     Grouping by model writes each name once; the digests dominate (4 bytes per version).
     """
@@ -97,7 +98,7 @@ def encode_state(state: Mapping[str, Seen]) -> str:
 
 
 def decode_state(cursor: str | None) -> State:
-    """The state a cursor holds; no cursor means nothing seen yet (first tick, or a reset)."""
+    """The state `encode_state` wrote; no text means nothing seen yet (first tick, or a reset)."""
     if not cursor:
         return {}
     try:

@@ -163,6 +163,23 @@ def test_unreachable_registry_fails_the_tick_quickly_and_clearly(instance, monke
     assert time.perf_counter() - start < 30
 
 
+def test_state_lives_in_the_instance_and_a_failed_tick_keeps_the_pending_change(registry, instance):
+    client, uri = registry
+    first = tick(instance, uri)
+    assert len(first.cursor) < 30  # the seen state is in the instance's key-value store
+    client.set_model_version_tag(MODEL, "2", "assurance.current", "/data/june.parquet")
+    with pytest.raises(RegistryError):
+        tick(instance, "http://127.0.0.1:9", first.cursor)
+    pending = tick(instance, uri, first.cursor)
+    # a tick whose cursor was never stored (the daemon failed after the sensor returned) is simply redone
+    redone = tick(instance, uri, first.cursor)
+    assert keys(pending) == keys(redone) == [f"{MODEL}/2"]
+    assert tick(instance, uri, pending.cursor).run_requests == []
+    rescan = tick(instance, uri, None)  # a reset cursor rescans; run keys dedupe what already ran
+    assert keys(rescan) == [f"{MODEL}/1", f"{MODEL}/2"]
+    assert rescan.run_requests[1].run_key == pending.run_requests[0].run_key
+
+
 def schedule_context(instance, uri, evidence_root, when):
     """Use it in a `with`: the context enters the instance, and only its exit leaves Dagster's state as it was."""
     return dg.build_schedule_context(

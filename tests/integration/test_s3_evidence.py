@@ -323,3 +323,35 @@ def test_the_alert_outbox_queues_once_retries_and_delivers_on_s3(root):
     assert sent["attempts"] == 1 and not outbox.store.fs.exists(
         f"{outbox.store.base}/{outbox.path(PENDING, ids[0])}"
     )
+
+
+def test_ledger_snapshot_on_s3_covers_runs_and_reads_only_the_tail(s3, root):
+    from datetime import UTC, datetime, timedelta
+
+    from assurance.domain.findings import Finding, findings_frame
+    from assurance.evidence.store import new_run_id
+    from assurance.governance import ledger_snapshot
+    from assurance.governance.ledger import build_ledger
+    from assurance.policy.model import Policy
+    from tests.support import make_record
+
+    store, t0 = EvidenceStore(root), datetime(2025, 1, 1, tzinfo=UTC)
+    drift = Finding("drift", "drift.feature", "amount", "medium", "Amount drifted.")
+    gap = Finding("performance", "performance.floor", "auc", "high", "AUC below the floor.")
+    for day, found in enumerate([[drift, gap], [drift], [drift, gap]]):
+        at = t0 + timedelta(days=day)
+        frame = findings_frame(found, make_record(name=MODEL), Policy(), now=at)
+        files = {"findings.parquet": parquet_bytes(frame)}
+        if day < 2:
+            store.publish_run(MODEL, "1", new_run_id(at), files, {"finished_at": at.isoformat()})
+            first = build_ledger(store, now=at, model=MODEL, version="1")
+        else:
+            publish_elsewhere(s3, store, new_run_id(at), files)
+    snapshot = ledger_snapshot.read_latest(store, store.version_path(MODEL, "1"), [])
+    assert snapshot is not None and len(snapshot.runs) == 2 and len(first) == 2
+    now = t0 + timedelta(days=3)
+    ledger = build_ledger(store, now=now, model=MODEL, version="1")
+    store.fs.rm(f"{store.base}/{store.version_path(MODEL, '1')}/{ledger_snapshot.FOLDER}", recursive=True)
+    pd.testing.assert_frame_equal(ledger, build_ledger(store, now=now, model=MODEL, version="1"))
+    assert sorted(ledger["status"]) == ["open", "open"] and sorted(ledger["runs_seen"]) == [2, 3]
+    assert len(store.runs(MODEL, "1")) == 3

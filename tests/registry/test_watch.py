@@ -148,7 +148,8 @@ def test_a_foreign_cursor_is_a_clear_error(cursor):
         decode_state(cursor)
 
 
-def test_cursor_stays_compact_and_a_tick_fast_at_5000_versions():
+def test_encoded_state_stays_compact_and_a_plan_fast_at_5000_versions():
+    """The encoding of the key-value buckets and of older whole-state cursors (per tick, see test_sensor_state)."""
     rng = random.Random(0)
     refs = [
         VersionRef(
