@@ -15,6 +15,7 @@ FULL = [
     ["benchmarks.bench_drift_performance"],
     ["benchmarks.bench_analyses"],
     ["benchmarks.bench_sensor"],
+    ["benchmarks.bench_capacity"],
     ["benchmarks.calibration"],
 ]
 QUICK = [

@@ -115,17 +115,32 @@ class Server:
             return "(no log)"
 
 
-def _live_members(pgid: int) -> list[int]:
-    """Processes of the group that are not zombies (an init that never reaps must not stall teardown)."""
-    members = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
+def _group_stats(pgid: int) -> dict[int, list[str]]:
+    """/proc/<pid>/stat fields (from the state on) of every process in the group."""
+    members = {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:  # a process may end between the listing and the read
+            fields = Path("/proc", pid, "stat").read_text().rsplit(")", 1)[1].split()
         except (OSError, IndexError):
             continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            members.append(int(stat.parent.name))
+        if int(fields[2]) == pgid:
+            members[int(pid)] = fields
     return members
+
+
+def _live_members(pgid: int) -> list[int]:
+    """Processes of the group that are not zombies (an init that never reaps must not stall teardown)."""
+    return [pid for pid, fields in _group_stats(pgid).items() if fields[0] != "Z"]
+
+
+def reaped_children_cpu(server: Server) -> float:
+    """CPU seconds of the finished children the server's processes have reaped (cutime + cstime): for a
+    code server, the run workers it launched."""
+    if server.process is None:
+        return 0.0
+    ticks = os.sysconf("SC_CLK_TCK")
+    stats = _group_stats(server.process.pid).values()
+    return sum(int(fields[13]) + int(fields[14]) for fields in stats) / ticks
 
 
 def _wait_group(process: subprocess.Popen, pgid: int, timeout: float) -> bool:

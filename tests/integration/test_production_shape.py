@@ -9,8 +9,10 @@ by runs the registry sensor requests and the queued run coordinator releases two
 
 from __future__ import annotations
 
+import json
 import os
 import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +27,6 @@ from tests.integration.conftest import sensor_ticks
 from tests.integration.servers import (
     LOCATION_NAME,
     PRODUCTION_INSTANCE,
-    Postgres,
     Server,
     base_env,
     code_server,
@@ -37,6 +38,7 @@ from tests.integration.servers import (
     moto_s3,
     postgres_cluster,
     production_home,
+    reaped_children_cpu,
     wait_dagster,
     wait_for,
     wait_mlflow,
@@ -47,13 +49,12 @@ pytestmark = pytest.mark.integration
 MODEL = "fleet_churn"
 VERSIONS = ("1", "2", "3")  # one more than the run queue admits at once
 BUCKET = "assurance"
-RUNS_TIMEOUT = 480  # three runs take about 2 minutes on 2 idle cores; a shared machine is slower
+RUNS_TIMEOUT = 480  # the three runs took 101 s at load average 5 on 2 cores, 234 s at 9
 
 
 @dataclass
 class Production:
     home: Path
-    postgres: Postgres
     evidence: str
     tracking_uri: str
     code_port: int
@@ -104,7 +105,7 @@ def production(tmp_path_factory) -> Iterator[Production]:
             instance = dg.DagsterInstance.from_config(str(home))
             wait_for("the registry sensor's first tick", lambda: sensor_ticks(instance), 180, 2, alive=daemon)
             yield Production(
-                home, pg, service_env["ASSURANCE_EVIDENCE_ROOT"], service_env["MLFLOW_TRACKING_URI"],
+                home, service_env["ASSURANCE_EVIDENCE_ROOT"], service_env["MLFLOW_TRACKING_URI"],
                 code_port, ui_port, code, daemon, instance,
             )  # fmt: skip
         finally:
@@ -184,10 +185,11 @@ def test_runs_are_queued_and_never_exceed_the_concurrency_limit(production, assu
     assert peak == limit, f"{peak} runs at once with max_concurrent_runs {limit}"
     durations = sorted(end - start for start, end in spans)
     wall = max(e for _, e in spans) - min(s for s, _ in spans)
+    cpu = reaped_children_cpu(production.code) / len(spans)
     print(
         f"\n{len(spans)} runs, {limit} at a time on {os.cpu_count()} cores (load average "
         f"{os.getloadavg()[0]:.1f}): {durations[0]:.0f}-{durations[-1]:.0f} s per run, {wall:.0f} s in all, "
-        f"{len(spans) / wall * 3600:.0f} versions/hour"
+        f"{len(spans) / wall * 3600:.0f} versions/hour; run workers used {cpu:.1f} CPU s per run"
     )
 
 
@@ -201,3 +203,18 @@ def test_runs_come_from_the_code_server_and_live_in_postgres(production, assured
         origin = record.dagster_run.remote_job_origin.repository_origin.code_location_origin
         assert isinstance(origin, GrpcServerCodeLocationOrigin)
         assert (origin.location_name, origin.port) == (LOCATION_NAME, production.code_port)
+
+
+def test_the_webserver_serves_the_location_from_the_code_server(production):
+    query = "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus "
+    query += "locationOrLoadError { __typename } } } } }"
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{production.ui_port}/graphql",
+        data=json.dumps({"query": query}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        entries = json.load(response)["data"]["workspaceOrError"]["locationEntries"]
+    assert [(e["name"], e["loadStatus"], e["locationOrLoadError"]["__typename"]) for e in entries] == [
+        (LOCATION_NAME, "LOADED", "RepositoryLocation")
+    ]
