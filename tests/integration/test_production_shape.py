@@ -14,6 +14,7 @@ import os
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,26 +95,19 @@ def production(tmp_path_factory) -> Iterator[Production]:
         code = code_server(home, service_env)
         daemon = dagster_daemon(home, service_env)
         webserver = dagster_webserver(home, ui_port, service_env)
-        started: list[Server] = []
-        instance = None
-        try:
+        with ExitStack() as running:  # every server is stopped, newest first, even if stopping one fails
             for server in (mlflow, code, daemon, webserver):
-                started.append(server.start())
+                running.callback(server.start().stop)
+            running.callback(s3fs.S3FileSystem.clear_instance_cache)
             wait_mlflow(mlflow, mlflow_port)
             wait_for("the code server", lambda: grpc_ready("127.0.0.1", code_port), 180, 2, alive=code)
             wait_dagster(webserver, ui_port, timeout=180)
-            instance = dg.DagsterInstance.from_config(str(home))
+            instance = running.enter_context(dg.DagsterInstance.from_config(str(home)))
             wait_for("the registry sensor's first tick", lambda: sensor_ticks(instance), 180, 2, alive=daemon)
             yield Production(
                 home, service_env["ASSURANCE_EVIDENCE_ROOT"], service_env["MLFLOW_TRACKING_URI"],
                 code_port, ui_port, code, daemon, instance,
             )  # fmt: skip
-        finally:
-            for server in reversed(started):
-                server.stop()
-            if instance is not None:
-                instance.dispose()
-            s3fs.S3FileSystem.clear_instance_cache()
 
 
 @pytest.fixture(scope="module")
