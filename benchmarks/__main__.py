@@ -16,6 +16,7 @@ FULL = [
     ["benchmarks.bench_analyses"],
     ["benchmarks.bench_sensor"],
     ["benchmarks.bench_ledger"],
+    ["benchmarks.bench_capacity"],
     ["benchmarks.calibration"],
 ]
 QUICK = [

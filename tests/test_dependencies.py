@@ -23,8 +23,21 @@ def normalized(name: str) -> str:
 
 
 def declared(*extras: str) -> set[str]:
+    """The distributions the dependencies and `extras` name, following an extra that names another extra
+    of this project (`model-assurance[postgres]`)."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    specs = project["dependencies"] + [s for e in extras for s in project["optional-dependencies"][e]]
+    specs, pending, seen = list(project["dependencies"]), list(extras), set()
+    while pending:
+        extra = pending.pop()
+        if extra in seen:
+            continue
+        seen.add(extra)
+        for spec in project["optional-dependencies"][extra]:
+            own = re.fullmatch(rf"{re.escape(project['name'])}\[([\w,-]+)\]", spec)
+            if own:
+                pending += own.group(1).split(",")
+            else:
+                specs.append(spec)
     return {normalized(re.split(r"[\s\[<>=!~;]", s, maxsplit=1)[0]) for s in specs}
 
 

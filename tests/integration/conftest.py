@@ -6,9 +6,6 @@ The webhook receiver on 127.0.0.1 stands in for a chat or incident tool, so aler
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -19,6 +16,7 @@ import pytest
 
 from tests.integration.servers import (
     Server,
+    apt_install,
     dagster_dev,
     free_port,
     mlflow_server,
@@ -185,15 +183,7 @@ def validated(registered) -> dict[str, dg.DagsterRun]:
 def chromium() -> Path:
     """Debian's chromium, installed with apt-get the first time; a browser test never silently skips."""
     if not CHROMIUM.exists():
-        if shutil.which("apt-get") is None or os.geteuid() != 0:
-            pytest.fail(f"{CHROMIUM} is missing and cannot be installed here (needs root and apt-get)")
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "chromium"]):
-            done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
-            if done.returncode != 0:
-                pytest.fail(
-                    f"`{' '.join(cmd)}` failed, so {CHROMIUM} cannot be installed:\n{done.stderr[-2000:]}"
-                )
+        apt_install("chromium")
     if not CHROMIUM.exists():
         pytest.fail(f"apt-get install chromium finished but {CHROMIUM} is still missing")
     return CHROMIUM

@@ -1,24 +1,32 @@
-"""Real processes for end-to-end tests and the benchmark: `mlflow server` and `dagster dev`, each in its own
-process group so that stopping one stops every child it started (MLflow's workers, Dagster's webserver,
-daemon and code server).
+"""Real processes for end-to-end tests and the benchmark, each in its own process group so that stopping one
+stops every child it started: `mlflow server` (and its workers), `dagster dev`, and the production shape's
+parts run separately (a throw-away PostgreSQL cluster, `dagster code-server start`, `dagster-daemon run`,
+`dagster-webserver`). moto's S3 server runs in process.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+PRODUCTION_INSTANCE = REPO / "deploy" / "dagster-postgres.yaml"
+PRODUCTION_WORKSPACE = REPO / "deploy" / "workspace-grpc.yaml"
+LOCATION_NAME = "model_assurance"
 QUIET_ENV = {
     "MLFLOW_DISABLE_TELEMETRY": "true",
     "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
@@ -67,6 +75,7 @@ class Server:
     log: Path
     cwd: Path
     process: subprocess.Popen | None = None
+    stop_signal: int = signal.SIGTERM
 
     def start(self) -> Server:
         handle = self.log.open("ab")
@@ -86,11 +95,11 @@ class Server:
         return self.process is not None and self.process.poll() is None
 
     def stop(self, grace: float = 20.0) -> None:
-        """SIGTERM the whole group, then SIGKILL whatever is still alive after `grace` seconds."""
+        """Signal the whole group (SIGTERM unless set), then SIGKILL whatever is still alive after `grace` seconds."""
         if self.process is None:
             return
         pgid = self.process.pid
-        for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 10.0)):
+        for sig, wait in ((self.stop_signal, grace), (signal.SIGKILL, 10.0)):
             try:
                 os.killpg(pgid, sig)
             except ProcessLookupError:
@@ -106,17 +115,32 @@ class Server:
             return "(no log)"
 
 
-def _live_members(pgid: int) -> list[int]:
-    """Processes of the group that are not zombies (an init that never reaps must not stall teardown)."""
-    members = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
+def _group_stats(pgid: int) -> dict[int, list[str]]:
+    """/proc/<pid>/stat fields (from the state on) of every process in the group."""
+    members = {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:  # a process may end between the listing and the read
+            fields = Path("/proc", pid, "stat").read_text().rsplit(")", 1)[1].split()
         except (OSError, IndexError):
             continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            members.append(int(stat.parent.name))
+        if int(fields[2]) == pgid:
+            members[int(pid)] = fields
     return members
+
+
+def _live_members(pgid: int) -> list[int]:
+    """Processes of the group that are not zombies (an init that never reaps must not stall teardown)."""
+    return [pid for pid, fields in _group_stats(pgid).items() if fields[0] != "Z"]
+
+
+def reaped_children_cpu(server: Server) -> float:
+    """CPU seconds of the finished children the server's processes have reaped (cutime + cstime): for a
+    code server, the run workers it launched."""
+    if server.process is None:
+        return 0.0
+    ticks = os.sysconf("SC_CLK_TCK")
+    stats = _group_stats(server.process.pid).values()
+    return sum(int(fields[13]) + int(fields[14]) for fields in stats) / ticks
 
 
 def _wait_group(process: subprocess.Popen, pgid: int, timeout: float) -> bool:
@@ -178,3 +202,168 @@ def wait_dagster(server: Server, port: int, timeout: float = 120) -> None:
     wait_for(
         "dagster webserver", lambda: http_ok(f"http://127.0.0.1:{port}/server_info"), timeout, alive=server
     )
+
+
+def apt_install(package: str) -> None:
+    """Install a Debian package the first time a test needs it; a test never silently skips for lack of it."""
+    if shutil.which("apt-get") is None or os.geteuid() != 0:
+        raise AssertionError(f"{package} is missing and cannot be installed here (needs root and apt-get)")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", package]):
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+        if done.returncode != 0:
+            raise AssertionError(
+                f"`{' '.join(cmd)}` failed, so {package} cannot be installed:\n{done.stderr[-2000:]}"
+            )
+
+
+# --- PostgreSQL ---------------------------------------------------------------------------------------
+
+
+def postgres_bin() -> Path:
+    """Debian's PostgreSQL server binaries (newest major version), installed with apt-get when missing."""
+
+    def found() -> list[Path]:
+        return sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"), key=lambda p: int(p.parts[-3]))
+
+    if not found():
+        apt_install("postgresql")
+    if not found():
+        raise AssertionError("apt-get install postgresql finished but no /usr/lib/postgresql/*/bin/postgres")
+    return found()[-1].parent
+
+
+@dataclass(frozen=True)
+class Postgres:
+    """A running cluster and the DAGSTER_PG_* variables `deploy/dagster-postgres.yaml` reads to reach it."""
+
+    port: int
+    password: str
+    user: str = "dagster"
+    database: str = "dagster"
+    host: str = "127.0.0.1"
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {
+            "DAGSTER_PG_HOST": self.host,
+            "DAGSTER_PG_PORT": str(self.port),
+            "DAGSTER_PG_USERNAME": self.user,
+            "DAGSTER_PG_PASSWORD": self.password,
+            "DAGSTER_PG_DB": self.database,
+        }
+
+
+@contextmanager
+def postgres_cluster() -> Iterator[Postgres]:
+    """A throw-away cluster: initdb in a temp dir, served on a free loopback port, removed afterwards.
+
+    PostgreSQL refuses to run as root, so as root the cluster belongs to `nobody` (its folder is created
+    outside pytest's private temp tree, which `nobody` cannot enter). Password authentication (scram) is
+    on, as a real server's would be. SIGINT is PostgreSQL's fast shutdown: open sessions do not hold it up.
+    """
+    bin_dir = postgres_bin()
+    root = Path(tempfile.mkdtemp(prefix="assurance-pg-"))
+    run_as: list[str] = []
+    if os.geteuid() == 0:
+        shutil.chown(root, "nobody")
+        run_as = ["runuser", "-u", "nobody", "--"]
+    cluster = Postgres(port=free_port(), password=secrets.token_urlsafe(12))
+    server = None
+    try:
+        (root / "pwfile").write_text(cluster.password)
+        (root / "sockets").mkdir()
+        if run_as:
+            for path in (root / "pwfile", root / "sockets"):
+                shutil.chown(path, "nobody")
+        initdb = [
+            *run_as, str(bin_dir / "initdb"), "-D", str(root / "data"), "-U", cluster.user,
+            f"--pwfile={root / 'pwfile'}", "--auth=scram-sha-256", "-E", "UTF8", "--no-sync",
+        ]  # fmt: skip
+        done = subprocess.run(initdb, capture_output=True, text=True, timeout=120, env=base_env())
+        assert done.returncode == 0, f"initdb failed:\n{done.stderr[-2000:]}"
+        args = [
+            *run_as, str(bin_dir / "postgres"), "-D", str(root / "data"), "-p", str(cluster.port),
+            "-h", cluster.host, "-k", str(root / "sockets"), "-c", "fsync=off",
+        ]  # fmt: skip
+        server = Server(
+            "postgres", args, base_env(), root / "postgres.log", root, stop_signal=signal.SIGINT
+        ).start()
+        client_env = base_env(PGPASSWORD=cluster.password)
+        ready = [str(bin_dir / "pg_isready"), "-q", "-h", cluster.host, "-p", str(cluster.port)]
+        wait_for(
+            "postgres accepting connections",
+            lambda: subprocess.run(ready, env=client_env).returncode == 0,
+            60,
+            interval=0.3,
+            alive=server,
+        )
+        createdb = [
+            str(bin_dir / "createdb"), "-h", cluster.host, "-p", str(cluster.port), "-U", cluster.user,
+            cluster.database,
+        ]  # fmt: skip
+        done = subprocess.run(createdb, env=client_env, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, f"createdb failed:\n{done.stderr[-2000:]}"
+        yield cluster
+    finally:
+        if server is not None:
+            server.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+# --- S3 -------------------------------------------------------------------------------------------------
+
+
+@contextmanager
+def moto_s3() -> Iterator[dict[str, str]]:
+    """moto's S3 server on loopback; yields the standard AWS variables that point any SDK (s3fs, boto3) at it."""
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_ENDPOINT_URL_S3": f"http://127.0.0.1:{port}",
+        }
+    finally:
+        server.stop()
+
+
+# --- Dagster as separate services -------------------------------------------------------------------------
+
+
+def production_home(home: Path) -> Path:
+    """A DAGSTER_HOME holding the production instance file (PostgreSQL storage, queued runs) as dagster.yaml."""
+    home.mkdir(parents=True, exist_ok=True)
+    shutil.copy(PRODUCTION_INSTANCE, home / "dagster.yaml")
+    return home
+
+
+def code_server(home: Path, env: dict[str, str]) -> Server:
+    """`dagster code-server start` for the code location; host and port come from DAGSTER_CODE_SERVER_*."""
+    args = [
+        str(BIN / "dagster"), "code-server", "start", "-m", "assurance.definitions", "-a", "defs",
+        "--location-name", LOCATION_NAME,
+    ]  # fmt: skip
+    return Server("dagster code-server", args, env, home / "code-server.log", REPO)
+
+
+def dagster_daemon(home: Path, env: dict[str, str]) -> Server:
+    args = [str(BIN / "dagster-daemon"), "run", "-w", str(PRODUCTION_WORKSPACE)]
+    return Server("dagster-daemon", args, env, home / "daemon.log", REPO)
+
+
+def dagster_webserver(home: Path, port: int, env: dict[str, str]) -> Server:
+    args = [
+        str(BIN / "dagster-webserver"), "-w", str(PRODUCTION_WORKSPACE), "-h", "127.0.0.1", "-p", str(port),
+    ]  # fmt: skip
+    return Server("dagster-webserver", args, env, home / "webserver.log", REPO)
+
+
+def grpc_ready(host: str, port: int) -> bool:
+    check = [str(BIN / "dagster"), "api", "grpc-health-check", "-h", host, "-p", str(port)]
+    return subprocess.run(check, capture_output=True, timeout=60).returncode == 0

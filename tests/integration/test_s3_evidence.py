@@ -43,29 +43,18 @@ class S3:
 def s3() -> Iterator[S3]:
     import boto3
     import s3fs
-    from moto.server import ThreadedMotoServer
 
-    from tests.integration.servers import free_port
+    from tests.integration.servers import moto_s3
 
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    with pytest.MonkeyPatch.context() as env:
-        for name, value in {
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_DEFAULT_REGION": "us-east-1",
-            "AWS_ENDPOINT_URL_S3": endpoint,
-        }.items():
+    with moto_s3() as aws, pytest.MonkeyPatch.context() as env:
+        for name, value in aws.items():
             env.setenv(name, value)
         env.delenv("AWS_PROFILE", raising=False)
         s3fs.S3FileSystem.clear_instance_cache()
         try:
-            yield S3(endpoint, boto3.client("s3"))
+            yield S3(aws["AWS_ENDPOINT_URL_S3"], boto3.client("s3"))
         finally:
             s3fs.S3FileSystem.clear_instance_cache()
-            server.stop()
 
 
 @pytest.fixture
