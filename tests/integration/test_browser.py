@@ -228,9 +228,24 @@ def test_the_assurance_run_opens_in_the_mlflow_ui_with_its_metrics_and_report(re
         page.get_by_text("evidence_run_id", exact=True).wait_for(state="visible")
     page.screenshot(path=str(ARTIFACTS / "mlflow-assurance-run.png"))
 
+    failed: list[str] = []
+    page.on("requestfailed", lambda request: failed.append(f"{request.url}: {request.failure}"))
+    page.on("response", lambda r: failed.append(f"{r.url}: HTTP {r.status}") if r.status >= 400 else None)
     page.goto(report_link)
     with saved_on_failure(page, "mlflow-report-artifact"):
         report = page.frame_locator("iframe").first
         report.get_by_text(re.compile(r"^Recommendation: ")).first.wait_for(state="visible")
         report.get_by_text(f"Model assurance report: {MODEL} version 1").wait_for(state="visible")
+        page.wait_for_load_state("networkidle")
     page.screenshot(path=str(ARTIFACTS / "mlflow-report-artifact.png"))
+    assert failed == [], failed  # nothing the report or its page asked for went missing
+    frame = next(f for f in page.frames if f != page.main_frame and f.query_selector("h1"))
+    broken = frame.evaluate(
+        """() => [
+            ...[...document.images].filter(i => !(i.complete && i.naturalWidth > 0)).map(i => 'img ' + i.alt),
+            ...[...document.querySelectorAll('a[href^="#"]')]
+                .filter(a => !document.getElementById(decodeURIComponent(a.getAttribute('href').slice(1))))
+                .map(a => 'link ' + a.getAttribute('href')),
+        ]"""
+    )
+    assert broken == [], broken  # every plot drawn, every contents link lands on its part
