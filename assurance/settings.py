@@ -13,7 +13,7 @@ nothing writes it to pass configuration along.
 | `ASSURANCE_POLICY` | `policy_path` | unset: the packaged default policy |
 | `ASSURANCE_ALERT_WEBHOOK` | `alert_webhook` | unset: alerts go to the sensor log only |
 | `ASSURANCE_DAGSTER_URL` | `dagster_url` | unset: failure alerts carry the run id without a link |
-| `ASSURANCE_SENSOR_INTERVAL` | `sensor_interval` | 30 s between ticks (all three sensors) |
+| `ASSURANCE_SENSOR_INTERVAL` | `sensor_interval` | 30 s between ticks (every sensor) |
 | `ASSURANCE_SENSOR_MAX_RUNS` | `sensor_max_runs` | 25 runs per tick |
 | `ASSURANCE_SENSOR_SETTLE_SECONDS` | `sensor_settle_seconds` | 15 s after registration before a first run |
 | `ASSURANCE_MONITORING_CRON` | `monitoring_cron` | `0 6 * * *` (UTC) |
