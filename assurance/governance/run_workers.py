@@ -3,8 +3,9 @@
 A run whose process is killed (the out-of-memory killer, SIGKILL, a machine restart) never reports its end.
 Where the process that launched it survives, Dagster's code server notices within a second; when that
 process died too (the whole code location went down, or the run was the `assurance` command's own process)
-nothing does, and the version keeps a run that never ends. A worker is identified by its host and process
-id; a process id can be reused, so a process that started after the run did is not the run's worker.
+nothing does, and the version keeps a run that never ends. A worker is identified by its host (and pid
+namespace) and process id; a process id can be reused, so a process that started after the run did is not
+the run's worker.
 Plain Python (psutil).
 """
 
@@ -34,7 +35,13 @@ class Worker:
 
 
 def this_host() -> str:
-    return socket.gethostname()
+    """Where a pid means one process: the host name, plus the pid namespace on Linux (containers on one host
+    may share a name, never a namespace)."""
+    try:
+        namespace = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        return socket.gethostname()
+    return f"{socket.gethostname()}/pidns:{namespace}"
 
 
 def current_worker() -> Worker:
