@@ -1,8 +1,9 @@
 """Kill -9 anywhere leaves no half-written evidence: `assurance run` killed with SIGKILL at seeded random moments.
 
 One published run comes first, timed phase by phase (its progress lines and its publication). Then six runs
-of the same version are killed: five at a random moment between two of those phases, one during
-publication (once its staging folder appears). After each kill every run folder a reader can see, through
+of the same version are killed: five at a random moment between two of those phases (from the start to the
+first evidence file written), one at a random step of publication (a file of its staging folder about to be
+written, or the folder about to be renamed into place). After each kill every run folder a reader can see, through
 the store's listing, the run history and the raw file system, must be whole and match its manifest, and no
 published run may be lost. A final run then publishes normally and sweeps what killed runs left aside.
 
@@ -18,6 +19,7 @@ import multiprocessing
 import os
 import random
 import shutil
+import signal
 import sys
 import time
 from dataclasses import dataclass
@@ -49,15 +51,36 @@ RUN_BOUND_SECONDS = 300
 POLL_SECONDS = 0.005
 
 
-def run_cli(argv: list[str], env: dict[str, str], log: str) -> None:
-    """The `assurance` command in this process, its output to `log` (the forkserver's target)."""
+def run_cli(argv: list[str], env: dict[str, str], log: str, die_at_publication_step: int | None) -> None:
+    """The `assurance` command in this process, its output to `log` (the forkserver's target).
+
+    With `die_at_publication_step` k, the process SIGKILLs itself as publication is about to take its k-th
+    step (writing a file of the staging folder, or renaming it into place): a window of milliseconds that
+    no outside timer hits reliably on a busy machine. An audit hook sees each step before it happens.
+    """
     fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
     os.dup2(fd, 1)
     os.dup2(fd, 2)
     os.environ.update(env)
+    if die_at_publication_step is not None:
+        sys.addaudithook(dying_at(die_at_publication_step))
     from assurance.cli.main import main
 
     sys.exit(main(argv))
+
+
+def dying_at(step: int):
+    steps = 0
+
+    def hook(event: str, args: tuple) -> None:
+        nonlocal steps
+        writing = event == "open" and args[1] is not None and args[1][0] in "wxa"
+        if (writing or event == "os.rename") and f"/{STAGING}" in str(args[0]):
+            steps += 1
+            if steps == step:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+    return hook
 
 
 @dataclass
@@ -69,8 +92,9 @@ class Target:
     progress_marker: bytes
     ctx: multiprocessing.context.BaseContext
 
-    def start(self, log: Path) -> multiprocessing.Process:
-        process = self.ctx.Process(target=run_cli, args=(self.argv, self.env, str(log)))
+    def start(self, log: Path, die_at_publication_step: int | None = None) -> multiprocessing.Process:
+        args = (self.argv, self.env, str(log), die_at_publication_step)
+        process = self.ctx.Process(target=run_cli, args=args)
         process.start()
         return process
 
@@ -90,46 +114,51 @@ def entries(version_dir: Path) -> set[str]:
     return {p.name for p in version_dir.iterdir()} if version_dir.exists() else set()
 
 
-def timed_run(target: Target, log: Path) -> tuple[list[float], float]:
-    """A run to completion: when each progress line before publication appeared, and how long publication took
-    (from its staging folder appearing to its run folder appearing)."""
+@dataclass
+class Timeline:
+    """One run's phases, in seconds from its start: its progress lines, then publication."""
+
+    lines: list[float]  # when each progress line printed before publication appeared
+    publishing: float  # when the first evidence file was written
+    publication_steps: int  # files written (the manifest last), then the rename into place
+
+
+def timed_run(target: Target, log: Path) -> Timeline:
+    """A run to completion, timed (publication from the mtimes of the files it wrote)."""
     before = entries(target.version_dir)
     process = target.start(log)
-    start, lines = time.monotonic(), []
-    staged_at = published_at = None
-    while process.is_alive() and published_at is None and time.monotonic() - start < RUN_BOUND_SECONDS:
-        now, new = time.monotonic(), entries(target.version_dir) - before
-        lines += [now - start] * (progress_lines(target, log) - len(lines))
-        if new and staged_at is None:
-            staged_at = now
-        if any(not name.startswith(".") for name in new):
-            published_at = now
+    start, lines = time.time(), []
+    while process.is_alive() and time.time() - start < RUN_BOUND_SECONDS:
+        lines += [time.time() - start] * (progress_lines(target, log) - len(lines))
         time.sleep(POLL_SECONDS)
     process.join(RUN_BOUND_SECONDS)
     assert process.exitcode == 0, log.read_text(errors="replace")[-3000:]
-    assert staged_at is not None and published_at is not None, "the run's publication was not seen"
-    return [t for t in lines if t < staged_at - start], max(published_at - staged_at, POLL_SECONDS)
+    (run,) = {name for name in entries(target.version_dir) - before if not name.startswith(".")}
+    folder = target.version_dir / run
+    files = [p for p in folder.rglob("*") if p.is_file()]
+    first = min(p.stat().st_mtime for p in files)
+    return Timeline([t for t in lines if t < first - start], first - start, len(files) + 1)
 
 
-def kill_when(target: Target, log: Path, after_line: int | None, delay: float) -> str:
-    """Start a run, wait for its progress line `after_line` (None: for a new staging folder, i.e. publication),
-    then SIGKILL it `delay` seconds later. Says whether it was killed or had ended first."""
-    before = set(staging(target.version_dir))  # folders earlier kills left do not count as this run's
+def kill_at(target: Target, log: Path, after_line: int, delay: float) -> str:
+    """Start a run, SIGKILL it `delay` seconds after its progress line `after_line`. Says whether it was killed."""
     process = target.start(log)
     start = time.monotonic()
-
-    def ready() -> bool:
-        if after_line is None:
-            return bool(set(staging(target.version_dir)) - before)
-        return progress_lines(target, log) >= after_line
-
-    while process.is_alive() and not ready() and time.monotonic() - start < RUN_BOUND_SECONDS:
+    while process.is_alive() and progress_lines(target, log) < after_line:
+        assert time.monotonic() - start < RUN_BOUND_SECONDS, log.read_text(errors="replace")[-3000:]
         time.sleep(POLL_SECONDS)
     time.sleep(delay)
     outcome = "killed" if process.is_alive() else f"ended first (exit {process.exitcode})"
     process.kill()
     process.join(10)
     return outcome
+
+
+def kill_in_publication(target: Target, log: Path, step: int) -> str:
+    """A run that SIGKILLs itself at publication step `step` (see `run_cli`)."""
+    process = target.start(log, die_at_publication_step=step)
+    process.join(RUN_BOUND_SECONDS)
+    return "killed" if process.exitcode == -signal.SIGKILL else f"ended first (exit {process.exitcode})"
 
 
 def assert_readers_see_whole_runs(target: Target, model: str, version: str, published: set[str]) -> set[str]:
@@ -165,23 +194,27 @@ def test_kill_9_at_any_moment_leaves_only_whole_evidence(small_registry, tmp_pat
         ctx,
     )  # fmt: skip
 
-    lines, publication = timed_run(target, tmp_path / "run-0.log")
+    timeline = timed_run(target, tmp_path / "run-0.log")
     published = assert_readers_see_whole_runs(target, model, version, set())
     assert len(published) == 1
 
-    plans: list[tuple[int | None, float]] = [(None, rng.uniform(0, publication))]
-    anchors = [0.0, *lines]
+    anchors = [0.0, *timeline.lines, timeline.publishing]
+    plans = [("in publication", rng.randint(1, timeline.publication_steps))]
     for _ in range(KILLS - 1):
         i = rng.randrange(len(anchors) - 1)  # after progress line i, a random share of the gap to the next
         plans.append((i, rng.uniform(0, anchors[i + 1] - anchors[i])))
     rng.shuffle(plans)
     outcomes = []
-    for k, (line, delay) in enumerate(plans):
-        moment = "publication" if line is None else f"after line {line}"
-        outcomes.append((moment, round(delay, 3), kill_when(target, tmp_path / f"kill-{k}.log", line, delay)))
+    for k, (where, at) in enumerate(plans):
+        log = tmp_path / f"kill-{k}.log"
+        if where == "in publication":
+            outcome = kill_in_publication(target, log, at)
+            outcomes.append((f"publication step {at} of {timeline.publication_steps}", outcome))
+        else:
+            outcomes.append((f"{at:.3f} s after line {where}", kill_at(target, log, where, at)))
         published = assert_readers_see_whole_runs(target, model, version, published)
     print("\nkills:", outcomes)
-    assert all(o == "killed" for *_, o in outcomes), outcomes
+    assert all(outcome == "killed" for _, outcome in outcomes), outcomes
 
     with dg.DagsterInstance.from_config(str(home)) as instance:
         stuck = {r.run_id for r in instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]))}
@@ -190,6 +223,7 @@ def test_kill_9_at_any_moment_leaves_only_whole_evidence(small_registry, tmp_pat
         assert {run.run_id for run, _ in dead} == stuck and unjudged == 0
 
     leftovers = staging(target.version_dir)
+    assert leftovers, "the kill in publication left no staging folder"
     two_hours_ago = time.time() - 2 * 3600  # past the store's staleness limit, as if a later day's run
     for name in leftovers:
         os.utime(target.version_dir / name, (two_hours_ago, two_hours_ago))
