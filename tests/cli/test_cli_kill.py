@@ -51,31 +51,31 @@ RUN_BOUND_SECONDS = 300
 POLL_SECONDS = 0.005
 
 
-def run_cli(argv: list[str], env: dict[str, str], log: str, die_at_publication_step: int | None) -> None:
+def run_cli(argv: list[str], env: dict[str, str], log: str, die_at: tuple[str, int] | None) -> None:
     """The `assurance` command in this process, its output to `log` (the forkserver's target).
 
-    With `die_at_publication_step` k, the process SIGKILLs itself as publication is about to take its k-th
-    step (writing a file of the staging folder, or renaming it into place): a window of milliseconds that
-    no outside timer hits reliably on a busy machine. An audit hook sees each step before it happens.
+    With `die_at` (folder, k), the process SIGKILLs itself as publication is about to take its k-th step in
+    that folder (opening a file for writing, or renaming): a window of milliseconds that no outside timer
+    hits reliably on a busy machine. An audit hook sees each step before it happens.
     """
     fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
     os.dup2(fd, 1)
     os.dup2(fd, 2)
     os.environ.update(env)
-    if die_at_publication_step is not None:
-        sys.addaudithook(dying_at(die_at_publication_step))
+    if die_at is not None:
+        sys.addaudithook(dying_at(*die_at))
     from assurance.cli.main import main
 
     sys.exit(main(argv))
 
 
-def dying_at(step: int):
+def dying_at(folder: str, step: int):
     steps = 0
 
     def hook(event: str, args: tuple) -> None:
         nonlocal steps
         writing = event == "open" and args[1] is not None and args[1][0] in "wxa"
-        if (writing or event == "os.rename") and f"/{STAGING}" in str(args[0]):
+        if (writing or event == "os.rename") and str(args[0]).startswith(folder):
             steps += 1
             if steps == step:
                 os.kill(os.getpid(), signal.SIGKILL)
@@ -93,7 +93,10 @@ class Target:
     ctx: multiprocessing.context.BaseContext
 
     def start(self, log: Path, die_at_publication_step: int | None = None) -> multiprocessing.Process:
-        args = (self.argv, self.env, str(log), die_at_publication_step)
+        die_at = (
+            None if die_at_publication_step is None else (f"{self.version_dir}/", die_at_publication_step)
+        )
+        args = (self.argv, self.env, str(log), die_at)
         process = self.ctx.Process(target=run_cli, args=args)
         process.start()
         return process
