@@ -18,6 +18,7 @@ import pandas as pd
 
 from assurance.domain.errors import SettingsError, step_failure
 from assurance.domain.values import partition_key
+from assurance.governance.run_workers import current_worker, worker_tags
 from assurance.settings import Settings
 
 
@@ -63,7 +64,8 @@ def _execute(job, dagster_instance, partition: str | None = None):
         partition_key=partition,
         instance=dagster_instance,
         raise_on_error=False,
-        tags={"assurance/started_by": "cli"},
+        # the worker's host and pid let the dead-run sensor tell a killed command from a running one
+        tags={"assurance/started_by": "cli", **worker_tags(current_worker())},
         run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}},
     )
 

@@ -10,11 +10,13 @@ written create-only so a published run is never replaced.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
 import os
 import re
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,6 +30,9 @@ if TYPE_CHECKING:
 
 MANIFEST = "manifest.json"
 PORTFOLIO = "_portfolio"
+STAGING = ".staging-"
+# a publisher fills its staging folder within seconds; one untouched this long was left by a killed process
+STALE_STAGING_SECONDS = 3600
 # fsspec protocols without real folders, where "making a folder" would create a missing bucket instead
 OBJECT_STORES = frozenset({"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss"})
 # the product's own top-level folders, compared case-blind: macOS and Windows disks ignore case
@@ -220,7 +225,9 @@ class EvidenceStore:
             raise EvidenceError(f"evidence folder {rel_dir} already exists; evidence is never overwritten")
         manifest, body = manifest_document(files, manifest)
         parent, _, leaf = final.rstrip("/").rpartition("/")
-        target = f"{parent}/.staging-{leaf}" if self.local else final
+        target = f"{parent}/{STAGING}{leaf}" if self.local else final
+        if self.local:
+            self._sweep_staging(parent)
         try:
             self._write_all(target, files, body)
             if self.local:
@@ -230,6 +237,18 @@ class EvidenceStore:
                 self.fs.rm(target, recursive=True)
             raise EvidenceError(f"could not publish evidence to {self.root}/{rel_dir}: {exc}") from exc
         return Published(self.root, rel_dir, rel_dir.rsplit("/", 1)[-1], manifest)
+
+    def _sweep_staging(self, parent: str) -> None:
+        """Remove staging folders that killed publishers left beside the runs: readers never list them, but
+        each holds a run's worth of files. Only stale ones go: a live publisher's folder is seconds old."""
+        if not self.fs.exists(parent):
+            return
+        cutoff = time.time() - STALE_STAGING_SECONDS
+        for entry in self.fs.ls(parent, detail=True):
+            name = entry["name"].rstrip("/").rsplit("/", 1)[-1]
+            if name.startswith(STAGING) and entry.get("mtime", cutoff) < cutoff:
+                with contextlib.suppress(FileNotFoundError):  # another publisher swept it first
+                    self.fs.rm(entry["name"], recursive=True)
 
     def _write_all(self, target: str, files: dict[str, bytes], manifest_body: bytes) -> None:
         for rel, data in files.items():

@@ -1,1 +1,1 @@
-"""The portfolio: findings ledger, inventory, KPIs, revalidation cadence and alerts."""
+"""The portfolio: findings ledger, inventory, KPIs, revalidation cadence, alerts, and run-worker liveness."""

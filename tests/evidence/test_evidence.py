@@ -1,4 +1,6 @@
 import json
+import os
+import time
 
 import pandas as pd
 import pytest
@@ -7,6 +9,8 @@ from assurance.domain.errors import EvidenceError
 from assurance.evidence.store import (
     MAX_SEGMENT,
     PORTFOLIO,
+    STAGING,
+    STALE_STAGING_SECONDS,
     EvidenceStore,
     parquet_bytes,
     safe_segment,
@@ -104,6 +108,22 @@ def test_failed_publish_leaves_nothing(tmp_path, monkeypatch):
         store.publish_run("m", "1", "r1", {"a.txt": b"1"}, {})
     assert store.runs("m", "1") == []
     assert list((tmp_path / "m" / "1").iterdir()) == []
+
+
+def test_publish_sweeps_staging_folders_killed_publishers_left_and_keeps_live_ones(tmp_path):
+    store = EvidenceStore(str(tmp_path))
+    store.publish_run("m", "1", "r1", {"a.txt": b"1"}, {})
+    version = tmp_path / "m" / "1"
+    left, live = version / f"{STAGING}r2", version / f"{STAGING}r3"
+    for folder in (left, live):
+        folder.mkdir()
+        (folder / "a.txt").write_bytes(b"half")
+    long_ago = time.time() - STALE_STAGING_SECONDS - 60
+    os.utime(left, (long_ago, long_ago))
+    assert store.runs("m", "1") == ["r1"]  # never listed, swept or not
+    store.publish_run("m", "1", "r4", {"a.txt": b"4"}, {})
+    assert not left.exists() and live.exists()
+    assert store.runs("m", "1") == ["r1", "r4"]
 
 
 def test_verify_reports_changed_missing_and_extra(tmp_path):

@@ -1,0 +1,198 @@
+"""Dead runs are seen: `dagster dev` with the shipped dagster.yaml, a run worker killed with SIGKILL mid-run.
+
+Two ways a run's process dies, each on its own version of one model in an embedded registry:
+- only the run worker is killed (the out-of-memory killer's choice): the code server that launched it
+  reports the death;
+- the whole stack is killed (a machine lost or restarted) and started again: nothing is left that
+  launched the run, and the `assurance_dead_runs` sensor finds its worker gone.
+Either way the run becomes FAILURE within a bound, the failure alert reaches the webhook, and the daemon's
+run retry (run_retries in dagster.yaml) validates the version again and publishes its evidence.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+import pytest
+from mlflow import MlflowClient
+
+from assurance.evidence.store import EvidenceStore
+from tests.integration.servers import Server, dagster_dev, free_port, wait_dagster, wait_for
+from tests.support import Receiver, webhook_receiver
+
+pytestmark = pytest.mark.integration
+MODEL = "dead_run_check"
+SENSOR_INTERVAL = 3
+# the code server notices its child's death within a second; the sensor needs a restart and a tick
+FAILED_BOUND_SECONDS = {"worker": 30, "machine": 150}
+RUN_BOUND_SECONDS = 420
+
+
+@dataclass
+class Deployment:
+    root: Path
+    port: int
+    env: dict[str, str]
+    hook: Receiver
+    dagster: Server | None = None
+
+    @property
+    def home(self) -> Path:
+        return self.root / "dagster_home"
+
+    @property
+    def evidence(self) -> EvidenceStore:
+        return EvidenceStore(str(self.root / "evidence"))
+
+    def start(self) -> None:
+        self.dagster = dagster_dev(self.home, self.port, self.env).start()
+        wait_dagster(self.dagster, self.port)
+
+    def crash(self) -> None:
+        """Every process of the stack (webserver, daemon, code server, run workers) killed at once."""
+        os.killpg(self.dagster.process.pid, signal.SIGKILL)
+        self.dagster.process.wait()
+        self.dagster.stop()
+
+    def instance(self) -> dg.DagsterInstance:
+        return dg.DagsterInstance.from_config(str(self.home))
+
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory) -> Iterator[Deployment]:
+    from assurance.demo.registry_builder import embedded_tracking_uri
+
+    root = tmp_path_factory.mktemp("dead_runs")
+    port = free_port()
+    with webhook_receiver() as hook:
+        env = {
+            "MLFLOW_TRACKING_URI": embedded_tracking_uri(root / "mlflow"),
+            "ASSURANCE_EVIDENCE_ROOT": str(root / "evidence"),
+            "ASSURANCE_SENSOR_INTERVAL": str(SENSOR_INTERVAL),
+            "ASSURANCE_SENSOR_SETTLE_SECONDS": "0",
+            "ASSURANCE_ALERT_WEBHOOK": hook.url,
+        }
+        (root / "mlflow").mkdir()
+        uri = env["MLFLOW_TRACKING_URI"]
+        MlflowClient(uri, uri).search_registered_models()  # one process creates the schema, not two at once
+        deployment = Deployment(root, port, env, hook)
+        try:
+            deployment.start()
+            yield deployment
+        finally:
+            if deployment.dagster is not None:
+                deployment.dagster.stop()
+
+
+def register(deployment: Deployment, seed: int) -> str:
+    from assurance.demo.registry_builder import register_version
+    from tests.conftest import FEATURES, LABEL, fit_model, make_frame
+
+    reference = make_frame(3000, seed)
+    return register_version(
+        MODEL,
+        fit_model(reference),
+        reference,
+        make_frame(3000, seed + 1),
+        label=LABEL,
+        features=FEATURES,
+        data_dir=deployment.root / "data",
+        tracking_uri=deployment.env["MLFLOW_TRACKING_URI"],
+        model_tags={"owner": "retention-team"},
+    )
+
+
+def runs_of(instance: dg.DagsterInstance, version: str, **tags: str) -> list[dg.DagsterRun]:
+    return list(instance.get_runs(dg.RunsFilter(tags={"dagster/partition": f"{MODEL}/{version}", **tags})))
+
+
+def worker_pid(instance: dg.DagsterInstance, run_id: str) -> int | None:
+    """The pid the run's process logged when it started ("Started process for run (pid: N).")."""
+    for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.ENGINE_EVENT):
+        pid = entry.dagster_event.engine_event_data.metadata.get("pid")
+        if pid is not None:
+            return int(pid.value)
+    return None
+
+
+def run_mid_way(deployment: Deployment, version: str) -> tuple[dg.DagsterRun, int]:
+    """The sensor's validation run of `version` once it is computing its steps, and its worker's pid."""
+    instance = deployment.instance()
+    run = wait_for(
+        f"a started run of version {version}",
+        lambda: next(iter(runs_of(instance, version, **{"assurance/trigger": "new_version"})), None),
+        180,
+        alive=deployment.dagster,
+    )
+    wait_for(
+        "its first steps to finish",
+        lambda: len(instance.all_logs(run.run_id, of_type=dg.DagsterEventType.STEP_SUCCESS)) >= 2,
+        RUN_BOUND_SECONDS,
+        interval=0.5,
+        alive=deployment.dagster,
+    )
+    assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.STARTED
+    return run, worker_pid(instance, run.run_id)
+
+
+def assert_failed_alerted_and_retried(deployment: Deployment, run: dg.DagsterRun, killed_at: float, how: str):
+    instance = deployment.instance()
+
+    def failed():
+        return instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.FAILURE
+
+    wait_for(f"run {run.run_id} to be FAILURE", failed, FAILED_BOUND_SECONDS[how], interval=0.5)
+    print(
+        f"\n{how} killed -> run FAILURE: {time.time() - killed_at:.1f} s (bound {FAILED_BOUND_SECONDS[how]} s)"
+    )
+    alert = wait_for(
+        "the failure alert",
+        lambda: [
+            p
+            for p in deployment.hook.received
+            if p.get("event") == "assurance.run_failure" and p["dagster_run_id"] == run.run_id
+        ],
+        60,
+    )[0]
+    assert alert["model"] == MODEL and alert["version"] == run.tags["dagster/partition"].split("/")[1]
+    version = alert["version"]
+
+    def retried():
+        done = [
+            r for r in runs_of(instance, version, **{"dagster/parent_run_id": run.run_id}) if r.is_finished
+        ]
+        return done[0] if done else None
+
+    retry = wait_for(
+        "the automatic retry to finish", retried, RUN_BOUND_SECONDS, interval=2, alive=deployment.dagster
+    )
+    assert retry.status == dg.DagsterRunStatus.SUCCESS, f"retry {retry.run_id} ended {retry.status}"
+    store = deployment.evidence
+    folder = store.latest_run_path(MODEL, version)
+    assert folder is not None and store.verify(folder) == []
+    assert store.read_manifest(folder)["dagster_run_id"] == retry.run_id
+    return alert
+
+
+def test_a_killed_run_worker_fails_the_run_alerts_and_is_retried(deployment):
+    version = register(deployment, 1)
+    run, pid = run_mid_way(deployment, version)
+    os.kill(pid, signal.SIGKILL)
+    alert = assert_failed_alerted_and_retried(deployment, run, time.time(), "worker")
+    assert alert["error"]
+
+
+def test_a_run_whose_whole_machine_died_is_failed_after_restart_alerted_and_retried(deployment):
+    version = register(deployment, 5)
+    run, pid = run_mid_way(deployment, version)
+    deployment.crash()
+    killed_at = time.time()
+    deployment.start()
+    alert = assert_failed_alerted_and_retried(deployment, run, killed_at, "machine")
+    assert f"process {pid}" in alert["error"] and "killed" in alert["error"]
