@@ -106,6 +106,9 @@ def _print_outcome(summary: dict, findings) -> None:
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from assurance.demo.generator import build_demo
+    from assurance.demo.story import record_governance
+    from assurance.evidence.store import EvidenceStore
+    from assurance.registry.client import Registry
 
     root = Path(args.root).resolve()
     home = Path(settings.dagster_home or root / "dagster_home").expanduser().resolve()
@@ -123,6 +126,10 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         print(f"Assuring {name} version {version} ...", file=sys.stderr)
         _assure(settings, name, version)
     print("Refreshing the portfolio (inventory, findings ledger, KPIs) ...", file=sys.stderr)
+    _refresh_portfolio(settings)
+    print("Recording the review committee's decision and an owner's manual closure ...", file=sys.stderr)
+    for line in record_governance(EvidenceStore(settings.evidence_root), Registry(settings.tracking_uri)):
+        print(f"  {line}", file=sys.stderr)
     _print_posture(settings)
     print(
         "\nBrowse it in the Dagster UI:\n"
@@ -132,22 +139,33 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
+def _refresh_portfolio(settings: Settings):
+    from assurance.cli.launcher import run_portfolio
+
+    outcome = run_portfolio(settings)
+    if not outcome.success:
+        raise RunFailedError(f"the portfolio could not be refreshed: {outcome.error}")
+    return outcome
+
+
 def _print_posture(settings: Settings) -> None:
     """The posture printed from the tables the portfolio job just materialized, not computed twice."""
     from datetime import UTC, datetime
 
     import pandas as pd
 
-    from assurance.cli.launcher import run_portfolio
     from assurance.evidence.history import run_folders
     from assurance.evidence.store import PORTFOLIO, EvidenceStore
-    from assurance.governance.portfolio import Portfolio, posture_text
+    from assurance.governance.portfolio import Portfolio, posture_text, read_kpi_history
 
-    outcome = run_portfolio(settings)
-    if not outcome.success:
-        raise RunFailedError(f"the portfolio could not be refreshed: {outcome.error}")
+    outcome = _refresh_portfolio(settings)
     store = EvidenceStore(settings.evidence_root)
-    portfolio = Portfolio(**outcome.summary, alias_history=pd.DataFrame(), generated_at=datetime.now(UTC))
+    portfolio = Portfolio(
+        **outcome.summary,
+        alias_history=pd.DataFrame(),
+        generated_at=datetime.now(UTC),
+        history=read_kpi_history(store),
+    )
     print()
     print(posture_text(portfolio), end="")
     print("\nReports:")

@@ -76,3 +76,17 @@ def test_demo_assures_every_version_and_finds_the_planted_problems(tmp_path):
     assert "challenger.parquet" not in {f["path"] for f in champion_files}  # v1 is the champion itself
     assert (tmp_path / "ev" / "_portfolio" / "report.html").exists()
     assert (tmp_path / "demo" / "dagster_home").is_dir()
+
+    # the governance records: a decision bound to v2's evidence, a manual closure, KPIs over two portfolio runs
+    from assurance.governance.decisions import read_decisions
+    from assurance.governance.ledger import build_ledger
+    from assurance.governance.portfolio import read_kpi_history
+
+    (decision,) = read_decisions(store).itertuples()
+    assert (decision.model, decision.version, decision.decision) == ("credit_default", "2", "hold")
+    assert decision.run_id == store.latest_run_path("credit_default", "2").rsplit("/", 1)[-1]
+    ledger = build_ledger(store, model="loss_given_default", version="1").set_index("check")
+    closed = ledger.loc["documentation.missing_tag"]
+    assert closed["status"] == "closed" and not closed["verified"] and closed["closed_manually_by"]
+    assert len(read_kpi_history(store)) == 2
+    assert "hold by model-risk-committee" in proc.stderr
