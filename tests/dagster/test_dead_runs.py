@@ -1,5 +1,5 @@
 """The dead-run sensor against a real Dagster instance and real processes (the end-to-end kill is in
-tests/integration/test_dead_runs.py)."""
+tests/integration/test_dead_run_recovery.py)."""
 
 from __future__ import annotations
 
