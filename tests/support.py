@@ -303,3 +303,26 @@ def registry_tick(instance, uri: str, cursor: str | None = None, settings: Setti
         instance=instance, cursor=cursor, resources={"registry": RegistryResource(tracking_uri=uri)}
     )
     return build_registry_sensor(settings or Settings(sensor_settle_seconds=0))(context)
+
+
+def synthetic_refs(models: int, versions: int) -> list:
+    """A registry snapshot of `models` models with `versions` versions each, the last behind `production`."""
+    from assurance.registry.client import VersionRef
+
+    return [
+        VersionRef(
+            f"model_{m:03d}",
+            str(v),
+            "READY",
+            {
+                "owner": f"team{m % 7}",
+                "assurance.current": f"s3://b/{m}/{v}/current.parquet",
+                "risk_tier": "high",
+            },
+            ("production",) if v == versions else (),
+            f"run-{m}-{v}",
+            m * 100 + v,
+        )
+        for m in range(models)
+        for v in range(1, versions + 1)
+    ]

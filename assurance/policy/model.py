@@ -46,13 +46,18 @@ def _check_names() -> list[str]:
     return sorted(spec.name for spec in all_checks())
 
 
-def _known_check(name: str) -> str:
-    names = _check_names()
+def _known(kind: str, name: str, names: list[str], listed: bool = False) -> str:
+    """`name` when it is one of `names`, else a ValueError with the closest name (and all of them, `listed`)."""
     if name not in names:
         close = difflib.get_close_matches(name, names, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ValueError(f"unknown check {name!r}{hint}")
+        every = f"; known: {', '.join(names)}" if listed else ""
+        raise ValueError(f"unknown {kind} {name!r}{hint}{every}")
     return name
+
+
+def _known_check(name: str) -> str:
+    return _known("check", name, _check_names())
 
 
 def _check_name_schema(schema: dict[str, Any]) -> None:
@@ -68,12 +73,7 @@ def _analysis_keys() -> list[str]:
 
 
 def _known_analysis(key: str) -> str:
-    keys = _analysis_keys()
-    if key not in keys:
-        close = difflib.get_close_matches(key, keys, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ValueError(f"unknown analysis {key!r}{hint}; analyses are {', '.join(keys)}")
-    return key
+    return _known("analysis", key, _analysis_keys(), listed=True)
 
 
 CheckName = Annotated[str, AfterValidator(_known_check)]

@@ -12,26 +12,7 @@ from assurance.domain.errors import CursorError
 from assurance.registry.client import VersionRef
 from assurance.registry.sensor_state import BUCKETS, SensorStateStore, bucket_of
 from assurance.registry.watch import encode_state, plan_tick
-
-
-def registry(models: int, versions: int) -> list[VersionRef]:
-    return [
-        VersionRef(
-            f"model_{m:03d}",
-            str(v),
-            "READY",
-            {
-                "owner": f"team{m % 7}",
-                "assurance.current": f"s3://b/{m}/{v}/current.parquet",
-                "risk_tier": "high",
-            },
-            ("production",) if v == versions else (),
-            f"run-{m}-{v}",
-            m * 100 + v,
-        )
-        for m in range(models)
-        for v in range(1, versions + 1)
-    ]
+from tests.support import synthetic_refs as registry
 
 
 def retagged(refs: list[VersionRef], *indexes: int) -> list[VersionRef]:

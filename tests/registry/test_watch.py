@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 import time
 from dataclasses import replace
 
@@ -11,6 +10,7 @@ import pytest
 from assurance.domain.errors import CursorError
 from assurance.registry.client import VersionRef
 from assurance.registry.watch import decode_state, encode_state, fingerprint, plan_tick, run_key, seen
+from tests.support import synthetic_refs
 
 
 def ref(name="credit", version="1", tags=None, aliases=(), status="READY", created=0) -> VersionRef:
@@ -150,24 +150,7 @@ def test_a_foreign_cursor_is_a_clear_error(cursor):
 
 def test_encoded_state_stays_compact_and_a_plan_fast_at_5000_versions():
     """The encoding of the key-value buckets and of older whole-state cursors (per tick, see test_sensor_state)."""
-    rng = random.Random(0)
-    refs = [
-        VersionRef(
-            f"model_{m:03d}",
-            str(v),
-            "READY",
-            {
-                "owner": f"team{m % 7}",
-                "assurance.current": f"s3://b/{m}/{v}/current.parquet",
-                "risk_tier": "high",
-            },
-            ("production",) if v == 20 else (),
-            f"{rng.getrandbits(128):032x}",
-            m * 100 + v,
-        )
-        for m in range(250)
-        for v in range(1, 21)
-    ]
+    refs = synthetic_refs(250, 20)
     cursor = encode_state(state_after(*refs))
     assert len(cursor) < 40_000  # ~6.7 bytes per version
     start = time.perf_counter()
