@@ -160,9 +160,16 @@ def test_helm_values_keep_the_shipped_queue_rules_monitoring_and_retention(helm)
     assert {
         "enabled": monitoring["enabled"],
         "start_timeout_seconds": monitoring["startTimeoutSeconds"],
+        "max_runtime_seconds": monitoring["maxRuntimeSeconds"],
         "max_resume_run_attempts": monitoring["maxResumeRunAttempts"],
         "poll_interval_seconds": monitoring["pollIntervalSeconds"],
     } == shipped["run_monitoring"]
+    retries = daemon["runRetries"]
+    assert {
+        "enabled": retries["enabled"],
+        "max_retries": retries["maxRetries"],
+        "retry_on_asset_or_op_failure": retries["retryOnAssetOrOpFailure"],
+    } == shipped["run_retries"]
     retention = helm["retention"]
     assert retention["enabled"] is True
     assert retention["schedule"]["purgeAfterDays"] == shipped["retention"]["schedule"]["purge_after_days"]
