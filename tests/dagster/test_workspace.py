@@ -12,7 +12,7 @@ HEAVY = ("evidently", "great_expectations", "shap", "mlflow", "sklearn", "matplo
 def test_workspace_validates(tmp_path):
     env = {**os.environ, "DAGSTER_HOME": str(tmp_path)}
     proc = subprocess.run(
-        ["dagster", "definitions", "validate", "-w", "workspace.yaml"],
+        [str(Path(sys.executable).with_name("dagster")), "definitions", "validate", "-w", "workspace.yaml"],
         cwd=ROOT,
         env=env,
         capture_output=True,

@@ -14,7 +14,7 @@ from dagster._core.scheduler.instigation import TickStatus
 from mlflow import MlflowClient
 
 from assurance.evidence.store import EvidenceStore
-from assurance.registry.watch import decode_state
+from assurance.registry.sensor_state import SensorStateStore
 from tests.integration.conftest import (
     MODEL,
     SENSOR_INTERVAL,
@@ -79,10 +79,18 @@ def test_written_back_results_do_not_retrigger_and_a_moved_alias_revalidates_onc
     assert [r.tags["dagster/partition"] for r in changes] == [f"{MODEL}/2"]
 
 
+def seen_versions(instance: dg.DagsterInstance, state) -> dict:
+    """What the registry sensor has seen: its key-value state, named by its cursor, in its own scope."""
+    repository = state.origin.repository_origin
+    scope = f"{repository.code_location_origin.location_name}/{repository.repository_name}/{state.name}"
+    return SensorStateStore(instance.daemon_cursor_storage, scope).load(state.instigator_data.cursor).state
+
+
 def test_registry_outage_fails_ticks_keeps_the_cursor_and_loses_no_change(registered, validated):
     stack = registered
-    cursor = sensor_state(stack.instance).instigator_data.cursor
-    assert f"{MODEL}/1" in decode_state(cursor)
+    state = sensor_state(stack.instance)
+    cursor = state.instigator_data.cursor
+    assert f"{MODEL}/1" in seen_versions(stack.instance, state)
     stack.mlflow.stop()
     stopped = time.time()
     try:
