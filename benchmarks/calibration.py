@@ -722,14 +722,14 @@ def main() -> int:
     )
     output = RESULTS / ("calibration-quick.md" if args.quick else "calibration.md")
     started = time.perf_counter()
-    total = Tally()
+    by_source: dict[str, Tally] = defaultdict(Tally)
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
-        for done, part in enumerate(pool.map(_run, work), start=1):
-            total.merge(part)
+        for done, (task, part) in enumerate(zip(work, pool.map(_run, work), strict=True), start=1):
+            by_source[task[1]].merge(part)
             if done % max(1, len(work) // 20) == 0:
                 print(f"  {done}/{len(work)} tasks, {time.perf_counter() - started:.0f} s", flush=True)
-                write(total, f"partial: {done} of {len(work)} tasks", output)
-    print(write(total, f"{trials} trials per size, {time.perf_counter() - started:.0f} s", output))
+                write(by_source, f"partial: {done} of {len(work)} tasks", output)
+    print(write(by_source, f"{trials} trials per size, {time.perf_counter() - started:.0f} s", output))
     return 0
 
 
@@ -742,16 +742,37 @@ def pairs_table(notes: dict[str, str]) -> str:
     )
 
 
-def write(total: Tally, note: str, output: Path) -> str:
+def healthy_alarms(by_source: dict[str, Tally]) -> str:
+    """Every healthy cell with a finding, by source: the first place to look when a row is above target."""
+    cells = [
+        f"- {key} at {size:,} rows: {name}, {tally.hits[key, size]} of {trials}"
+        for name, tally in sorted(by_source.items())
+        for (key, size), trials in sorted(tally.trials.items())
+        if key.startswith("healthy ") and tally.hits[key, size]
+    ]
+    return "Healthy trials with a finding, by source:\n\n" + ("\n".join(cells) or "- none")
+
+
+def write(by_source: dict[str, Tally], note: str, output: Path) -> str:
     """The report as Markdown, also saved to `output` as the run progresses (a long run that is stopped
-    still leaves its figures)."""
+    still leaves its figures): all sources together, then each source's own table."""
+    total = Tally()
+    for part in by_source.values():
+        total.merge(part)
+    own = [
+        table(tally, lambda k: not k.startswith("slice"), f"{name}: window rows per side")
+        for name, tally in sorted(by_source.items())
+        if len(by_source) > 1
+    ]
     text = "\n\n".join(
         [
             "Share of trials with a finding at medium or above (healthy rows: the target is at most 1%), share "
             "of healthy trials recommended approve, and detection rate of planted problems; trials in brackets.",
             table(total, lambda k: not k.startswith("slice"), "window rows per side"),
             table(total, lambda k: k.startswith("slice"), "slice support (5,000 current rows)"),
+            healthy_alarms(by_source),
             pairs_table(total.notes),
+            *own,
             f"({note})",
         ]
     )
