@@ -1,6 +1,6 @@
 """Calibration benchmark: how often each check cries wolf on healthy data, and how often it finds a real problem.
 
-    python -m benchmarks.calibration            # 200 trials per size (about half an hour on 2 cores)
+    python -m benchmarks.calibration            # 200 trials per size (--trials 20 took 13.5 minutes on 2 cores)
     python -m benchmarks.calibration --quick    # a smoke run: few trials, small sizes
 
 Healthy (A/A) trials draw a reference and a current window of the same size from one population: random
