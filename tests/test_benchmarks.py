@@ -21,3 +21,15 @@ def test_quick_benchmarks_run_and_print_their_figures():
     assert (
         "| healthy drift |" in out and "| slice gap 0.3 |" in out and "healthy: recommendation approve" in out
     )
+    for row in (
+        "healthy challenger.worse",
+        "healthy performance.overfitting",
+        "healthy leakage.train_holdout_overlap",
+        "healthy fairness, two attributes",
+        "challenger missing 2 informative features",
+        "holdout accuracy 0.2 below training",
+        "holdout 30% copied from training",
+        "intersection-only disparity",
+    ):
+        assert f"| {row} |" in out
+    assert "| synthetic | missing 2 informative features |" in out and "Healthy trials with a finding" in out
