@@ -63,6 +63,17 @@ def new_severe_findings(current: pd.DataFrame | None, previous: pd.DataFrame | N
     return now[~now["finding_id"].isin(before)]
 
 
+def finding_payload(finding: Mapping[str, Any]) -> dict[str, str]:
+    """The finding as every alert about one carries it."""
+    return {
+        "id": str(finding["finding_id"]),
+        "severity": str(finding["severity"]),
+        "check": str(finding.get("check", "")),
+        "subject": str(finding.get("subject", "")),
+        "message": str(finding["message"]),
+    }
+
+
 def finding_alert(
     model: str, version: str, run_id: str, finding: Mapping[str, Any], report: str | None
 ) -> dict:
@@ -76,13 +87,7 @@ def finding_alert(
         "model": model,
         "version": str(version),
         "run_id": run_id,
-        "finding": {
-            "id": str(finding["finding_id"]),
-            "severity": severity,
-            "check": str(finding.get("check", "")),
-            "subject": str(finding.get("subject", "")),
-            "message": message,
-        },
+        "finding": finding_payload(finding),
         "report": report,
         "text": f"[{severity.upper()}] {model} version {version}: {message}"
         + (f" Report: {report}" if report else ""),
@@ -135,13 +140,7 @@ def overdue_alert(finding: Mapping[str, Any]) -> dict:
         "event": event,
         "model": model,
         "version": version,
-        "finding": {
-            "id": str(finding["finding_id"]),
-            "severity": severity,
-            "check": str(finding.get("check", "")),
-            "subject": str(finding.get("subject", "")),
-            "message": str(finding["message"]),
-        },
+        "finding": finding_payload(finding),
         "due": due.isoformat(),
         "assignee": assignee,
         "plan": finding.get("plan") if isinstance(finding.get("plan"), str) else None,

@@ -26,6 +26,18 @@ def model(train):
 
 
 @pytest.fixture(scope="module")
+def pyfunc(model):
+    """The same model behind the pyfunc interface only: no native tree for SHAP's tree explainer."""
+    return ScoringModel(
+        predict=model.predict,
+        features=sv.FEATURES,
+        task="binary",
+        classes=[0, 1],
+        predict_proba=model.predict_proba,
+    )
+
+
+@pytest.fixture(scope="module")
 def reference():
     return sv.make_frame(3000, seed=32)
 
@@ -71,14 +83,7 @@ def test_one_hot_attributions_add_up_to_the_model_margin(model, current):
     assert np.allclose(values.sum(axis=1) + np.ravel(base)[0], margin, atol=1e-6)
 
 
-def test_pyfunc_model_gets_permutation_shap_within_budget(model, reference, current):
-    pyfunc = ScoringModel(
-        predict=model.predict,
-        features=sv.FEATURES,
-        task="binary",
-        classes=[0, 1],
-        predict_proba=model.predict_proba,
-    )
+def test_pyfunc_model_gets_permutation_shap_within_budget(pyfunc, reference, current):
     section = explanations.run(sv.inputs(reference, current, pyfunc, policy=FAST))
     assert "permutation explainer" in section.summary and "pyfunc" in section.summary
     assert section.metrics["seconds_reference"] < 1.0 + 1.0
@@ -165,14 +170,7 @@ def test_codec_round_trips_categories_missing_values_and_dtypes():
     assert back["n"].dtype == frame["n"].dtype and back["b"].dtype == bool
 
 
-def test_current_rows_the_model_cannot_score_are_skipped_not_raised(model, reference, current):
-    pyfunc = ScoringModel(
-        predict=model.predict,
-        features=sv.FEATURES,
-        task="binary",
-        classes=[0, 1],
-        predict_proba=model.predict_proba,
-    )
+def test_current_rows_the_model_cannot_score_are_skipped_not_raised(pyfunc, reference, current):
     gaps = current.assign(income=current["income"].where(current.index % 5 != 0))
     # a budget a loaded machine cannot exhaust before current data is tried
     patient = sv.policy_with({"explanations.time_budget_seconds": 120, "explanations.sample_rows": 400})
