@@ -209,7 +209,7 @@ def scramble_labels(frame: pd.DataFrame, label: str, where: pd.Series, seed: int
     return out
 
 
-def _classifier(seed: int, learning_rate: float = 0.06, max_iter: int = 250) -> Any:
+def classifier(seed: int, learning_rate: float = 0.06, max_iter: int = 250) -> Any:
     from sklearn.compose import ColumnTransformer
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.pipeline import Pipeline
@@ -416,7 +416,7 @@ def _register(
 def _credit_versions(demo: DemoRegistry) -> list[tuple[str, str]]:
     """v1 healthy and documented; v2 promoted without approval or model card, on troubled current data."""
     train, reference, current = generate(15_000, 101), generate(8_000, 102), generate(10_000, 103)
-    model = _classifier(seed=1).fit(train[FEATURES], train[LABEL])
+    model = classifier(seed=1).fit(train[FEATURES], train[LABEL])
     metrics = _classification_metrics(model, reference)
     card = _model_card(
         CREDIT,
@@ -442,7 +442,7 @@ def _credit_versions(demo: DemoRegistry) -> list[tuple[str, str]]:
     _approve(demo, CREDIT, v1, "CHG-2024-0412", "Model Risk Committee (J. Okafor)")
 
     train, reference = generate(15_000, 201), generate(8_000, 202)
-    model = _classifier(seed=2, learning_rate=0.1, max_iter=300).fit(train[FEATURES], train[LABEL])
+    model = classifier(seed=2, learning_rate=0.1, max_iter=300).fit(train[FEATURES], train[LABEL])
     current = generate(10_000, 203, credit_utilization=0.7, loan_amount=0.5)
     current = inject_missing(current, "debt_to_income", rate=0.12, seed=204)
     current = scramble_labels(current, LABEL, current["region"] == "south", seed=205)

@@ -1,0 +1,14 @@
+"""Imported once, last, by the warm run launcher's fork server: importing it rehearses a small assurance.
+
+Python's fork server can only import modules before it forks workers, so the rehearsal
+(`assurance.demo.rehearsal`) runs on import here, and nowhere else imports this module. Libraries that
+show progress bars (Great Expectations) would start tqdm's monitor thread, which a forked worker would
+inherit as a dead thread holding nothing but a name: it is switched off here.
+"""
+
+from tqdm import tqdm
+
+from assurance.demo.rehearsal import rehearse
+
+tqdm.monitor_interval = 0  # no monitor thread: a fork copies only the thread that forks
+rehearse()
