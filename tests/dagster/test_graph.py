@@ -188,7 +188,6 @@ def test_data_travels_by_reference_and_a_lone_rerun_reads_it_again(env, tmp_path
     assets = [model_version, reference_data, current_data, predictions, *analysis_assets()]
 
     def quality_alone():
-        resources._LOADED.clear()  # a new run process starts with nothing in memory
         result = dg.materialize(
             assets,
             selection=["data_quality"],
