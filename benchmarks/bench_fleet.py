@@ -297,9 +297,48 @@ def print_fleet(warm: FleetResult, baseline: FleetResult | None) -> None:
     )
 
 
+def baseline_fleet(root: Path, versions: int) -> FleetResult:
+    print(f"Baseline: {versions} versions, default launcher", flush=True)
+    fleet = build_fleet(root, versions)
+    server, home = deployment(fleet, warm=False)
+    try:
+        return assure_fleet(fleet, server, home)
+    finally:
+        server.stop()
+
+
+def fleet_and_latency(root: Path, versions: int, repeats: int, baseline: FleetResult | None) -> None:
+    print(f"Fleet: {versions} versions, warm launcher", flush=True)
+    fleet = build_fleet(root, versions)
+    server, home = deployment(fleet, warm=True)
+    try:
+        print_fleet(assure_fleet(fleet, server, home), baseline)
+        if repeats:
+            seconds = registration_to_evidence(fleet, server, repeats)
+            worst = max(seconds)
+            settings = ", ".join(f"{k}={v}" for k, v in SENSOR.items())
+            print(
+                f"\nregistration -> published evidence (demo-sized; {settings}): "
+                f"{', '.join(f'{s:.1f}' for s in seconds)} s; worst {worst:.1f} s, target <= "
+                f"{TARGET_LATENCY_S:.0f} s: {verdict(worst <= TARGET_LATENCY_S)}"
+            )
+    finally:
+        server.stop()
+
+
+def print_large(rows: int, root: Path) -> None:
+    print(f"\nLarge version: {rows:,} current rows, 30 features", flush=True)
+    large = large_version(root, rows)
+    ok = large["wall_s"] <= TARGET_LARGE_S and large["peak_mb"] < TARGET_LARGE_MB
+    print(
+        f"{large['rows']:,} rows: {large['wall_s']:.1f} s wall, {large['cpu_s']:.1f} s CPU, peak "
+        f"{large['peak_mb']:,.0f} MB; target <= {TARGET_LARGE_S:.0f} s and < {TARGET_LARGE_MB:,} MB: {verdict(ok)}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--versions", type=int, default=60, help="demo-sized versions in the fleet")
+    parser.add_argument("--versions", type=int, default=60, help="demo-sized versions in the fleet (0: skip)")
     parser.add_argument(
         "--baseline-versions", type=int, default=6, help="fleet under the default launcher (0: skip)"
     )
@@ -307,48 +346,24 @@ def main() -> None:
     parser.add_argument(
         "--large-rows", type=int, default=1_000_000, help="current rows of the large version (0: skip)"
     )
-    parser.add_argument("--keep", action="store_true", help="keep the registry, instances and evidence")
+    parser.add_argument("--keep", action="store_true", help="keep the registries, instances and evidence")
     args = parser.parse_args()
     from assurance.registry.client import mlflow_process_defaults
 
     mlflow_process_defaults()
     root = Path(tempfile.mkdtemp(prefix="bench-fleet-"))
     try:
-        baseline = None
-        if args.baseline_versions:
-            print(f"Baseline: {args.baseline_versions} versions, default launcher", flush=True)
-            base_fleet = build_fleet(root / "baseline", args.baseline_versions)
-            server, home = deployment(base_fleet, warm=False)
-            try:
-                baseline = assure_fleet(base_fleet, server, home)
-            finally:
-                server.stop()
-        print(f"Fleet: {args.versions} versions, warm launcher", flush=True)
-        fleet = build_fleet(root / "warm", args.versions)
-        server, home = deployment(fleet, warm=True)
-        try:
-            warm = assure_fleet(fleet, server, home)
-            print_fleet(warm, baseline)
-            if args.latency_repeats:
-                seconds = registration_to_evidence(fleet, server, args.latency_repeats)
-                worst = max(seconds)
-                print(
-                    f"\nregistration -> published evidence (demo-sized, {', '.join(f'{k}={v}' for k, v in SENSOR.items())}): "
-                    f"{', '.join(f'{s:.1f}' for s in seconds)} s; worst {worst:.1f} s, target <= {TARGET_LATENCY_S:.0f} s: "
-                    f"{verdict(worst <= TARGET_LATENCY_S)}"
-                )
-        finally:
-            server.stop()
+        baseline = (
+            baseline_fleet(root / "baseline", args.baseline_versions) if args.baseline_versions else None
+        )
+        if args.versions:
+            fleet_and_latency(root / "warm", args.versions, args.latency_repeats, baseline)
         if args.large_rows:
-            print(f"\nLarge version: {args.large_rows:,} current rows, 30 features", flush=True)
-            large = large_version(root / "large", args.large_rows)
-            ok = large["wall_s"] <= TARGET_LARGE_S and large["peak_mb"] < TARGET_LARGE_MB
-            print(
-                f"{large['rows']:,} rows: {large['wall_s']:.1f} s wall, {large['cpu_s']:.1f} s CPU, peak "
-                f"{large['peak_mb']:,.0f} MB; target <= {TARGET_LARGE_S:.0f} s and < {TARGET_LARGE_MB:,} MB: {verdict(ok)}"
-            )
+            print_large(args.large_rows, root / "large")
     finally:
-        if not args.keep:
+        if args.keep:
+            print(f"kept {root}")
+        else:
             shutil.rmtree(root, ignore_errors=True)
 
 
