@@ -10,8 +10,10 @@ default launcher: only the process start changes. Batched partition runs would a
 Dagster 1.13 records a range run's check results without their partition, which would lose the
 per-version check status the UI shows.
 
-Runs of code locations this process cannot import the same way (served from another host, or with
-another Python) go to the default launcher. Each worker is tagged with its host and pid, so the dead-run
+Only locations Dagster starts itself (`dagster dev`, or the daemon loading workspace.yaml) run warm: they
+share the daemon's environment, which holds the settings. Runs of a code server started on its own (the
+production shape in deploy/, whose environment the daemon cannot see) or with another Python go to the
+default launcher. Each worker is tagged with its host and pid, so the dead-run
 sensor judges it; when a worker exits without ending its run (killed, out of memory) the launcher fails
 the run within a second, as the code server does for its own workers.
 """
@@ -40,7 +42,6 @@ from assurance.governance.run_workers import Worker, this_host, worker_from_tags
 PACKAGES = ("assurance", "assets", "resources", "sensors")
 WARM_UP_MODULE = "resources.warm_worker"
 LAUNCHER_TAG = "assurance/launcher"
-LOCAL_HOSTS = (None, "localhost", "127.0.0.1", "::1")  # None: a location Dagster starts itself
 
 
 def preload_modules(packages: Iterable[str] = PACKAGES) -> list[str]:
@@ -112,13 +113,15 @@ class WarmRunLauncher(dg.DefaultRunLauncher):
 
     @staticmethod
     def runs_here(run: dg.DagsterRun) -> bool:
-        """Whether this process can execute the run itself: its code location is served from this machine
-        with this Python, so the worker can import it as the location's own server would."""
+        """Whether this process can execute the run as the location's own server would: the location is one
+        Dagster started on this machine (served on a local socket), with this Python. Such a server inherits
+        the environment of the process that started it, which holds the settings; a code server started on
+        its own (deploy/workspace-grpc.yaml) may have settings the daemon cannot see."""
         origin, code = run.remote_job_origin, run.job_code_origin
         if origin is None or code is None or code.executable_path != sys.executable:
             return False
-        host = getattr(origin.repository_origin.code_location_origin, "host", None)
-        return host in LOCAL_HOSTS
+        location = origin.repository_origin.code_location_origin
+        return getattr(location, "socket", None) is not None
 
     def terminate(self, run_id: str) -> bool:
         run = self._instance.get_run_by_id(run_id)

@@ -38,6 +38,7 @@ def production_instance_dir(tmp_path: Path) -> Path:
 def test_production_instance_is_the_shipped_one_with_postgres_storage():
     production, shipped = load(DEPLOY / "dagster-postgres.yaml"), load(ROOT / "dagster.yaml")
     storage = production.pop("storage")
+    assert shipped.pop("run_launcher")["class"] == "WarmRunLauncher"
     assert production == shipped, "deploy/dagster-postgres.yaml drifted from dagster.yaml outside `storage`"
     db = storage["postgres"]["postgres_db"]
     assert db.pop("scheme") == "postgresql+psycopg2"
