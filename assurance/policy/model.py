@@ -12,7 +12,7 @@ import difflib
 import hashlib
 import json
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -202,8 +202,20 @@ def _merge(base: dict, override: dict) -> dict:
     return out
 
 
+@lru_cache(maxsize=8)
+def _parsed(text: str) -> Any:
+    return yaml.safe_load(text)
+
+
+def _yaml_data(text: str) -> Any:
+    """Parsed YAML, parsed once per distinct text: every asset loads the policy, and parsing cost more than
+    the rest of loading it. Keyed by the text, not a file's modification time, so an edit is always seen.
+    A copy, so no caller can change what another one gets."""
+    return copy.deepcopy(_parsed(text))
+
+
 def _default_data() -> dict:
-    return yaml.safe_load(resources.files("assurance.policy").joinpath(DEFAULT_POLICY).read_text())
+    return _yaml_data(resources.files("assurance.policy").joinpath(DEFAULT_POLICY).read_text())
 
 
 _EXPECTED = {
@@ -275,7 +287,7 @@ class Policy:
             return cls(base, "default")
         p = Path(path)
         try:
-            override = yaml.safe_load(p.read_text()) or {}
+            override = _yaml_data(p.read_text()) or {}
         except FileNotFoundError as exc:
             raise PolicyError(f"policy file not found: {p}") from exc
         except yaml.YAMLError as exc:

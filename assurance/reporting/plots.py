@@ -1,8 +1,8 @@
 """Small, generic charts for the report, returned as PNG bytes.
 
-matplotlib is imported inside each function with the non-interactive Agg backend, so importing this
-module costs nothing and rendering works in headless workers. Every chart is a fresh figure that is
-closed after rendering, so long-running processes do not accumulate figures.
+matplotlib is imported inside each function, so importing this module costs nothing. Every chart is a
+plain `Figure` on its own Agg canvas, never registered with pyplot: rendering works in headless workers,
+skips pyplot's figure manager, and a long-running process accumulates no figures.
 """
 
 from __future__ import annotations
@@ -20,12 +20,12 @@ COLORS = ("#0969da", "#bf8700", "#1a7f37", "#8250df", "#cf222e", "#57606a")
 
 
 def _figure(width: float, height: float, rows: int = 1, cols: int = 1) -> tuple[Any, Any]:
-    import matplotlib
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg", force=True)
-    from matplotlib import pyplot as plt
-
-    return plt.subplots(rows, cols, figsize=(width, height), dpi=100)
+    fig = Figure(figsize=(width, height), dpi=100)
+    FigureCanvasAgg(fig)
+    return fig, fig.subplots(rows, cols)
 
 
 def _plain(text: object) -> str:
@@ -34,12 +34,9 @@ def _plain(text: object) -> str:
 
 
 def _png(fig: Any) -> bytes:
-    from matplotlib import pyplot as plt
-
     buffer = io.BytesIO()
     fig.tight_layout()
     fig.savefig(buffer, format="png")
-    plt.close(fig)
     return buffer.getvalue()
 
 

@@ -123,6 +123,42 @@ def test_numpy_statistics_equal_evidently_value_drift():
     np.testing.assert_allclose(fast["p_value"], slow["p_value"])
 
 
+@pytest.mark.parametrize("numeric,categorical", [("wasserstein", "jensenshannon"), ("ks", "psi")])
+def test_evidently_statistics_are_those_of_its_value_drift_report(numeric, categorical):
+    from evidently import DataDefinition, Report
+    from evidently import Dataset as EvidentlyDataset
+    from evidently.metrics import ValueDrift
+
+    rng = np.random.default_rng(3)
+    reference = pd.DataFrame(
+        {"x": rng.normal(0, 1, 800), "k": rng.integers(0, 4, 800), "c": rng.choice(["a", "b"], 800)}
+    )
+    reference.loc[:20, "x"] = np.inf
+    current = pd.DataFrame(
+        {"x": rng.normal(0.3, 1, 600), "k": rng.integers(0, 5, 600), "c": rng.choice(["a", "b", None], 600)}
+    )
+    current.loc[:30, "x"] = np.nan
+    policy = Policy().with_overrides(
+        {"thresholds": {"drift": {"numeric_method": numeric, "categorical_method": categorical}}}
+    )
+    specs = drift.column_specs(reference, list(reference.columns), "feature", policy)
+    definition = DataDefinition(
+        numerical_columns=[s.column for s in specs if s.kind == distances.NUMERIC],
+        categorical_columns=[s.column for s in specs if s.kind == distances.CATEGORICAL],
+    )
+    snapshot = (
+        Report([ValueDrift(column=s.column, method=s.method, threshold=s.threshold) for s in specs])
+        .run(
+            EvidentlyDataset.from_pandas(current, data_definition=definition),
+            EvidentlyDataset.from_pandas(reference, data_definition=definition),
+        )
+        .dict()
+    )
+    expected = {m["config"]["column"]: float(m["value"]) for m in snapshot["metrics"]}
+    assert drift._evidently_results(reference, current, specs) == expected
+    assert {s.method for s in specs} == {numeric, categorical}
+
+
 def test_reference_profiles_are_cached_by_fingerprint():
     series = pd.Series(np.arange(500.0), name="x")
     first = distances.reference_profile(series, "numeric", "fp-1")

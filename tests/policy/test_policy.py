@@ -53,6 +53,17 @@ def test_a_severity_override_equal_to_the_default_keeps_the_hash(tmp_path):
     assert Policy.load(write(tmp_path, "severity:\n  drift.feature: high\n")).hash != default
 
 
+def test_a_loaded_policy_is_its_own_copy_and_an_edited_file_is_read_again(tmp_path):
+    first = Policy.load()
+    first.data["thresholds"]["quality"]["duplicate_rate"] = 0.99
+    assert Policy.load().data["thresholds"]["quality"]["duplicate_rate"] != 0.99
+    assert Policy.load().hash == DEFAULT_HASH
+    path = write(tmp_path, "thresholds:\n  quality:\n    duplicate_rate: 0.5\n")
+    assert Policy.load(path).thresholds.quality.duplicate_rate == 0.5
+    path.write_text("thresholds:\n  quality:\n    duplicate_rate: 0.6\n")
+    assert Policy.load(path).thresholds.quality.duplicate_rate == 0.6
+
+
 def test_null_drops_a_default_limit(tmp_path):
     policy = Policy.load(write(tmp_path, "thresholds:\n  performance:\n    floors: {roc_auc: null}\n"))
     assert policy.thresholds.performance.floors == {}
