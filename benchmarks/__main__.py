@@ -17,6 +17,7 @@ FULL = [
     ["benchmarks.bench_sensor"],
     ["benchmarks.bench_ledger"],
     ["benchmarks.bench_capacity"],
+    ["benchmarks.bench_fleet"],
     ["benchmarks.calibration"],
 ]
 QUICK = [
@@ -24,6 +25,10 @@ QUICK = [
     ["benchmarks.bench_analyses", "--rows", "20000"],
     ["benchmarks.bench_sensor"],
     ["benchmarks.bench_ledger", "--runs", "200"],
+    [
+        "benchmarks.bench_fleet",
+        *"--versions 3 --baseline-versions 0 --latency-repeats 1 --large-rows 20000".split(),
+    ],
     ["benchmarks.calibration", "--quick", "--sources", "breast_cancer,synthetic", "--trials", "4"],
 ]
 

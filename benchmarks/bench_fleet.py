@@ -11,8 +11,9 @@ Three figures, against the targets of issue 12:
    seconds per version count every process of the deployment (webserver, daemon, code server, fork server
    and run workers). The same fleet under Dagster's default launcher (one fresh process per run) is the
    baseline beside it. Each step's mean time shows where a run's time goes.
-2. Registration to published evidence for one demo-sized version, on the warm deployment (sensor every 2 s,
-   new versions settle 3 s; both are settings, README "Run it by itself").
+2. Registration to published evidence for one demo-sized version at a time, on a warm deployment (sensor
+   every 2 s, new versions settle 3 s; both are settings, README "Run it by itself"). The fleet's
+   deployment ticks every 10 s, which keeps its queue fed with less sensor work.
 3. One large version (default 1,000,000 current rows, 30 features) assured by `assurance run` in a fresh
    process: wall seconds and peak resident memory.
 """
@@ -38,7 +39,9 @@ from assurance.demo import generator as demo
 TARGET_PER_HOUR, TARGET_LATENCY_S, TARGET_LARGE_S, TARGET_LARGE_MB = 3000, 20.0, 60.0, 3072
 MODELS = 4
 EXTRA_FEATURES = 30 - len(demo.FEATURES)
-SENSOR = {"ASSURANCE_SENSOR_INTERVAL": "2", "ASSURANCE_SENSOR_SETTLE_SECONDS": "3"}
+# the fleet is requested in waves of 25 runs per tick; a tick every 10 s keeps the queue fed
+FLEET_SENSOR = {"ASSURANCE_SENSOR_INTERVAL": "10", "ASSURANCE_SENSOR_SETTLE_SECONDS": "3"}
+LATENCY_SENSOR = {"ASSURANCE_SENSOR_INTERVAL": "2", "ASSURANCE_SENSOR_SETTLE_SECONDS": "3"}
 
 
 @dataclass
@@ -129,7 +132,7 @@ def step_seconds(home: Path, run_ids: list[str]) -> dict[str, list[float]]:
     return durations
 
 
-def deployment(fleet: Fleet, warm: bool):
+def deployment(fleet: Fleet, warm: bool, sensor: dict[str, str]):
     """`dagster dev` over the fleet's registry with the shipped instance settings, or without the warm
     launcher for the baseline."""
     import yaml
@@ -140,7 +143,7 @@ def deployment(fleet: Fleet, warm: bool):
     env = {
         "MLFLOW_TRACKING_URI": fleet.uri,
         "ASSURANCE_EVIDENCE_ROOT": str(fleet.root / "evidence"),
-        **SENSOR,
+        **sensor,
     }
     port = free_port()
     server = dagster_dev(home, port, {**env, "OMP_NUM_THREADS": "1"})
@@ -300,30 +303,40 @@ def print_fleet(warm: FleetResult, baseline: FleetResult | None) -> None:
 def baseline_fleet(root: Path, versions: int) -> FleetResult:
     print(f"Baseline: {versions} versions, default launcher", flush=True)
     fleet = build_fleet(root, versions)
-    server, home = deployment(fleet, warm=False)
+    server, home = deployment(fleet, warm=False, sensor=FLEET_SENSOR)
     try:
         return assure_fleet(fleet, server, home)
     finally:
         server.stop()
 
 
-def fleet_and_latency(root: Path, versions: int, repeats: int, baseline: FleetResult | None) -> None:
+def fleet_part(root: Path, versions: int, baseline: FleetResult | None) -> None:
     print(f"Fleet: {versions} versions, warm launcher", flush=True)
     fleet = build_fleet(root, versions)
-    server, home = deployment(fleet, warm=True)
+    server, home = deployment(fleet, warm=True, sensor=FLEET_SENSOR)
     try:
         print_fleet(assure_fleet(fleet, server, home), baseline)
-        if repeats:
-            seconds = registration_to_evidence(fleet, server, repeats)
-            worst = max(seconds)
-            settings = ", ".join(f"{k}={v}" for k, v in SENSOR.items())
-            print(
-                f"\nregistration -> published evidence (demo-sized; {settings}): "
-                f"{', '.join(f'{s:.1f}' for s in seconds)} s; worst {worst:.1f} s, target <= "
-                f"{TARGET_LATENCY_S:.0f} s: {verdict(worst <= TARGET_LATENCY_S)}"
-            )
     finally:
         server.stop()
+
+
+def latency_part(root: Path, repeats: int) -> None:
+    """A warm deployment (its first version, untimed, starts the fork server), then versions one at a time."""
+    print(f"\nRegistration to evidence: {repeats} versions, warm launcher", flush=True)
+    fleet = build_fleet(root, 1)
+    server, home = deployment(fleet, warm=True, sensor=LATENCY_SENSOR)
+    try:
+        assure_fleet(fleet, server, home)
+        seconds = registration_to_evidence(fleet, server, repeats)
+    finally:
+        server.stop()
+    worst = max(seconds)
+    settings = ", ".join(f"{k}={v}" for k, v in LATENCY_SENSOR.items())
+    print(
+        f"registration -> published evidence (demo-sized; {settings}): "
+        f"{', '.join(f'{s:.1f}' for s in seconds)} s; worst {worst:.1f} s, target <= "
+        f"{TARGET_LATENCY_S:.0f} s: {verdict(worst <= TARGET_LATENCY_S)}"
+    )
 
 
 def print_large(rows: int, root: Path) -> None:
@@ -342,7 +355,9 @@ def main() -> None:
     parser.add_argument(
         "--baseline-versions", type=int, default=6, help="fleet under the default launcher (0: skip)"
     )
-    parser.add_argument("--latency-repeats", type=int, default=3, help="versions registered one at a time")
+    parser.add_argument(
+        "--latency-repeats", type=int, default=3, help="versions registered one at a time (0: skip)"
+    )
     parser.add_argument(
         "--large-rows", type=int, default=1_000_000, help="current rows of the large version (0: skip)"
     )
@@ -357,7 +372,9 @@ def main() -> None:
             baseline_fleet(root / "baseline", args.baseline_versions) if args.baseline_versions else None
         )
         if args.versions:
-            fleet_and_latency(root / "warm", args.versions, args.latency_repeats, baseline)
+            fleet_part(root / "warm", args.versions, baseline)
+        if args.latency_repeats:
+            latency_part(root / "latency", args.latency_repeats)
         if args.large_rows:
             print_large(args.large_rows, root / "large")
     finally:
