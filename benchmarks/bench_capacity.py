@@ -32,13 +32,12 @@ MODEL = "capacity_credit"
 
 def register(root: Path, rows: int) -> str:
     """An embedded registry holding one onboarded version with `rows` current rows; its tracking URI."""
-    from assurance.demo.generator import FEATURES, LABEL, generate
+    from assurance.demo.generator import FEATURES, LABEL, classifier, generate
     from assurance.demo.registry_builder import embedded_tracking_uri, register_version
-    from benchmarks.bench_sensor import demo_classifier
 
     uri = embedded_tracking_uri(root)
     train = generate(15_000, 1)
-    model = demo_classifier().fit(train[FEATURES], train[LABEL])
+    model = classifier(seed=1).fit(train[FEATURES], train[LABEL])
     register_version(
         MODEL, model, generate(max(rows * 4 // 5, 200), 2), generate(rows, 3), label=LABEL, features=FEATURES,
         data_dir=root / "data", tracking_uri=uri,

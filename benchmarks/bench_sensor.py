@@ -1,8 +1,7 @@
-"""Registry sensor tick time against large registries, and registration-to-evidence latency under dagster dev.
+"""Registry sensor tick time against large registries (registration to evidence: `bench_fleet`).
 
     python -m benchmarks.bench_sensor             # tick times at 1,250 / 2,500 / 5,000 versions
     python -m benchmarks.bench_sensor --http      # also: the 5,000-version tick through `mlflow server`
-    python -m benchmarks.bench_sensor --latency   # also: a demo-sized version through mlflow server + dagster dev
 
 The registries are sqlite MLflow registries of 25 versions per model with onboarding tags and a
 production alias, created through `MlflowClient` without logging models (the sensor never loads them);
@@ -184,73 +183,10 @@ def measure_uri(uri: str) -> dict[str, float]:
         }
 
 
-def demo_sized_latency() -> float:
-    """Seconds from registering a demo-sized version (8k reference, 10k current rows) over HTTP to its evidence."""
-    from assurance.demo.generator import FEATURES, LABEL, generate
-    from assurance.demo.registry_builder import register_version
-    from assurance.evidence.store import EvidenceStore
-    from tests.integration.servers import (
-        dagster_dev,
-        free_port,
-        mlflow_server,
-        wait_dagster,
-        wait_for,
-        wait_mlflow,
-    )
-
-    root = Path(tempfile.mkdtemp(prefix="bench-latency-"))
-    mlflow_port, dagster_port = free_port(), free_port()
-    mlflow = mlflow_server(root / "mlflow", mlflow_port).start()
-    env = {
-        "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{mlflow_port}",
-        "ASSURANCE_EVIDENCE_ROOT": str(root / "evidence"),
-        "ASSURANCE_SENSOR_INTERVAL": "5",
-    }
-    dagster = dagster_dev(root / "dagster_home", dagster_port, env).start()
-    try:
-        wait_mlflow(mlflow, mlflow_port)
-        wait_dagster(dagster, dagster_port)
-        train, reference, current = generate(15_000, 1), generate(8_000, 2), generate(10_000, 3)
-        model = demo_classifier().fit(train[FEATURES], train[LABEL])
-        registered = time.time()
-        register_version(
-            "bench_credit", model, reference, current, label=LABEL, features=FEATURES, data_dir=root / "data",
-            tracking_uri=env["MLFLOW_TRACKING_URI"], model_tags={"owner": "bench", "use_case": "credit"},
-        )  # fmt: skip
-        store = EvidenceStore(env["ASSURANCE_EVIDENCE_ROOT"])
-        wait_for(
-            "published evidence", lambda: store.latest_run_path("bench_credit", "1"), 1200, 2, alive=dagster
-        )
-        return time.time() - registered
-    finally:
-        dagster.stop()
-        mlflow.stop()
-        shutil.rmtree(root, ignore_errors=True)
-
-
-def demo_classifier():
-    """A model like the demo's credit model: one-hot categoricals, gradient-boosted trees."""
-    from sklearn.compose import ColumnTransformer
-    from sklearn.ensemble import HistGradientBoostingClassifier
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import OneHotEncoder
-
-    from assurance.demo.generator import CATEGORICAL
-
-    pre = ColumnTransformer(
-        [("categorical", OneHotEncoder(handle_unknown="ignore", sparse_output=False), CATEGORICAL)],
-        remainder="passthrough",
-    )
-    return Pipeline([("pre", pre), ("model", HistGradientBoostingClassifier(max_iter=200, random_state=0))])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--http", action="store_true", help="also time the 5,000-version tick over mlflow server"
-    )
-    parser.add_argument(
-        "--latency", action="store_true", help="also time registration -> evidence under dagster dev"
     )
     args = parser.parse_args()
     from assurance.registry.client import mlflow_process_defaults
@@ -291,10 +227,6 @@ def main() -> None:
             f"over HTTP: {row['versions']:,} versions, snapshot {row['snapshot_s']:.2f} s, tick unchanged "
             f"{row['unchanged_s']:.2f} s, 50 changed {row['changed_s']:.2f} s",
             flush=True,
-        )
-    if args.latency:
-        print(
-            f"registration -> published evidence (demo-sized version, dagster dev): {demo_sized_latency():.0f} s"
         )
 
 
