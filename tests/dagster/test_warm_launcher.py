@@ -1,0 +1,119 @@
+"""The warm run launcher's parts that need no server (the launcher at work, in `dagster dev`, is in
+tests/integration/test_warm_runs.py): what the fork server preloads, how a worker's exit is described,
+which runs it executes itself, and the rehearsal the fork server runs before forking workers."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+
+import dagster as dg
+import pytest
+from dagster._core.code_pointer import ModuleCodePointer
+from dagster._core.origin import JobPythonOrigin, RepositoryPythonOrigin
+from dagster._core.remote_origin import (
+    GrpcServerCodeLocationOrigin,
+    ManagedGrpcPythonEnvCodeLocationOrigin,
+    RemoteJobOrigin,
+    RemoteRepositoryOrigin,
+)
+from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
+
+from assurance.checks.catalog import all_analyses
+from assurance.demo.rehearsal import rehearse, small_version
+from resources.warm_launcher import WarmRunLauncher, exit_description, preload_modules
+
+JOB = "assure_model_version"
+LOCATION = "model_assurance"
+
+
+def test_preload_lists_the_libraries_analyses_import_inside_functions():
+    modules = preload_modules()
+    for heavy in ("shap", "great_expectations", "evidently", "mlflow", "fpdf", "matplotlib"):
+        assert heavy in modules
+    assert any(m.startswith("sklearn.") for m in modules)
+    assert "assurance.definitions" in modules  # the code location itself, built once before forking
+
+
+def test_preload_never_lists_a_main_module():
+    """A `__main__` imported in the fork server would run a command line there."""
+    modules = preload_modules()
+    assert modules == sorted(set(modules))
+    assert not [m for m in modules if m.split(".")[-1] == "__main__"]
+
+
+def test_exit_description_names_the_signal_or_the_code():
+    assert exit_description(-signal.SIGKILL) == "was killed by SIGKILL"
+    assert exit_description(-signal.SIGTERM) == "was killed by SIGTERM"
+    assert exit_description(0) == "exited with code 0"
+    assert exit_description(3) == "exited with code 3"
+
+
+def run_from(location_origin, executable: str = sys.executable) -> dg.DagsterRun:
+    """A run of the validation job whose origins are built the way Dagster builds them for a launch."""
+    pointer = ModuleCodePointer("assurance.definitions", "defs", working_directory=".")
+    return dg.DagsterRun(
+        job_name=JOB,
+        remote_job_origin=RemoteJobOrigin(RemoteRepositoryOrigin(location_origin, "__repository__"), JOB),
+        job_code_origin=JobPythonOrigin(JOB, RepositoryPythonOrigin(executable, pointer)),
+    )
+
+
+def managed_origin() -> ManagedGrpcPythonEnvCodeLocationOrigin:
+    """What `dagster dev -w workspace.yaml` (a python_module location) gives a run: a server it starts."""
+    target = LoadableTargetOrigin(
+        executable_path=sys.executable,
+        module_name="assurance.definitions",
+        attribute="defs",
+        working_directory=".",
+    )
+    return ManagedGrpcPythonEnvCodeLocationOrigin(target, LOCATION)
+
+
+@pytest.mark.parametrize("host", ["localhost", "127.0.0.1", "::1"])
+def test_a_code_server_on_this_machine_runs_here(host):
+    assert WarmRunLauncher.runs_here(
+        run_from(GrpcServerCodeLocationOrigin(host, 4000, location_name=LOCATION))
+    )
+
+
+def test_a_location_dagster_starts_itself_runs_here():
+    assert WarmRunLauncher.runs_here(run_from(managed_origin()))
+
+
+@pytest.mark.parametrize("host", ["code-server.internal", "10.0.0.7"])
+def test_a_code_server_on_another_host_goes_to_the_default_launcher(host):
+    assert not WarmRunLauncher.runs_here(
+        run_from(GrpcServerCodeLocationOrigin(host, 4000, location_name=LOCATION))
+    )
+
+
+def test_a_location_with_another_python_goes_to_the_default_launcher():
+    assert not WarmRunLauncher.runs_here(run_from(managed_origin(), executable="/opt/other-venv/bin/python"))
+
+
+def test_a_run_without_origins_goes_to_the_default_launcher():
+    """Runs created outside a workspace (execute_in_process, a bare add_run) carry no origin to fork from."""
+    assert not WarmRunLauncher.runs_here(dg.DagsterRun(job_name=JOB))
+
+
+@pytest.fixture(scope="module")
+def inputs():
+    return small_version()
+
+
+def test_small_version_is_accepted_by_every_analysis_it_is_rehearsed_with(inputs):
+    rehearsed = [a for a in all_analyses() if "champion" not in a.needs]
+    assert len(rehearsed) >= 10
+    for analysis in rehearsed:
+        section = analysis.run(inputs)
+        assert section.key == analysis.key
+    assert inputs.reference.frame[inputs.reference.label].nunique() == 2  # labelled: performance is judged
+    assert {"region", "gender"} <= set(inputs.current.frame.columns)  # slices and protected attribute exist
+
+
+def test_rehearsal_runs_every_analysis_without_a_warning(caplog):
+    with caplog.at_level(logging.WARNING):
+        rehearse()
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
