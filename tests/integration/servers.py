@@ -20,7 +20,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import dagster as dg
+
+    from assurance.evidence.store import EvidenceStore
+    from tests.support import Receiver
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -367,3 +373,84 @@ def dagster_webserver(home: Path, port: int, env: dict[str, str]) -> Server:
 def grpc_ready(host: str, port: int) -> bool:
     check = [str(BIN / "dagster"), "api", "grpc-health-check", "-h", host, "-p", str(port)]
     return subprocess.run(check, capture_output=True, timeout=60).returncode == 0
+
+
+# --- dagster dev over an embedded registry ---------------------------------------------------------------
+
+
+@dataclass
+class Deployment:
+    """`dagster dev` with the shipped dagster.yaml over an embedded (sqlite) MLflow registry, all under `root`."""
+
+    root: Path
+    port: int
+    env: dict[str, str]
+    hook: Receiver | None = None
+    dagster: Server | None = None
+
+    @property
+    def home(self) -> Path:
+        return self.root / "dagster_home"
+
+    @property
+    def tracking_uri(self) -> str:
+        return self.env["MLFLOW_TRACKING_URI"]
+
+    @property
+    def evidence(self) -> EvidenceStore:
+        from assurance.evidence.store import EvidenceStore
+
+        return EvidenceStore(self.env["ASSURANCE_EVIDENCE_ROOT"])
+
+    def start(self) -> None:
+        self.dagster = dagster_dev(self.home, self.port, self.env).start()
+        wait_dagster(self.dagster, self.port)
+
+    def crash(self) -> None:
+        """Every process of the stack (webserver, daemon, code server, run workers) killed at once."""
+        os.killpg(self.dagster.process.pid, signal.SIGKILL)
+        self.dagster.process.wait()
+        self.dagster.stop()
+
+    def instance(self) -> dg.DagsterInstance:
+        import dagster as dg
+
+        return dg.DagsterInstance.from_config(str(self.home))
+
+
+@contextmanager
+def embedded_deployment(root: Path, sensor_interval: int, **env: str) -> Iterator[Deployment]:
+    """A started `Deployment` whose sensors tick every `sensor_interval` seconds and run new versions at
+    once; stopped by process group afterwards."""
+    from mlflow import MlflowClient
+
+    from assurance.demo.registry_builder import embedded_tracking_uri
+
+    env = {
+        "MLFLOW_TRACKING_URI": embedded_tracking_uri(root / "mlflow"),
+        "ASSURANCE_EVIDENCE_ROOT": str(root / "evidence"),
+        "ASSURANCE_SENSOR_INTERVAL": str(sensor_interval),
+        "ASSURANCE_SENSOR_SETTLE_SECONDS": "0",
+        **env,
+    }
+    (root / "mlflow").mkdir()
+    uri = env["MLFLOW_TRACKING_URI"]
+    MlflowClient(uri, uri).search_registered_models()  # one process creates the schema, not two at once
+    deployment = Deployment(root, free_port(), env)
+    try:
+        deployment.start()
+        yield deployment
+    finally:
+        if deployment.dagster is not None:
+            deployment.dagster.stop()
+
+
+def worker_pid(instance: dg.DagsterInstance, run_id: str) -> int | None:
+    """The pid the run's process logged when it started ("Started process for run (pid: N).")."""
+    import dagster as dg
+
+    for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.ENGINE_EVENT):
+        pid = entry.dagster_event.engine_event_data.metadata.get("pid")
+        if pid is not None:
+            return int(pid.value)
+    return None

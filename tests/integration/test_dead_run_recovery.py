@@ -15,16 +15,12 @@ import os
 import signal
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import dagster as dg
 import pytest
-from mlflow import MlflowClient
 
-from assurance.evidence.store import EvidenceStore
-from tests.integration.servers import Server, dagster_dev, free_port, wait_dagster, wait_for
-from tests.support import Receiver, webhook_receiver
+from tests.integration.servers import Deployment, embedded_deployment, wait_for, worker_pid
+from tests.support import webhook_receiver
 
 pytestmark = pytest.mark.integration
 MODEL = "dead_run_check"
@@ -34,60 +30,15 @@ FAILED_BOUND_SECONDS = {"worker": 30, "machine": 150}
 RUN_BOUND_SECONDS = 420
 
 
-@dataclass
-class Deployment:
-    root: Path
-    port: int
-    env: dict[str, str]
-    hook: Receiver
-    dagster: Server | None = None
-
-    @property
-    def home(self) -> Path:
-        return self.root / "dagster_home"
-
-    @property
-    def evidence(self) -> EvidenceStore:
-        return EvidenceStore(str(self.root / "evidence"))
-
-    def start(self) -> None:
-        self.dagster = dagster_dev(self.home, self.port, self.env).start()
-        wait_dagster(self.dagster, self.port)
-
-    def crash(self) -> None:
-        """Every process of the stack (webserver, daemon, code server, run workers) killed at once."""
-        os.killpg(self.dagster.process.pid, signal.SIGKILL)
-        self.dagster.process.wait()
-        self.dagster.stop()
-
-    def instance(self) -> dg.DagsterInstance:
-        return dg.DagsterInstance.from_config(str(self.home))
-
-
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory) -> Iterator[Deployment]:
-    from assurance.demo.registry_builder import embedded_tracking_uri
-
     root = tmp_path_factory.mktemp("dead_runs")
-    port = free_port()
-    with webhook_receiver() as hook:
-        env = {
-            "MLFLOW_TRACKING_URI": embedded_tracking_uri(root / "mlflow"),
-            "ASSURANCE_EVIDENCE_ROOT": str(root / "evidence"),
-            "ASSURANCE_SENSOR_INTERVAL": str(SENSOR_INTERVAL),
-            "ASSURANCE_SENSOR_SETTLE_SECONDS": "0",
-            "ASSURANCE_ALERT_WEBHOOK": hook.url,
-        }
-        (root / "mlflow").mkdir()
-        uri = env["MLFLOW_TRACKING_URI"]
-        MlflowClient(uri, uri).search_registered_models()  # one process creates the schema, not two at once
-        deployment = Deployment(root, port, env, hook)
-        try:
-            deployment.start()
-            yield deployment
-        finally:
-            if deployment.dagster is not None:
-                deployment.dagster.stop()
+    with (
+        webhook_receiver() as hook,
+        embedded_deployment(root, SENSOR_INTERVAL, ASSURANCE_ALERT_WEBHOOK=hook.url) as deployment,
+    ):
+        deployment.hook = hook
+        yield deployment
 
 
 def register(deployment: Deployment, seed: int) -> str:
@@ -103,22 +54,13 @@ def register(deployment: Deployment, seed: int) -> str:
         label=LABEL,
         features=FEATURES,
         data_dir=deployment.root / "data",
-        tracking_uri=deployment.env["MLFLOW_TRACKING_URI"],
+        tracking_uri=deployment.tracking_uri,
         model_tags={"owner": "retention-team"},
     )
 
 
 def runs_of(instance: dg.DagsterInstance, version: str, **tags: str) -> list[dg.DagsterRun]:
     return list(instance.get_runs(dg.RunsFilter(tags={"dagster/partition": f"{MODEL}/{version}", **tags})))
-
-
-def worker_pid(instance: dg.DagsterInstance, run_id: str) -> int | None:
-    """The pid the run's process logged when it started ("Started process for run (pid: N).")."""
-    for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.ENGINE_EVENT):
-        pid = entry.dagster_event.engine_event_data.metadata.get("pid")
-        if pid is not None:
-            return int(pid.value)
-    return None
 
 
 def run_mid_way(deployment: Deployment, version: str) -> tuple[dg.DagsterRun, int]:
