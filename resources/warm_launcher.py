@@ -13,21 +13,26 @@ per-version check status the UI shows.
 Only locations Dagster starts itself (`dagster dev`, or the daemon loading workspace.yaml) run warm: they
 share the daemon's environment, which holds the settings. Runs of a code server started on its own (the
 production shape in deploy/, whose environment the daemon cannot see) or with another Python go to the
-default launcher. Each worker is tagged with its host and pid, so the dead-run
+default launcher, and so do runs launched after the code location's source changed (edited under
+`dagster dev`, or deployed): the fork server holds the code as it was when it started, and a run must
+execute the code its plan was made from. Restarting the daemon warms the new code up. Each worker is
+tagged with its host and pid, so the dead-run
 sensor judges it; when a worker exits without ending its run (killed, out of memory) the launcher fails
-the run within a second, as the code server does for its own workers.
+the run within a second, as the code server does for its own workers (or cancels it, when it was being
+canceled: a failed run would be retried).
 """
 
 from __future__ import annotations
 
 import ast
+import hashlib
 import multiprocessing
 import multiprocessing.connection
 import os
 import signal
 import sys
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +47,10 @@ from assurance.governance.run_workers import Worker, this_host, worker_from_tags
 PACKAGES = ("assurance", "assets", "resources", "sensors")
 WARM_UP_MODULE = "resources.warm_worker"
 LAUNCHER_TAG = "assurance/launcher"
+COLD_BECAUSE_CHANGED = (
+    "The code location's source changed since the warm fork server imported it: this run starts in its own "
+    "process, as under Dagster's default launcher. Restart the daemon to start runs warm again."
+)
 
 
 def preload_modules(packages: Iterable[str] = PACKAGES) -> list[str]:
@@ -51,12 +60,26 @@ def preload_modules(packages: Iterable[str] = PACKAGES) -> list[str]:
     would leave them to each run; reading the imports from the source keeps this list from going stale.
     """
     names: set[str] = set()
+    for path in _sources(packages):
+        names.update(_imports(path))
+    return sorted(n for n in names if not n.endswith("__main__"))
+
+
+def source_fingerprint(packages: Iterable[str] = PACKAGES) -> str:
+    """Each source file's path, size and modification time, hashed: it changes when the code is edited or
+    deployed, which tells a fork server holding the code as it was from one holding the code as it is."""
+    digest = hashlib.sha256()
+    for path in sorted(_sources(packages)):
+        stat = path.stat()
+        digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+def _sources(packages: Iterable[str]) -> Iterator[Path]:
     for package in packages:
         spec = __import__(package).__spec__
         for folder in spec.submodule_search_locations or []:
-            for path in Path(folder).rglob("*.py"):
-                names.update(_imports(path))
-    return sorted(n for n in names if not n.endswith("__main__"))
+            yield from Path(folder).rglob("*.py")
 
 
 def _imports(path: Path) -> set[str]:
@@ -87,6 +110,7 @@ class WarmRunLauncher(dg.DefaultRunLauncher):
     def __init__(self, inst_data: ConfigurableClassData | None = None):
         super().__init__(inst_data=inst_data)
         self._context: multiprocessing.context.ForkServerContext | None = None
+        self._fingerprint: str | None = None  # of the source the fork server imported
         self._workers: dict[str, multiprocessing.process.BaseProcess] = {}
         self._lock = threading.Lock()
         self._watcher: threading.Thread | None = None
@@ -98,6 +122,10 @@ class WarmRunLauncher(dg.DefaultRunLauncher):
     def launch_run(self, context: LaunchRunContext) -> None:
         run = context.dagster_run
         if not self.runs_here(run):
+            super().launch_run(context)
+            return
+        if self._context is not None and source_fingerprint() != self._fingerprint:
+            self._instance.report_engine_event(COLD_BECAUSE_CHANGED, run, cls=self.__class__)
             super().launch_run(context)
             return
         worker = self._fork_context().Process(
@@ -140,6 +168,7 @@ class WarmRunLauncher(dg.DefaultRunLauncher):
     def _fork_context(self) -> multiprocessing.context.ForkServerContext:
         if self._context is None:
             context = multiprocessing.get_context("forkserver")
+            self._fingerprint = source_fingerprint()
             context.set_forkserver_preload([*preload_modules(), WARM_UP_MODULE])
             self._context = context
         return self._context
@@ -151,7 +180,7 @@ class WarmRunLauncher(dg.DefaultRunLauncher):
                 self._watcher.start()
 
     def _watch(self) -> None:
-        """Reap workers as they exit; fail the run of one that exited without ending it."""
+        """Reap workers as they exit; end the run of one that exited without ending it."""
         while True:
             with self._lock:
                 workers = dict(self._workers)
@@ -167,13 +196,17 @@ class WarmRunLauncher(dg.DefaultRunLauncher):
                     continue
                 with self._lock:
                     del self._workers[run_id]
-                self._fail_unfinished(run_id, worker)
+                self._end_unfinished(run_id, worker)
                 worker.close()
 
-    def _fail_unfinished(self, run_id: str, worker: multiprocessing.process.BaseProcess) -> None:
+    def _end_unfinished(self, run_id: str, worker: multiprocessing.process.BaseProcess) -> None:
+        """A run being canceled is canceled however its worker ended: failed, the daemon would retry it."""
         run = self._instance.get_run_by_id(run_id)
         if run is None or run.is_finished:
             return
         message = f"Run worker (pid {worker.pid}) {exit_description(worker.exitcode)} before the run ended."
         self._instance.report_engine_event(message, run, cls=self.__class__)
-        self._instance.report_run_failed(run, message)
+        if run.status == dg.DagsterRunStatus.CANCELING:
+            self._instance.report_run_canceled(run, message)
+        else:
+            self._instance.report_run_failed(run, message)

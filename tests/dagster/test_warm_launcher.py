@@ -5,8 +5,12 @@ which runs it executes itself, and the rehearsal the fork server runs before for
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import os
 import signal
 import sys
+import time
+import uuid
 
 import dagster as dg
 import pytest
@@ -22,7 +26,7 @@ from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 
 from assurance.checks.catalog import all_analyses
 from assurance.demo.rehearsal import rehearse, small_version
-from resources.warm_launcher import WarmRunLauncher, exit_description, preload_modules
+from resources.warm_launcher import WarmRunLauncher, exit_description, preload_modules, source_fingerprint
 
 JOB = "assure_model_version"
 LOCATION = "model_assurance"
@@ -41,6 +45,20 @@ def test_preload_never_lists_a_main_module():
     modules = preload_modules()
     assert modules == sorted(set(modules))
     assert not [m for m in modules if m.split(".")[-1] == "__main__"]
+
+
+def test_the_source_fingerprint_changes_when_a_module_is_edited_and_only_then(tmp_path, monkeypatch):
+    package = tmp_path / "warm_fingerprint_pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    module = package / "analysis.py"
+    module.write_text("THRESHOLD = 0.1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    before = source_fingerprint(["warm_fingerprint_pkg"])
+    assert source_fingerprint(["warm_fingerprint_pkg"]) == before
+    module.write_text("THRESHOLD = 0.2\n")
+    os.utime(module, ns=(time.time_ns(), module.stat().st_mtime_ns + 1_000_000))  # a coarse clock still moves
+    assert source_fingerprint(["warm_fingerprint_pkg"]) != before
 
 
 def test_exit_description_names_the_signal_or_the_code():
@@ -117,3 +135,56 @@ def test_rehearsal_runs_every_analysis_without_a_warning(caplog):
     with caplog.at_level(logging.WARNING):
         rehearse()
     assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+@pytest.fixture
+def launcher():
+    """The instance's own warm launcher, as dagster.yaml configures it."""
+    overrides = {"run_launcher": {"module": "resources.warm_launcher", "class": "WarmRunLauncher"}}
+    with dg.instance_for_test(overrides=overrides) as instance:
+        assert isinstance(instance.run_launcher, WarmRunLauncher)
+        yield instance.run_launcher
+
+
+def ended_worker(how: str) -> multiprocessing.process.BaseProcess:
+    """A real process that exited with code 3 or was killed with SIGKILL."""
+    context = multiprocessing.get_context("fork")
+    worker = (
+        context.Process(target=os._exit, args=(3,))
+        if how == "exit"
+        else context.Process(target=time.sleep, args=(60,))
+    )
+    worker.start()
+    if how == "kill":
+        os.kill(worker.pid, signal.SIGKILL)
+    worker.join(10)
+    return worker
+
+
+@pytest.mark.parametrize(
+    ("status", "how", "ended", "said"),
+    [
+        (dg.DagsterRunStatus.STARTED, "kill", dg.DagsterRunStatus.FAILURE, "was killed by SIGKILL"),
+        (dg.DagsterRunStatus.STARTED, "exit", dg.DagsterRunStatus.FAILURE, "exited with code 3"),
+        # a worker that died while its run was being canceled: canceled, since the daemon retries failed runs
+        (dg.DagsterRunStatus.CANCELING, "kill", dg.DagsterRunStatus.CANCELED, "was killed by SIGKILL"),
+    ],
+)
+def test_a_run_whose_worker_exited_without_ending_it_is_ended(launcher, status, how, ended, said):
+    instance = launcher._instance
+    run = instance.add_run(dg.DagsterRun(job_name=JOB, run_id=str(uuid.uuid4()), status=status))
+    worker = ended_worker(how)
+    launcher._end_unfinished(run.run_id, worker)
+    assert instance.get_run_by_id(run.run_id).status == ended
+    messages = [e.message for e in instance.all_logs(run.run_id) if e.is_dagster_event]
+    assert f"Run worker (pid {worker.pid}) {said} before the run ended." in messages
+
+
+def test_a_finished_run_is_left_as_it_ended(launcher):
+    instance = launcher._instance
+    run = instance.add_run(
+        dg.DagsterRun(job_name=JOB, run_id=str(uuid.uuid4()), status=dg.DagsterRunStatus.SUCCESS)
+    )
+    launcher._end_unfinished(run.run_id, ended_worker("kill"))
+    assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.SUCCESS
+    assert instance.all_logs(run.run_id) == []

@@ -1,8 +1,8 @@
 """Dead runs are seen: `dagster dev` with the shipped dagster.yaml, a run worker killed with SIGKILL mid-run.
 
 Two ways a run's process dies, each on its own version of one model in an embedded registry:
-- only the run worker is killed (the out-of-memory killer's choice): the code server that launched it
-  reports the death;
+- only the run worker is killed (the out-of-memory killer's choice): the warm run launcher that forked it
+  (resources/warm_launcher.py) reports the death from its watcher thread;
 - the whole stack is killed (a machine lost or restarted) and started again: nothing is left that
   launched the run, and the `assurance_dead_runs` sensor finds its worker gone.
 Either way the run becomes FAILURE within a bound, the failure alert reaches the webhook, and the daemon's
@@ -25,7 +25,7 @@ from tests.support import webhook_receiver
 pytestmark = pytest.mark.integration
 MODEL = "dead_run_check"
 SENSOR_INTERVAL = 3
-# the code server notices its child's death within a second; the sensor needs a restart and a tick
+# the launcher's watcher notices its worker's death within a second; the sensor needs a restart and a tick
 FAILED_BOUND_SECONDS = {"worker": 30, "machine": 150}
 RUN_BOUND_SECONDS = 420
 
@@ -128,6 +128,8 @@ def test_a_killed_run_worker_fails_the_run_alerts_and_is_retried(deployment):
     os.kill(pid, signal.SIGKILL)
     alert = assert_failed_alerted_and_retried(deployment, run, time.time(), "worker")
     assert alert["error"]
+    failures = deployment.instance().all_logs(run.run_id, of_type=dg.DagsterEventType.RUN_FAILURE)
+    assert [e.message for e in failures] == [f"Run worker (pid {pid}) was killed by SIGKILL before the run ended."]
 
 
 def test_a_run_whose_whole_machine_died_is_failed_after_restart_alerted_and_retried(deployment):

@@ -10,6 +10,7 @@ retry), with its worker gone and no evidence published.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,8 +25,8 @@ from assurance.domain.values import partition_key
 from assurance.evidence.store import EvidenceStore
 from assurance.governance.run_workers import PID_TAG
 from assurance.settings import Settings
-from resources.warm_launcher import LAUNCHER_TAG
-from tests.integration.servers import Deployment, embedded_deployment, wait_for, worker_pid
+from resources.warm_launcher import COLD_BECAUSE_CHANGED, LAUNCHER_TAG
+from tests.integration.servers import REPO, Deployment, embedded_deployment, wait_for, worker_pid
 
 pytestmark = pytest.mark.integration
 MODEL = "warm_runs_check"
@@ -219,3 +220,23 @@ def test_a_terminated_warm_run_ends_canceled_and_its_worker_is_gone(deployment, 
     assert ended_run.status == dg.DagsterRunStatus.CANCELED
     wait_for(f"its worker {pid} to exit", lambda: not psutil.pid_exists(pid), 10, interval=0.2)
     assert deployment.evidence.latest_run_path(MODEL, version) is None
+
+
+def test_a_run_launched_after_the_code_changed_starts_cold_in_its_own_process(deployment, assured):
+    """The fork server holds the code it imported: once the source changes (here its modification time,
+    as an edit or a deployment changes it), runs go to Dagster's default launcher until the daemon restarts."""
+    instance = deployment.instance()
+    edited = REPO / "assurance" / "settings.py"
+    stat = edited.stat()
+    os.utime(edited, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    try:  # until the run is launched, which the daemon does after the sensor queued it
+        version = register(deployment, 7)
+        run = finished_run(deployment, version)
+    finally:
+        os.utime(edited, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert run.status == dg.DagsterRunStatus.SUCCESS, f"run {run.run_id} ended {run.status}"
+    assert LAUNCHER_TAG not in run.tags
+    assert [
+        e for e in instance.all_logs(run.run_id) if e.is_dagster_event and COLD_BECAUSE_CHANGED in e.message
+    ]
+    assert deployment.evidence.latest_run_path(MODEL, version) is not None
