@@ -129,7 +129,9 @@ def test_a_killed_run_worker_fails_the_run_alerts_and_is_retried(deployment):
     alert = assert_failed_alerted_and_retried(deployment, run, time.time(), "worker")
     assert alert["error"]
     failures = deployment.instance().all_logs(run.run_id, of_type=dg.DagsterEventType.RUN_FAILURE)
-    assert [e.message for e in failures] == [f"Run worker (pid {pid}) was killed by SIGKILL before the run ended."]
+    assert [e.message for e in failures] == [
+        f"Run worker (pid {pid}) was killed by SIGKILL before the run ended."
+    ]
 
 
 def test_a_run_whose_whole_machine_died_is_failed_after_restart_alerted_and_retried(deployment):
