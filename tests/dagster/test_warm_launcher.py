@@ -16,16 +16,9 @@ import dagster as dg
 import pytest
 from dagster._core.code_pointer import ModuleCodePointer
 from dagster._core.origin import JobPythonOrigin, RepositoryPythonOrigin
-from dagster._core.remote_origin import (
-    GrpcServerCodeLocationOrigin,
-    ManagedGrpcPythonEnvCodeLocationOrigin,
-    RemoteJobOrigin,
-    RemoteRepositoryOrigin,
-)
-from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
+from dagster._core.remote_origin import GrpcServerCodeLocationOrigin, RemoteJobOrigin, RemoteRepositoryOrigin
 
-from assurance.checks.catalog import all_analyses
-from assurance.demo.rehearsal import rehearse, small_version
+from assurance.demo.rehearsal import MODEL, register_small_version, rehearse
 from resources.warm_launcher import WarmRunLauncher, exit_description, preload_modules, source_fingerprint
 
 JOB = "assure_model_version"
@@ -78,37 +71,28 @@ def run_from(location_origin, executable: str = sys.executable) -> dg.DagsterRun
     )
 
 
-def managed_origin() -> ManagedGrpcPythonEnvCodeLocationOrigin:
-    """What `dagster dev -w workspace.yaml` (a python_module location) gives a run: a server it starts."""
-    target = LoadableTargetOrigin(
-        executable_path=sys.executable,
-        module_name="assurance.definitions",
-        attribute="defs",
-        working_directory=".",
-    )
-    return ManagedGrpcPythonEnvCodeLocationOrigin(target, LOCATION)
-
-
-@pytest.mark.parametrize("host", ["localhost", "127.0.0.1", "::1"])
-def test_a_code_server_on_this_machine_runs_here(host):
-    assert WarmRunLauncher.runs_here(
-        run_from(GrpcServerCodeLocationOrigin(host, 4000, location_name=LOCATION))
+def dev_origin() -> GrpcServerCodeLocationOrigin:
+    """What `dagster dev` (and the daemon loading workspace.yaml) gives a run: a code server it started
+    itself, reached on a local socket."""
+    return GrpcServerCodeLocationOrigin(
+        "localhost", socket="/tmp/dagster-code-server.sock", location_name=LOCATION
     )
 
 
 def test_a_location_dagster_starts_itself_runs_here():
-    assert WarmRunLauncher.runs_here(run_from(managed_origin()))
+    assert WarmRunLauncher.runs_here(run_from(dev_origin()))
 
 
-@pytest.mark.parametrize("host", ["code-server.internal", "10.0.0.7"])
-def test_a_code_server_on_another_host_goes_to_the_default_launcher(host):
+@pytest.mark.parametrize("host", ["localhost", "code-server.internal", "10.0.0.7"])
+def test_a_code_server_started_on_its_own_goes_to_the_default_launcher(host):
+    """deploy/workspace-grpc.yaml: a server on a port, whose environment (the settings) the daemon cannot see."""
     assert not WarmRunLauncher.runs_here(
         run_from(GrpcServerCodeLocationOrigin(host, 4000, location_name=LOCATION))
     )
 
 
 def test_a_location_with_another_python_goes_to_the_default_launcher():
-    assert not WarmRunLauncher.runs_here(run_from(managed_origin(), executable="/opt/other-venv/bin/python"))
+    assert not WarmRunLauncher.runs_here(run_from(dev_origin(), executable="/opt/other-venv/bin/python"))
 
 
 def test_a_run_without_origins_goes_to_the_default_launcher():
@@ -116,25 +100,27 @@ def test_a_run_without_origins_goes_to_the_default_launcher():
     assert not WarmRunLauncher.runs_here(dg.DagsterRun(job_name=JOB))
 
 
-@pytest.fixture(scope="module")
-def inputs():
-    return small_version()
+def test_the_rehearsal_version_is_onboarded_with_its_label_and_data(tmp_path):
+    from mlflow import MlflowClient
+
+    uri = register_small_version(tmp_path)
+    version = MlflowClient(uri, uri).get_model_version(MODEL, "1")
+    assert version.status == "READY"
+    assert {"assurance.label", "assurance.reference", "assurance.current"} <= set(version.tags)
 
 
-def test_small_version_is_accepted_by_every_analysis_it_is_rehearsed_with(inputs):
-    rehearsed = [a for a in all_analyses() if "champion" not in a.needs]
-    assert len(rehearsed) >= 10
-    for analysis in rehearsed:
-        section = analysis.run(inputs)
-        assert section.key == analysis.key
-    assert inputs.reference.frame[inputs.reference.label].nunique() == 2  # labelled: performance is judged
-    assert {"region", "gender"} <= set(inputs.current.frame.columns)  # slices and protected attribute exist
+def test_rehearsal_assures_the_small_version_without_a_warning(caplog, monkeypatch):
+    """A warning means a failed step or a thread left running, which a forked worker would not have.
+    tqdm's monitor thread is off, as resources/warm_worker.py turns it off before rehearsing; libraries'
+    own deprecation warnings (py.warnings) are theirs."""
+    from tqdm import tqdm
 
-
-def test_rehearsal_runs_every_analysis_without_a_warning(caplog):
+    monkeypatch.setattr(tqdm, "monitor_interval", 0)
     with caplog.at_level(logging.WARNING):
-        rehearse()
-    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+        assert rehearse() is True
+    assert [
+        r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING and r.name != "py.warnings"
+    ] == []
 
 
 @pytest.fixture
