@@ -38,10 +38,11 @@ def register_small_version(root: Path) -> str:
 
 def rehearse() -> bool:
     """Assure the small version once; whether it completed. A failure is only logged: a worker that starts
-    cold is slower, not wrong. Threads left running would not survive a fork, so any is reported."""
+    cold is slower, not wrong. Threads it leaves running would not survive a fork, so any is reported."""
     from assurance.cli.launcher import run_version
     from assurance.settings import Settings
 
+    running = set(threading.enumerate())
     try:
         with tempfile.TemporaryDirectory(prefix="assurance-rehearsal-") as folder:
             root = Path(folder)
@@ -52,7 +53,7 @@ def rehearse() -> bool:
     except Exception:  # noqa: BLE001 - see the docstring
         log.warning("the rehearsal before forking run workers failed; workers start cold", exc_info=True)
         return False
-    extra = [t.name for t in threading.enumerate() if t is not threading.main_thread()]
+    extra = [t.name for t in threading.enumerate() if t not in running]
     if extra:
         log.warning("threads left by the rehearsal, absent in forked workers: %s", ", ".join(extra))
     if not outcome.success:
