@@ -454,3 +454,30 @@ def worker_pid(instance: dg.DagsterInstance, run_id: str) -> int | None:
         if pid is not None:
             return int(pid.value)
     return None
+
+
+def sensor_run(instance: dg.DagsterInstance, model: str, version: str) -> dg.DagsterRun | None:
+    """The registry sensor's run of a new version, once requested."""
+    import dagster as dg
+
+    tags = {"dagster/partition": f"{model}/{version}", "assurance/trigger": "new_version"}
+    runs = instance.get_runs(dg.RunsFilter(tags=tags))
+    return runs[0] if runs else None
+
+
+def run_mid_way(deployment: Deployment, model: str, version: str, bound: float) -> tuple[dg.DagsterRun, int]:
+    """The sensor's run of a new version once it has finished two steps (still STARTED), and its worker's pid."""
+    import dagster as dg
+
+    instance = deployment.instance()
+    run = wait_for(
+        f"a started run of version {version}", lambda: sensor_run(instance, model, version), 180,
+        alive=deployment.dagster,
+    )  # fmt: skip
+    wait_for(
+        "its first two steps",
+        lambda: len(instance.all_logs(run.run_id, of_type=dg.DagsterEventType.STEP_SUCCESS)) >= 2,
+        bound, interval=0.3, alive=deployment.dagster,
+    )  # fmt: skip
+    assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.STARTED
+    return run, worker_pid(instance, run.run_id)

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 import dagster as dg
 import pytest
 
-from tests.integration.servers import Deployment, embedded_deployment, wait_for, worker_pid
+from tests.integration.servers import Deployment, embedded_deployment, run_mid_way, wait_for
 from tests.support import webhook_receiver
 
 pytestmark = pytest.mark.integration
@@ -63,26 +63,6 @@ def runs_of(instance: dg.DagsterInstance, version: str, **tags: str) -> list[dg.
     return list(instance.get_runs(dg.RunsFilter(tags={"dagster/partition": f"{MODEL}/{version}", **tags})))
 
 
-def run_mid_way(deployment: Deployment, version: str) -> tuple[dg.DagsterRun, int]:
-    """The sensor's validation run of `version` once it is computing its steps, and its worker's pid."""
-    instance = deployment.instance()
-    run = wait_for(
-        f"a started run of version {version}",
-        lambda: next(iter(runs_of(instance, version, **{"assurance/trigger": "new_version"})), None),
-        180,
-        alive=deployment.dagster,
-    )
-    wait_for(
-        "its first steps to finish",
-        lambda: len(instance.all_logs(run.run_id, of_type=dg.DagsterEventType.STEP_SUCCESS)) >= 2,
-        RUN_BOUND_SECONDS,
-        interval=0.5,
-        alive=deployment.dagster,
-    )
-    assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.STARTED
-    return run, worker_pid(instance, run.run_id)
-
-
 def assert_failed_alerted_and_retried(deployment: Deployment, run: dg.DagsterRun, killed_at: float, how: str):
     instance = deployment.instance()
 
@@ -124,7 +104,7 @@ def assert_failed_alerted_and_retried(deployment: Deployment, run: dg.DagsterRun
 
 def test_a_killed_run_worker_fails_the_run_alerts_and_is_retried(deployment):
     version = register(deployment, 1)
-    run, pid = run_mid_way(deployment, version)
+    run, pid = run_mid_way(deployment, MODEL, version, RUN_BOUND_SECONDS)
     os.kill(pid, signal.SIGKILL)
     alert = assert_failed_alerted_and_retried(deployment, run, time.time(), "worker")
     assert alert["error"]
@@ -136,7 +116,7 @@ def test_a_killed_run_worker_fails_the_run_alerts_and_is_retried(deployment):
 
 def test_a_run_whose_whole_machine_died_is_failed_after_restart_alerted_and_retried(deployment):
     version = register(deployment, 5)
-    run, pid = run_mid_way(deployment, version)
+    run, pid = run_mid_way(deployment, MODEL, version, RUN_BOUND_SECONDS)
     deployment.crash()
     killed_at = time.time()
     deployment.start()

@@ -26,7 +26,15 @@ from assurance.evidence.store import EvidenceStore
 from assurance.governance.run_workers import PID_TAG
 from assurance.settings import Settings
 from resources.warm_launcher import COLD_BECAUSE_CHANGED, LAUNCHER_TAG
-from tests.integration.servers import REPO, Deployment, embedded_deployment, wait_for, worker_pid
+from tests.integration.servers import (
+    REPO,
+    Deployment,
+    embedded_deployment,
+    run_mid_way,
+    sensor_run,
+    wait_for,
+    worker_pid,
+)
 
 pytestmark = pytest.mark.integration
 MODEL = "warm_runs_check"
@@ -67,20 +75,11 @@ def register(deployment: Deployment, seed: int, shift: float = 0.0, rows: int = 
     )
 
 
-def sensor_run(instance: dg.DagsterInstance, version: str) -> dg.DagsterRun | None:
-    runs = instance.get_runs(
-        dg.RunsFilter(
-            tags={"dagster/partition": partition_key(MODEL, version), "assurance/trigger": "new_version"}
-        )
-    )
-    return runs[0] if runs else None
-
-
 def finished_run(deployment: Deployment, version: str) -> dg.DagsterRun:
     instance = deployment.instance()
 
     def finished():
-        run = sensor_run(instance, version)
+        run = sensor_run(instance, MODEL, version)
         return run if run is not None and run.is_finished else None
 
     return wait_for(
@@ -194,20 +193,7 @@ def test_warm_runs_record_each_asset_check_per_partition_as_an_in_process_run(de
 def test_a_terminated_warm_run_ends_canceled_and_its_worker_is_gone(deployment, assured):
     instance = deployment.instance()
     version = register(deployment, 5, rows=4000)
-    run = wait_for(
-        f"a started run of version {version}",
-        lambda: sensor_run(instance, version),
-        120,
-        alive=deployment.dagster,
-    )
-    wait_for(
-        "its first two steps",
-        lambda: len(instance.all_logs(run.run_id, of_type=dg.DagsterEventType.STEP_SUCCESS)) >= 2,
-        RUN_BOUND_SECONDS,
-        interval=0.3,
-        alive=deployment.dagster,
-    )
-    pid = worker_pid(instance, run.run_id)
+    run, pid = run_mid_way(deployment, MODEL, version, RUN_BOUND_SECONDS)
     assert forked_from_the_fork_server(pid)
 
     assert dg.DagsterInstance.from_config(str(deployment.home)).run_launcher.terminate(run.run_id)
