@@ -50,7 +50,10 @@ RUN_STAMP = re.compile(
 
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory) -> Iterator[Deployment]:
-    with embedded_deployment(tmp_path_factory.mktemp("warm_runs"), SENSOR_INTERVAL) as deployment:
+    # OpenMP with two threads, whatever the caller set: a fork server whose rehearsal started an OpenMP team
+    # would hang its workers at their first parallel region (gradient boosting's predict)
+    root = tmp_path_factory.mktemp("warm_runs")
+    with embedded_deployment(root, SENSOR_INTERVAL, OMP_NUM_THREADS="2") as deployment:
         yield deployment
 
 
