@@ -111,6 +111,7 @@ class WarmRunLauncher(dg.DefaultRunLauncher):
         super().__init__(inst_data=inst_data)
         self._context: multiprocessing.context.ForkServerContext | None = None
         self._fingerprint: str | None = None  # of the source the fork server imported
+        self._broken: str | None = None  # why the fork server could not start, once it failed
         self._workers: dict[str, multiprocessing.process.BaseProcess] = {}
         self._lock = threading.Lock()
         self._watcher: threading.Thread | None = None
@@ -124,6 +125,11 @@ class WarmRunLauncher(dg.DefaultRunLauncher):
         if not self.runs_here(run):
             super().launch_run(context)
             return
+        if self._broken:
+            self._launch_cold(
+                context, f"the warm fork server could not start ({self._broken}); restart the daemon"
+            )
+            return
         if self._context is not None and source_fingerprint() != self._fingerprint:
             self._instance.report_engine_event(COLD_BECAUSE_CHANGED, run, cls=self.__class__)
             super().launch_run(context)
@@ -131,13 +137,23 @@ class WarmRunLauncher(dg.DefaultRunLauncher):
         worker = self._fork_context().Process(
             target=execute_run, args=(run.run_id, self._instance.get_ref()), name=f"dagster-run-{run.run_id}"
         )
-        worker.start()
+        try:
+            worker.start()
+        except (OSError, EOFError) as exc:  # the fork server died starting (an import it preloads raised)
+            self._broken = f"{type(exc).__name__}: {exc}"
+            self._launch_cold(context, self._broken)
+            return
         self._instance.add_run_tags(
             run.run_id, {**worker_tags(Worker(this_host(), worker.pid)), LAUNCHER_TAG: "warm"}
         )
         with self._lock:
             self._workers[run.run_id] = worker
         self._ensure_watcher()
+
+    def _launch_cold(self, context: LaunchRunContext, reason: str) -> None:
+        message = f"This run starts in its own process, as under Dagster's default launcher: {reason}."
+        self._instance.report_engine_event(message, context.dagster_run, cls=self.__class__)
+        super().launch_run(context)
 
     @staticmethod
     def runs_here(run: dg.DagsterRun) -> bool:
