@@ -27,7 +27,7 @@ QUICK = [
     ["benchmarks.bench_ledger", "--runs", "200"],
     [
         "benchmarks.bench_fleet",
-        *"--versions 3 --baseline-versions 0 --latency-repeats 1 --large-rows 20000".split(),
+        *"--versions 2 --baseline-versions 0 --latency-repeats 0 --large-rows 20000".split(),
     ],
     ["benchmarks.calibration", "--quick", "--sources", "breast_cancer,synthetic", "--trials", "4"],
 ]
