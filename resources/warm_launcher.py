@@ -15,11 +15,12 @@ share the daemon's environment, which holds the settings. Runs of a code server 
 production shape in deploy/, whose environment the daemon cannot see) or with another Python go to the
 default launcher, and so do runs launched after the code location's source changed (edited under
 `dagster dev`, or deployed): the fork server holds the code as it was when it started, and a run must
-execute the code its plan was made from. Restarting the daemon warms the new code up. Each worker is
-tagged with its host and pid, so the dead-run
-sensor judges it; when a worker exits without ending its run (killed, out of memory) the launcher fails
-the run within a second, as the code server does for its own workers (or cancels it, when it was being
-canceled: a failed run would be retried).
+execute the code its plan was made from. Restarting the daemon warms the new code up. A fork server that
+cannot start sends every run to the default launcher too, with an engine event saying why.
+
+Each worker is tagged with its host and pid, so the dead-run sensor judges it; when a worker exits without
+ending its run (killed, out of memory) the launcher fails the run within a second, as the code server does
+for its own workers (or cancels it, when it was being canceled: a failed run would be retried).
 """
 
 from __future__ import annotations
