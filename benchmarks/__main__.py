@@ -25,10 +25,6 @@ QUICK = [
     ["benchmarks.bench_analyses", "--rows", "20000"],
     ["benchmarks.bench_sensor"],
     ["benchmarks.bench_ledger", "--runs", "200"],
-    [
-        "benchmarks.bench_fleet",
-        *"--versions 2 --baseline-versions 0 --latency-repeats 0 --large-rows 20000".split(),
-    ],
     ["benchmarks.calibration", "--quick", "--sources", "breast_cancer,synthetic", "--trials", "4"],
 ]
 
