@@ -48,6 +48,10 @@ from assurance.governance.run_workers import Worker, this_host, worker_from_tags
 PACKAGES = ("assurance", "assets", "resources", "sensors")
 WARM_UP_MODULE = "resources.warm_worker"
 LAUNCHER_TAG = "assurance/launcher"
+COLD_BECAUSE_BROKEN = (
+    "The warm fork server could not start ({}): this run starts in its own process, as under Dagster's "
+    "default launcher. Restart the daemon to start runs warm again."
+)
 COLD_BECAUSE_CHANGED = (
     "The code location's source changed since the warm fork server imported it: this run starts in its own "
     "process, as under Dagster's default launcher. Restart the daemon to start runs warm again."
@@ -127,13 +131,10 @@ class WarmRunLauncher(dg.DefaultRunLauncher):
             super().launch_run(context)
             return
         if self._broken:
-            self._launch_cold(
-                context, f"the warm fork server could not start ({self._broken}); restart the daemon"
-            )
+            self._launch_cold(context, COLD_BECAUSE_BROKEN.format(self._broken))
             return
         if self._context is not None and source_fingerprint() != self._fingerprint:
-            self._instance.report_engine_event(COLD_BECAUSE_CHANGED, run, cls=self.__class__)
-            super().launch_run(context)
+            self._launch_cold(context, COLD_BECAUSE_CHANGED)
             return
         worker = self._fork_context().Process(
             target=execute_run, args=(run.run_id, self._instance.get_ref()), name=f"dagster-run-{run.run_id}"
@@ -142,7 +143,7 @@ class WarmRunLauncher(dg.DefaultRunLauncher):
             worker.start()
         except (OSError, EOFError) as exc:  # the fork server died starting (an import it preloads raised)
             self._broken = f"{type(exc).__name__}: {exc}"
-            self._launch_cold(context, self._broken)
+            self._launch_cold(context, COLD_BECAUSE_BROKEN.format(self._broken))
             return
         self._instance.add_run_tags(
             run.run_id, {**worker_tags(Worker(this_host(), worker.pid)), LAUNCHER_TAG: "warm"}
@@ -151,8 +152,8 @@ class WarmRunLauncher(dg.DefaultRunLauncher):
             self._workers[run.run_id] = worker
         self._ensure_watcher()
 
-    def _launch_cold(self, context: LaunchRunContext, reason: str) -> None:
-        message = f"This run starts in its own process, as under Dagster's default launcher: {reason}."
+    def _launch_cold(self, context: LaunchRunContext, message: str) -> None:
+        """The run in its own process, as under Dagster's default launcher, with an engine event saying why."""
         self._instance.report_engine_event(message, context.dagster_run, cls=self.__class__)
         super().launch_run(context)
 
