@@ -46,14 +46,14 @@ def register(root: Path, rows: int) -> str:
     return uri
 
 
-def assure_once(uri: str, evidence: Path) -> dict[str, float]:
+def assure_once(uri: str, evidence: Path, model: str = MODEL) -> dict[str, float]:
     """One `assurance run` in its own process: CPU seconds, wall seconds, peak resident memory."""
     from tests.integration.servers import base_env
 
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-m", "assurance.cli", "run", "--model", MODEL, "--version", "1",
+        [sys.executable, "-m", "assurance.cli", "run", "--model", model, "--version", "1",
          "--tracking-uri", uri, "--evidence", str(evidence), "--quiet"],
         env=base_env(OMP_NUM_THREADS="1"), capture_output=True, text=True,
     )  # fmt: skip

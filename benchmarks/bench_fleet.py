@@ -23,8 +23,6 @@ from __future__ import annotations
 import argparse
 import shutil
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from collections import defaultdict
@@ -239,10 +237,8 @@ def wide(rows: int, seed: int) -> pd.DataFrame:
 
 def large_version(root: Path, rows: int) -> dict[str, float]:
     """One version with `rows` current rows and 30 features, assured by `assurance run` in a fresh process."""
-    import resource
-
     from assurance.demo.registry_builder import embedded_tracking_uri, register_version
-    from tests.integration.servers import base_env
+    from benchmarks.bench_capacity import assure_once
 
     features = [*demo.FEATURES, *(f"signal_{i:02d}" for i in range(EXTRA_FEATURES))]
     train = wide(50_000, 1)
@@ -252,19 +248,7 @@ def large_version(root: Path, rows: int) -> dict[str, float]:
         "fleet_large", model, wide(rows * 4 // 5, 2), wide(rows, 3), label=demo.LABEL, features=features,
         data_dir=root / "data", tracking_uri=uri, model_tags={"owner": "fleet-bench", "use_case": "credit"},
     )  # fmt: skip
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    started = time.perf_counter()
-    done = subprocess.run(
-        [sys.executable, "-m", "assurance.cli", "run", "--model", "fleet_large", "--version", "1",
-         "--tracking-uri", uri, "--evidence", str(root / "evidence"), "--quiet"],
-        env=base_env(OMP_NUM_THREADS="1"), capture_output=True, text=True,
-    )  # fmt: skip
-    wall = time.perf_counter() - started
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if done.returncode not in (0, 1):
-        raise SystemExit(f"assurance run failed ({done.returncode}):\n{done.stderr[-2000:]}")
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return {"rows": rows, "wall_s": wall, "cpu_s": cpu, "peak_mb": after.ru_maxrss / 1024}
+    return {"rows": rows, **assure_once(uri, root / "evidence", model="fleet_large")}
 
 
 def verdict(ok: bool) -> str:
