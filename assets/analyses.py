@@ -7,9 +7,9 @@ with ERROR when its findings reach the severities the policy holds on, with WARN
 import dagster as dg
 
 from assets.common import OWNERS, progress
-from assets.partitions import model_versions, version_check
+from assets.partitions import VersionOutput, each_version, emit, version_asset, version_check
 from assurance.checks.catalog import ANALYSIS_FAILED, Analysis, all_analyses, check_name, run_isolated
-from assurance.domain.values import Inputs, Section
+from assurance.domain.values import Inputs, Section, split_partition_key
 from assurance.reporting.markdown import without_images
 from resources import DataResource, EvidenceResource, PolicyResource, RegistryResource
 
@@ -69,10 +69,9 @@ def analysis_asset(analysis: Analysis) -> dg.AssetsDefinition:
     if "model" in analysis.needs:
         ins.setdefault("reference_data", dg.AssetIn("reference_data"))
 
-    @dg.asset(
+    @version_asset(
         name=analysis.key,
         ins=ins,
-        partitions_def=model_versions,
         group_name=GROUP,
         owners=OWNERS,
         kinds=set(analysis.kinds),
@@ -90,47 +89,58 @@ def analysis_asset(analysis: Analysis) -> dg.AssetsDefinition:
         data: DataResource,
         **inputs,
     ):
-        pol = policy.get()
-        model = None
-        if "model" in analysis.needs:
-            model = _model_or_none(registry, inputs["model_version"], inputs.get("reference_data"))
-        champion = None
-        if "champion" in analysis.needs:
-            champion = _champion(registry, inputs["model_version"], pol, inputs.get("reference_data"))
-        section = run_isolated(
-            analysis,
-            Inputs(
-                record=inputs["model_version"],
-                policy=pol,
-                reference=inputs.get("reference_data"),
-                current=inputs.get("current_data"),
-                predictions=inputs.get("predictions"),
-                model=model,
-                store=evidence.get(),
-                data_budget_mb=data.memory_budget_mb,
-                champion=champion,
-            ),
-        )
-        progress(context, f"{analysis.title}: {len(section.findings)} findings")
-        yield dg.Output(section, metadata=section_metadata(section))
-        yield from check_results(analysis, section, pol.recommendation.hold_if_any)
+        pol, reg, store = policy.get(), registry.get(), evidence.get()
+        outputs = {}
+        for key, version in each_version(context, inputs):
+            section = _section(analysis, version, reg, store, pol, data.memory_budget_mb)
+            store.hold_unpublished(*split_partition_key(key), section.tables)
+            progress(context, key, f"{analysis.title}: {len(section.findings)} findings")
+            outputs[key] = VersionOutput(
+                section,
+                metadata=section_metadata(section),
+                checks=check_results(analysis, section, pol.recommendation.hold_if_any),
+            )
+        yield from emit(context, outputs)
 
     return _run
 
 
-def _model_or_none(registry: RegistryResource, record, reference):
+def _section(analysis: Analysis, inputs: dict, registry, store, policy, budget_mb: int) -> Section:
+    """One version's section of `analysis`; a failure inside it is a finding (run_isolated), not a failed run."""
+    record, reference = inputs["model_version"], inputs.get("reference_data")
+    model = _model_or_none(registry, record, reference) if "model" in analysis.needs else None
+    champion = None
+    if "champion" in analysis.needs:
+        champion = _champion(registry, record, policy, reference)
+    return run_isolated(
+        analysis,
+        Inputs(
+            record=record,
+            policy=policy,
+            reference=reference,
+            current=inputs.get("current_data"),
+            predictions=inputs.get("predictions"),
+            model=model,
+            store=store,
+            data_budget_mb=budget_mb,
+            champion=champion,
+        ),
+    )
+
+
+def _model_or_none(registry, record, reference):
     from assurance.scoring.predict import load_version_model
 
     try:
-        return load_version_model(registry.get(), record, reference)
+        return load_version_model(registry, record, reference)
     except Exception:  # noqa: BLE001 - the predictions asset already reports why the model did not load
         return None
 
 
-def _champion(registry: RegistryResource, record, policy, reference):
+def _champion(registry, record, policy, reference):
     from assurance.checks.challenger import find_champion
 
-    return find_champion(registry.get(), record, policy, reference)
+    return find_champion(registry, record, policy, reference)
 
 
 def analysis_assets() -> list[dg.AssetsDefinition]:

@@ -1,24 +1,18 @@
-"""What every assurance asset shares: owners, the progress log, the partition's model and version, tables."""
+"""What every assurance asset shares: owners, the progress log, tables."""
 
 import logging
 
 import dagster as dg
 import pandas as pd
 
-from assurance.domain.values import split_partition_key
-
 OWNERS = ["team:model-risk"]
 progress_log = logging.getLogger("assurance.progress")
 
 
-def progress(context: dg.AssetExecutionContext, message: str) -> None:
-    """One line to the run's log in the UI and to the command line's progress output."""
-    context.log.info(message)
-    progress_log.info("%s: %s", context.partition_key, message)
-
-
-def model_and_version(context: dg.AssetExecutionContext) -> tuple[str, str]:
-    return split_partition_key(context.partition_key)
+def progress(context: dg.AssetExecutionContext, version: str, message: str) -> None:
+    """One line about `version` to the run's log in the UI and to the command line's progress output."""
+    context.log.info(message if len(context.partition_keys) == 1 else f"{version}: {message}")
+    progress_log.info("%s: %s", version, message)
 
 
 def _column_type(dtype) -> str:

@@ -6,7 +6,7 @@ import dagster as dg
 import pandas as pd
 
 from assets.common import OWNERS, progress, table_metadata
-from assets.partitions import model_versions
+from assets.partitions import VersionOutput, each_version, emit, version_asset
 from assurance.checks.catalog import all_analyses
 from assurance.domain.values import Dataset, Predictions, VersionRecord
 from assurance.evidence.mlflow_run import TrackedRun
@@ -23,8 +23,7 @@ def _sections(inputs: dict) -> list:
     return [inputs[key] for key in ANALYSIS_KEYS]
 
 
-@dg.asset(
-    partitions_def=model_versions,
+@version_asset(
     group_name=GROUP,
     owners=OWNERS,
     kinds={"pandas"},
@@ -38,17 +37,24 @@ def _sections(inputs: dict) -> list:
         "check and subject, severity from the policy, a plain message, observed value and threshold, due date."
     ),
 )
-def findings(
-    context: dg.AssetExecutionContext, policy: PolicyResource, evidence: EvidenceResource, **inputs
-) -> dg.Output[pd.DataFrame]:
+def findings(context: dg.AssetExecutionContext, policy: PolicyResource, evidence: EvidenceResource, **inputs):
     from assurance.evidence.publication import version_findings
 
-    record = inputs["model_version"]
-    # history: first_seen from earlier runs, and accepted risks stop holding the version until they expire
-    frame = version_findings(record, policy.get(), _sections(inputs), inputs["predictions"], evidence.get())
-    progress(context, f"{len(frame)} findings")
+    pol, store = policy.get(), evidence.get()
+    outputs = {}
+    for key, version in each_version(context, inputs):
+        # history: first_seen from earlier runs, and accepted risks stop holding the version until they expire
+        frame = version_findings(
+            version["model_version"], pol, _sections(version), version["predictions"], store
+        )
+        progress(context, key, f"{len(frame)} findings")
+        outputs[key] = _findings_output(frame)
+    yield from emit(context, outputs)
+
+
+def _findings_output(frame: pd.DataFrame) -> VersionOutput:
     counts = frame.loc[frame["status"] == "open", "severity"].value_counts().to_dict() if len(frame) else {}
-    return dg.Output(
+    return VersionOutput(
         frame,
         metadata={
             "dagster/row_count": len(frame),
@@ -58,8 +64,7 @@ def findings(
     )
 
 
-@dg.asset(
-    partitions_def=model_versions,
+@version_asset(
     group_name=GROUP,
     owners=OWNERS,
     kinds={"python"},
@@ -68,25 +73,26 @@ def findings(
         "findings, with the reasons. People decide; the product recommends and records."
     ),
 )
-def recommendation(
-    context: dg.AssetExecutionContext, policy: PolicyResource, findings: pd.DataFrame
-) -> dg.Output[Recommendation]:
+def recommendation(context: dg.AssetExecutionContext, policy: PolicyResource, findings):
     from assurance.policy.recommendation import recommend
 
-    rec = recommend(findings, policy.get())
-    progress(context, f"recommendation: {rec.decision}")
-    return dg.Output(
-        rec,
-        metadata={
-            "recommendation": rec.decision,
-            "reasons": dg.MetadataValue.md("\n".join(f"- {r}" for r in rec.reasons[:30])),
-            **{f"open_{k}": v for k, v in rec.open_by_severity.items()},
-        },
-    )
+    pol = policy.get()
+    outputs = {}
+    for key, version in each_version(context, {"findings": findings}):
+        rec: Recommendation = recommend(version["findings"], pol)
+        progress(context, key, f"recommendation: {rec.decision}")
+        outputs[key] = VersionOutput(
+            rec,
+            metadata={
+                "recommendation": rec.decision,
+                "reasons": dg.MetadataValue.md("\n".join(f"- {r}" for r in rec.reasons[:30])),
+                **{f"open_{k}": v for k, v in rec.open_by_severity.items()},
+            },
+        )
+    yield from emit(context, outputs)
 
 
-@dg.asset(
-    partitions_def=model_versions,
+@version_asset(
     group_name=GROUP,
     owners=OWNERS,
     kinds={"html", "parquet"},
@@ -115,7 +121,20 @@ def evidence_report(
     evidence: EvidenceResource,
     policy: PolicyResource,
     **inputs,
-) -> dg.Output[dict]:
+):
+    pol, store, reg = policy.get(), evidence.get(), registry.get()
+    start_time = context.instance.get_run_stats(context.run_id).start_time
+    started = datetime.fromtimestamp(start_time, UTC) if start_time else datetime.now(UTC)
+    outputs = {}
+    for key, version in each_version(context, inputs):
+        outputs[key] = _publish(context, key, version, pol, store, reg, started)
+    yield from emit(context, outputs)
+
+
+def _publish(
+    context: dg.AssetExecutionContext, key: str, inputs: dict, pol, store, reg, started
+) -> VersionOutput:
+    """Publish one version's evidence, log it to MLflow and write the result tags back to the version."""
     from assurance.evidence.publication import provenance, publish_assurance
     from assurance.evidence.store import new_run_id
     from assurance.reporting.trend import metric_history
@@ -123,9 +142,6 @@ def evidence_report(
     record: VersionRecord = inputs["model_version"]
     datasets: list[Dataset] = [inputs["reference_data"], inputs["current_data"]]
     preds: Predictions = inputs["predictions"]
-    pol, store, reg = policy.get(), evidence.get(), registry.get()
-    start_time = context.instance.get_run_stats(context.run_id).start_time
-    started = datetime.fromtimestamp(start_time, UTC) if start_time else datetime.now(UTC)
     prov = provenance(record, pol, datasets, preds, new_run_id(), started)
     prov["dagster_run_id"] = context.run_id
     done = publish_assurance(
@@ -141,17 +157,17 @@ def evidence_report(
         metric_history(store, record.name, record.version),
     )
     rec, published, run = done.recommendation, done.published, done.mlflow_run
-    progress(context, f"evidence published to {published.url}")
+    progress(context, key, f"evidence published to {published.url}")
     if run is None:
         context.log.warning(
-            f"the assurance was not logged to MLflow (a monitoring finding): {done.mlflow_error}"
+            f"{key}: the assurance was not logged to MLflow (a monitoring finding): {done.mlflow_error}"
         )
     for note in done.notes:
-        context.log.warning(note)
+        context.log.warning(f"{key}: {note}")
     try:
         reg.set_result_tags(record.name, record.version, done.result_tags(record.version_tags))
     except Exception as exc:  # noqa: BLE001 - evidence is published; a failed write-back is only logged
-        context.log.warning(f"could not write result tags back to MLflow: {exc}")
+        context.log.warning(f"{key}: could not write result tags back to MLflow: {exc}")
     summary = {
         "model": record.name,
         "version": record.version,
@@ -162,7 +178,7 @@ def evidence_report(
         "mlflow_run_id": run.run_id if run else None,
         "findings": done.findings,
     }
-    return dg.Output(
+    return VersionOutput(
         summary,
         metadata={
             "recommendation": rec.decision,

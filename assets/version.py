@@ -2,16 +2,15 @@
 
 import dagster as dg
 
-from assets.common import OWNERS, model_and_version, progress
-from assets.partitions import model_versions, version_check
-from assurance.domain.values import Dataset, Predictions, VersionRecord
+from assets.common import OWNERS, progress
+from assets.partitions import VersionOutput, each_version, emit, version_asset, version_check
+from assurance.domain.values import Dataset, Predictions, VersionRecord, split_partition_key
 from resources import DATA_IO_MANAGER, DataResource, RegistryResource
 
 GROUP = "inputs"
 
 
-@dg.asset(
-    partitions_def=model_versions,
+@version_asset(
     group_name=GROUP,
     owners=OWNERS,
     kinds={"mlflow"},
@@ -20,14 +19,22 @@ GROUP = "inputs"
         "aliases, source run, signature, metrics the owner logged and the run's documents."
     ),
 )
-def model_version(context: dg.AssetExecutionContext, registry: RegistryResource) -> dg.Output[VersionRecord]:
-    name, version = model_and_version(context)
-    record = registry.get().version_record(name, version)
-    progress(
-        context,
-        f"read {record.key} from the registry ({len(record.tags)} tags, aliases {record.aliases or 'none'})",
-    )
-    return dg.Output(
+def model_version(context: dg.AssetExecutionContext, registry: RegistryResource):
+    reg = registry.get()
+    outputs = {}
+    for key, _ in each_version(context, {}):
+        record = reg.version_record(*split_partition_key(key))
+        progress(
+            context,
+            key,
+            f"read {record.key} from the registry ({len(record.tags)} tags, aliases {record.aliases or 'none'})",
+        )
+        outputs[key] = _record_output(record)
+    yield from emit(context, outputs)
+
+
+def _record_output(record: VersionRecord) -> VersionOutput:
+    return VersionOutput(
         record,
         metadata={
             "owner": record.tags.get("owner") or "(not set)",
@@ -50,9 +57,8 @@ def _progress(dataset: Dataset) -> str:
 
 
 def _data_asset(role: str, description: str):
-    @dg.asset(
+    @version_asset(
         name=f"{role}_data",
-        partitions_def=model_versions,
         group_name=GROUP,
         owners=OWNERS,
         kinds={"pandas", "parquet"},
@@ -66,30 +72,39 @@ def _data_asset(role: str, description: str):
             )
         ],
     )
-    def _load(context: dg.AssetExecutionContext, model_version: VersionRecord, data: DataResource):
-        dataset = data.load(model_version, role)
-        progress(context, _progress(dataset))
-        yield dg.Output(
-            dataset,
-            metadata={
-                "uri": dataset.uri or "(none)",
-                "dagster/row_count": dataset.rows,
-                "rows_total": dataset.rows_total,
-                "sampled": dataset.sampling is not None,
-                "sampling": dataset.sampling.describe() if dataset.sampling else "(all rows)",
-                "columns": 0 if dataset.frame is None else dataset.frame.shape[1],
-                "has_label": dataset.has_label,
-                "fingerprint": dataset.fingerprint or "(none)",
-            },
-        )
-        yield dg.AssetCheckResult(
-            check_name=f"{role}_data_readable",
-            passed=dataset.ok,
-            severity=dg.AssetCheckSeverity.ERROR,
-            metadata={"reason": dataset.error or "readable"},
-        )
+    def _load(context: dg.AssetExecutionContext, model_version, data: DataResource):
+        outputs = {}
+        for key, inputs in each_version(context, {"model_version": model_version}):
+            dataset = data.load(inputs["model_version"], role)
+            progress(context, key, _progress(dataset))
+            outputs[key] = _dataset_output(role, dataset)
+        yield from emit(context, outputs)
 
     return _load
+
+
+def _dataset_output(role: str, dataset: Dataset) -> VersionOutput:
+    return VersionOutput(
+        dataset,
+        metadata={
+            "uri": dataset.uri or "(none)",
+            "dagster/row_count": dataset.rows,
+            "rows_total": dataset.rows_total,
+            "sampled": dataset.sampling is not None,
+            "sampling": dataset.sampling.describe() if dataset.sampling else "(all rows)",
+            "columns": 0 if dataset.frame is None else dataset.frame.shape[1],
+            "has_label": dataset.has_label,
+            "fingerprint": dataset.fingerprint or "(none)",
+        },
+        checks=[
+            dg.AssetCheckResult(
+                check_name=f"{role}_data_readable",
+                passed=dataset.ok,
+                severity=dg.AssetCheckSeverity.ERROR,
+                metadata={"reason": dataset.error or "readable"},
+            )
+        ],
+    )
 
 
 reference_data = _data_asset(
@@ -103,8 +118,7 @@ current_data = _data_asset(
 )
 
 
-@dg.asset(
-    partitions_def=model_versions,
+@version_asset(
     group_name=GROUP,
     owners=OWNERS,
     kinds={"mlflow", "scikitlearn"},
@@ -119,26 +133,39 @@ current_data = _data_asset(
 def predictions(
     context: dg.AssetExecutionContext,
     registry: RegistryResource,
-    model_version: VersionRecord,
-    reference_data: Dataset,
-    current_data: Dataset,
+    model_version,
+    reference_data,
+    current_data,
 ):
+    reg = registry.get()
+    outputs = {}
+    inputs = {"record": model_version, "reference": reference_data, "current": current_data}
+    for key, version in each_version(context, inputs):
+        result = _score(reg, **version)
+        progress(context, key, f"scored with {result.loader or 'no model'} ({result.task})")
+        outputs[key] = _scores_output(result)
+    yield from emit(context, outputs)
+
+
+def _score(registry, record: VersionRecord, reference: Dataset, current: Dataset) -> Predictions:
     from assurance.scoring.predict import load_version_model, predict
 
     load_error = None
     try:
-        model = load_version_model(registry.get(), model_version, reference_data)
+        model = load_version_model(registry, record, reference)
     except Exception as exc:  # noqa: BLE001 - an unloadable model is a finding, not a failed run
         model, load_error = None, f"the model could not be loaded: {type(exc).__name__}: {str(exc)[:300]}"
-    result: Predictions = predict(model, reference_data, current_data, load_error)
-    progress(context, f"scored with {result.loader or 'no model'} ({result.task})")
+    return predict(model, reference, current, load_error)
+
+
+def _scores_output(result: Predictions) -> VersionOutput:
     errors = [s.error for s in (result.reference, result.current) if s.error]
     partial = [
         f"{role}: {s.unscored} rows with missing feature values not scored"
         for role, s in (("reference", result.reference), ("current", result.current))
         if s.unscored
     ]
-    yield dg.Output(
+    return VersionOutput(
         result,
         metadata={
             "task": result.task,
@@ -146,10 +173,12 @@ def predictions(
             "scored_reference_rows": 0 if result.reference.frame is None else len(result.reference.frame),
             "scored_current_rows": 0 if result.current.frame is None else len(result.current.frame),
         },
-    )
-    yield dg.AssetCheckResult(
-        check_name="model_scores_data",
-        passed=not errors and not partial,
-        severity=dg.AssetCheckSeverity.ERROR if errors else dg.AssetCheckSeverity.WARN,
-        metadata={"problems": "; ".join(errors + partial) or "none"},
+        checks=[
+            dg.AssetCheckResult(
+                check_name="model_scores_data",
+                passed=not errors and not partial,
+                severity=dg.AssetCheckSeverity.ERROR if errors else dg.AssetCheckSeverity.WARN,
+                metadata={"problems": "; ".join(errors + partial) or "none"},
+            )
+        ],
     )

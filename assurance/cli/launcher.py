@@ -58,33 +58,60 @@ def _definitions(settings: Settings):
     return build_definitions(settings)
 
 
-def _execute(job, dagster_instance, partition: str | None = None):
+def _execute(job, dagster_instance, partition: str | None = None, tags: dict | None = None):
     logging.getLogger("dagster").setLevel(logging.ERROR)
     return job.execute_in_process(
         partition_key=partition,
         instance=dagster_instance,
         raise_on_error=False,
         # the worker's host and pid let the dead-run sensor tell a killed command from a running one
-        tags={"assurance/started_by": "cli", **worker_tags(current_worker())},
+        tags={"assurance/started_by": "cli", **worker_tags(current_worker()), **(tags or {})},
         run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}},
     )
 
 
-def run_version(name: str, version: str, settings: Settings, dagster_instance=None) -> RunOutcome:
-    """Add the version's partition if new and materialize the whole per-version graph for it."""
+# The tags by which Dagster's backfills ask a run for a range of partitions.
+RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
+
+
+def _version_job(settings: Settings, dagster_instance, keys: list[str]):
+    """The per-version job, with a partition for each of `keys` (added in order when new)."""
     from assurance.definitions import VALIDATION_JOB
 
     job = _definitions(settings).resolve_job_def(VALIDATION_JOB)
     partitions = job.partitions_def.name  # the dynamic partitions of model versions
+    new = [k for k in keys if not dagster_instance.has_dynamic_partition(partitions, k)]
+    if new:
+        dagster_instance.add_dynamic_partitions(partitions, new)
+    return job
+
+
+def run_version(name: str, version: str, settings: Settings, dagster_instance=None) -> RunOutcome:
+    """Add the version's partition if new and materialize the whole per-version graph for it."""
     inst = dagster_instance or instance(settings)
     key = partition_key(name, version)
-    if not inst.has_dynamic_partition(partitions, key):
-        inst.add_dynamic_partitions(partitions, [key])
-    result = _execute(job, inst, key)
+    result = _execute(_version_job(settings, inst, [key]), inst, key)
     if not result.success:
         return RunOutcome(False, {"model": name, "version": str(version)}, None, _first_failure(result))
     summary = result.output_for_node("evidence_report")
     return RunOutcome(True, summary, summary["findings"])  # as published (with the publication's own finding)
+
+
+def run_batch(keys: list[str], settings: Settings, dagster_instance) -> list[RunOutcome]:
+    """Materialize the per-version graph for several versions in one run, as a backfill's batch does.
+
+    `keys` (NAME/VERSION) must be consecutive partitions: a run covers a range of them.
+    """
+    job = _version_job(settings, dagster_instance, keys)
+    ordered = dagster_instance.get_dynamic_partitions(job.partitions_def.name)
+    start = ordered.index(keys[0])
+    if ordered[start : start + len(keys)] != keys:
+        raise ValueError(f"versions {keys} are not consecutive partitions; run them one by one")
+    result = _execute(job, dagster_instance, tags={RANGE_START: keys[0], RANGE_END: keys[-1]})
+    if not result.success:
+        return [RunOutcome(False, {"partition": k}, None, _first_failure(result)) for k in keys]
+    summaries = result.output_for_node("evidence_report")
+    return [RunOutcome(True, summaries[k], summaries[k]["findings"]) for k in keys]
 
 
 PORTFOLIO_TABLES = {"inventory": "model_inventory", "ledger": "findings_ledger", "kpis": "portfolio_kpis"}

@@ -143,6 +143,12 @@ class EvidenceStore:
         protocols = set(self.fs.protocol if isinstance(self.fs.protocol, tuple) else (self.fs.protocol,))
         self.local = "file" in protocols
         self.object_store = bool(protocols & OBJECT_STORES)
+        self._unpublished: dict[tuple[str, str], dict[str, pd.DataFrame]] = {}
+
+    def hold_unpublished(self, model: str, version: str, tables: dict[str, pd.DataFrame]) -> None:
+        """Tables computed for a version that is published later, at the end of a batch of versions: its
+        model's later versions in the batch read them as its latest evidence, as after a run of its own."""
+        self._unpublished[(model, str(version))] = tables
 
     def makedirs(self, path: str) -> None:
         """Make a folder where folders exist; on object stores they do not, and s3fs would create a missing bucket."""
@@ -324,6 +330,9 @@ class EvidenceStore:
         """The newest published `<stem>.parquet` of a version, or None when there is none."""
         import pandas as pd
 
+        unpublished = self._unpublished.get((model, str(version)), {}).get(stem)
+        if unpublished is not None:
+            return unpublished
         rel = self.latest_run_path(model, version)
         if rel is None or not self.fs.exists(self._abs(f"{rel}/{stem}.parquet")):
             return None

@@ -48,21 +48,6 @@ def test_every_check_is_partitioned_like_its_asset():
     assert {k: graph.get_check_spec(k).partitions_def for k in partitions} == partitions
 
 
-@pytest.fixture(scope="module")
-def two_versions(small_registry, tmp_path_factory):
-    """The healthy and the broken version materialized into one sqlite Dagster instance, as in `dagster dev`."""
-    from assurance.cli.launcher import run_version
-    from assurance.definitions import build_definitions
-
-    root = tmp_path_factory.mktemp("two_versions")
-    settings = Settings(tracking_uri=small_registry.tracking_uri, evidence_root=str(root / "evidence"))
-    with dg.instance_for_test(temp_dir=str(root), set_dagster_home=False) as instance:
-        for version in (small_registry.healthy, small_registry.broken):
-            assert run_version(small_registry.model, version, settings, instance).success
-        keys = [f"{small_registry.model}/{v}" for v in (small_registry.healthy, small_registry.broken)]
-        yield instance, build_definitions(settings).resolve_asset_graph(), keys
-
-
 def latest_metadata(instance: dg.DagsterInstance, asset: str, partition: str) -> dict:
     [record] = instance.fetch_materializations(
         dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[partition]), limit=1
@@ -72,7 +57,7 @@ def latest_metadata(instance: dg.DagsterInstance, asset: str, partition: str) ->
 
 def test_each_version_keeps_its_own_check_results(two_versions):
     """Two versions with different outcomes, one instance: each partition's check shows its own result."""
-    instance, graph, (healthy, broken) = two_versions
+    instance, graph, (healthy, broken), _ = two_versions
     storage = instance.event_log_storage
     history = {k: storage.get_asset_check_execution_history(k, limit=10) for k in graph.asset_check_keys}
     assert all(
@@ -95,7 +80,7 @@ def test_metadata_is_what_the_ui_renders(two_versions):
     """Findings as a typed table; section summaries without image paths the UI cannot load."""
     from assurance.checks.catalog import all_analyses
 
-    instance, _, (_, broken) = two_versions
+    instance, _, (_, broken), _ = two_versions
     preview = latest_metadata(instance, "findings", broken)["preview"]
     assert isinstance(preview, dg.TableMetadataValue)
     assert [c.name for c in preview.schema.columns] == ["severity", "category", "subject", "message"]
