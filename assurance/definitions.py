@@ -23,7 +23,11 @@ __all__ = ["PORTFOLIO_JOB", "VALIDATION_JOB", "build_definitions", "defs"]
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:
-    """Every asset, job, sensor and schedule, with resources and automation configured from `settings`."""
+    """Every asset, job, sensor and schedule, with resources and automation configured from `settings`.
+
+    Every job runs its steps in the run's own process, the UI's and backfills' asset jobs too: a process
+    per step would import the libraries again for each, and the IO managers keep a run's outputs in memory.
+    """
     return dg.Definitions(
         assets=[
             model_version,
@@ -40,6 +44,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         sensors=sensors.build_sensors(settings),
         schedules=[*sensors.build_schedules(settings), portfolio_hourly],
         resources=build_resources(settings),
+        executor=dg.in_process_executor,
     )
 
 

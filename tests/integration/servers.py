@@ -210,6 +210,40 @@ def wait_dagster(server: Server, port: int, timeout: float = 120) -> None:
     )
 
 
+def graphql(port: int, query: str, variables: dict | None = None) -> dict:
+    """One query to the webserver's GraphQL endpoint, as the UI sends it; GraphQL errors raise."""
+    import json
+
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/graphql",
+        data=json.dumps({"query": query, "variables": variables or {}}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=60) as response:
+        body = json.load(response)
+    assert not body.get("errors"), body["errors"]
+    return body["data"]
+
+
+BACKFILL = """mutation($params: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams: $params) {
+  __typename ... on LaunchBackfillSuccess { backfillId } ... on PythonError { message } } }"""
+
+
+def launch_backfill(port: int, partitions: list[str]) -> str:
+    """What the UI's "Materialize" over the chosen versions launches: a backfill of every per-version asset.
+
+    The daemon splits it into runs of up to `assets.partitions.VERSIONS_PER_RUN` versions each.
+    """
+    from assurance.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    assets = [{"path": k.path} for k in graph.get_all_asset_keys() if graph.get(k).partitions_def is not None]
+    params = {"partitionNames": partitions, "assetSelection": assets, "title": "revalidate the fleet"}
+    launched = graphql(port, BACKFILL, {"params": params})["launchPartitionBackfill"]
+    assert launched["__typename"] == "LaunchBackfillSuccess", launched
+    return launched["backfillId"]
+
+
 def apt_install(package: str) -> None:
     """Install a Debian package the first time a test needs it; a test never silently skips for lack of it."""
     if shutil.which("apt-get") is None or os.geteuid() != 0:
