@@ -30,6 +30,7 @@ from tests.integration.servers import (
     REPO,
     Deployment,
     embedded_deployment,
+    launch_backfill,
     run_mid_way,
     sensor_run,
     wait_for,
@@ -191,6 +192,50 @@ def test_warm_runs_record_each_asset_check_per_partition_as_an_in_process_run(de
         assert len(warm) >= len(keys) // 2, f"only {len(warm)} of {len(keys)} checks recorded for {partition}"
         statuses |= set(warm.values())
     assert statuses == {"SUCCEEDED", "FAILED"}
+
+
+def test_a_backfill_revalidates_both_versions_in_one_warm_run_as_the_command_line_did(deployment, assured):
+    """The UI's "Materialize" over both versions: the daemon runs the backfill as one batch, which publishes
+    and records for each version what its own run did."""
+    from assurance.cli.launcher import _definitions
+    from assurance.definitions import VALIDATION_JOB
+
+    instance = deployment.instance()
+    partitions = [partition_key(MODEL, v) for v in assured.runs]
+    backfill = launch_backfill(deployment.port, partitions)
+
+    def finished():
+        runs = instance.get_runs(dg.RunsFilter(tags={"dagster/backfill": backfill}))
+        return runs if runs and all(r.is_finished for r in runs) else None
+
+    [run] = wait_for("the backfill's run to finish", finished, RUN_BOUND_SECONDS, alive=deployment.dagster)
+    assert run.status == dg.DagsterRunStatus.SUCCESS, f"run {run.run_id} ended {run.status}"
+    assert run.tags[LAUNCHER_TAG] == "warm"
+    assert (
+        run.tags["dagster/asset_partition_range_start"],
+        run.tags["dagster/asset_partition_range_end"],
+    ) == (
+        partitions[0],
+        partitions[-1],
+    )
+    keys = sorted(
+        _definitions(Settings()).resolve_job_def(VALIDATION_JOB).asset_layer.asset_graph.asset_check_keys
+    )
+    for version, partition in zip(assured.runs, partitions, strict=True):
+        manifest, findings, files = published(deployment.evidence, version)
+        cli_manifest, cli_findings, cli_files = published(assured.cli_store, version)
+        assert manifest["dagster_run_id"] == run.run_id
+        assert (manifest["recommendation"], finding_keys(findings), files) == (
+            cli_manifest["recommendation"],
+            finding_keys(cli_findings),
+            cli_files,
+        ), version
+        batch = check_results(instance, keys, partition)
+        assert batch == check_results(assured.cli_instance, keys, partition), version
+        latest = instance.event_log_storage.get_asset_check_execution_history(
+            keys[0], limit=1, partition_filter=PartitionKeyFilter(key=partition)
+        )
+        assert latest[0].run_id == run.run_id
 
 
 def test_a_terminated_warm_run_ends_canceled_and_its_worker_is_gone(deployment, assured):
