@@ -11,7 +11,7 @@ progress_log = logging.getLogger("assurance.progress")
 
 def progress(context: dg.AssetExecutionContext, version: str, message: str) -> None:
     """One line about `version` to the run's log in the UI and to the command line's progress output."""
-    context.log.info(message if len(context.partition_keys) == 1 else f"{version}: {message}")
+    context.log.info(message if context.has_partition_key else f"{version}: {message}")
     progress_log.info("%s: %s", version, message)
 
 

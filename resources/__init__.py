@@ -182,10 +182,12 @@ class PickleIOManager(dg.ConfigurableIOManagerFactory):
 
 
 class _DataByReference(_RunMemo):
-    """Stores a dataset's URI and fingerprint, not its rows; the rows stay in memory for the rest of the run.
+    """Stores a dataset's URI and fingerprint, not its rows; the rows stay in memory for the rest of the run,
+    in a batch while they fit in two datasets' memory budget (one version's reference and current data).
 
     Pickling reference and current frames for every version would copy all model data into Dagster's
-    storage. A later run that needs the asset alone reads the data again and refuses it if it changed.
+    storage. A later run that needs the asset alone, or a later step of a batch whose data did not all
+    fit, reads the data again and refuses it if it changed.
     """
 
     extension = ".json"
@@ -193,13 +195,18 @@ class _DataByReference(_RunMemo):
     def __init__(self, base_path, data: DataResource):
         super().__init__(base_path=base_path)
         self.data = data
+        self._held_mb = 0.0
 
     def dump_to_path(self, context: dg.OutputContext, obj, path) -> None:
         import json
 
         from assurance.data.sources import reference_of
 
-        self.remember(path, obj)
+        size_mb = 0 if obj.frame is None else obj.frame.memory_usage().sum() / 2**20
+        batch = context.has_asset_partitions and len(context.asset_partition_keys) > 1
+        if not batch or self._held_mb + size_mb <= 2 * self.data.memory_budget_mb:
+            self.remember(path, obj)
+            self._held_mb += size_mb
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(reference_of(obj)))
 

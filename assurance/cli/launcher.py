@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 
 from assurance.domain.errors import SettingsError, step_failure
-from assurance.domain.values import partition_key
+from assurance.domain.values import partition_key, split_partition_key
 from assurance.governance.run_workers import current_worker, worker_tags
 from assurance.settings import Settings
 
@@ -97,21 +97,48 @@ def run_version(name: str, version: str, settings: Settings, dagster_instance=No
     return RunOutcome(True, summary, summary["findings"])  # as published (with the publication's own finding)
 
 
-def run_batch(keys: list[str], settings: Settings, dagster_instance) -> list[RunOutcome]:
-    """Materialize the per-version graph for several versions in one run, as a backfill's batch does.
+def run_versions(keys: list[str], settings: Settings, dagster_instance=None) -> dict[str, RunOutcome]:
+    """Assure versions (NAME/VERSION) as a backfill does: consecutive partitions together, in runs of up to
+    the assets' backfill batch size, so Dagster's per-run and per-step work is paid once per batch."""
+    inst = dagster_instance or instance(settings)
+    job = _version_job(settings, inst, keys)
+    order = inst.get_dynamic_partitions(job.partitions_def.name)
+    outcomes: dict[str, RunOutcome] = {}
+    for batch in consecutive(keys, order, job.backfill_policy.max_partitions_per_run):
+        outcomes.update(_run_batch(job, inst, batch))
+    return outcomes
 
-    `keys` (NAME/VERSION) must be consecutive partitions: a run covers a range of them.
-    """
-    job = _version_job(settings, dagster_instance, keys)
-    ordered = dagster_instance.get_dynamic_partitions(job.partitions_def.name)
-    start = ordered.index(keys[0])
-    if ordered[start : start + len(keys)] != keys:
-        raise ValueError(f"versions {keys} are not consecutive partitions; run them one by one")
-    result = _execute(job, dagster_instance, tags={RANGE_START: keys[0], RANGE_END: keys[-1]})
+
+def consecutive(keys: list[str], order: list[str], size: int) -> list[list[str]]:
+    """`keys` cut into runs of up to `size` partitions that are neighbours in `order`: a run covers a range."""
+    position = {k: i for i, k in enumerate(order)}
+    batches: list[list[str]] = []
+    for key in sorted(keys, key=position.__getitem__):
+        last = batches[-1] if batches else None
+        if last and len(last) < size and position[last[-1]] + 1 == position[key]:
+            last.append(key)
+        else:
+            batches.append([key])
+    return batches
+
+
+def _run_batch(job, dagster_instance, keys: list[str]) -> dict[str, RunOutcome]:
+    if len(keys) == 1:
+        result = _execute(job, dagster_instance, keys[0])
+    else:
+        result = _execute(job, dagster_instance, tags={RANGE_START: keys[0], RANGE_END: keys[-1]})
     if not result.success:
-        return [RunOutcome(False, {"partition": k}, None, _first_failure(result)) for k in keys]
+        error = _first_failure(result)
+        return {
+            k: RunOutcome(
+                False, dict(zip(("model", "version"), split_partition_key(k), strict=True)), None, error
+            )
+            for k in keys
+        }
     summaries = result.output_for_node("evidence_report")
-    return [RunOutcome(True, summaries[k], summaries[k]["findings"]) for k in keys]
+    if len(keys) == 1:
+        summaries = {keys[0]: summaries}
+    return {k: RunOutcome(True, summaries[k], summaries[k]["findings"]) for k in keys}
 
 
 PORTFOLIO_TABLES = {"inventory": "model_inventory", "ledger": "findings_ledger", "kpis": "portfolio_kpis"}

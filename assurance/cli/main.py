@@ -13,6 +13,7 @@ from pathlib import Path
 
 from assurance.cli.exit_codes import EXIT_ERROR, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from assurance.domain.errors import AssuranceError, RunFailedError, one_line
+from assurance.domain.values import partition_key
 from assurance.settings import Settings
 
 FAIL_ON = {"hold": {"hold"}, "approve_with_conditions": {"hold", "approve_with_conditions"}}
@@ -72,6 +73,16 @@ def _assure(settings: Settings, name: str, version: str):
     return outcome
 
 
+def _assure_all(settings: Settings, keys: list[str]) -> None:
+    from assurance.cli.launcher import run_versions
+
+    failed = {k: o.error for k, o in run_versions(keys, settings).items() if not o.success}
+    if failed:
+        key, error = next(iter(failed.items()))
+        others = f" (and {len(failed) - 1} more versions of its run)" if len(failed) > 1 else ""
+        raise RunFailedError(f"assurance of {key}{others} could not complete: {error}")
+
+
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     _preflight(settings)
     version = _resolve(settings, args.model, args.version, args.alias)
@@ -122,9 +133,8 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     demo = build_demo(root, progress=lambda m: print(f"  {m}", file=sys.stderr))
     settings = settings.override(tracking_uri=demo.tracking_uri, dagster_home=str(home))
     _preflight(settings)
-    for name, version in demo.versions:
-        print(f"Assuring {name} version {version} ...", file=sys.stderr)
-        _assure(settings, name, version)
+    print(f"Assuring {len(demo.versions)} versions, as a backfill does ...", file=sys.stderr)
+    _assure_all(settings, [partition_key(name, version) for name, version in demo.versions])
     print("Refreshing the portfolio (inventory, findings ledger, KPIs) ...", file=sys.stderr)
     _refresh_portfolio(settings)
     print("Recording the review committee's decision and an owner's manual closure ...", file=sys.stderr)

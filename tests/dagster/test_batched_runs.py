@@ -21,14 +21,14 @@ def _comparable(metadata: dict) -> dict:
 @pytest.fixture(scope="module")
 def batch(small_registry, two_versions, tmp_path_factory):
     """The versions of `two_versions`, assured in one run as a backfill's batch."""
-    from assurance.cli.launcher import run_batch
+    from assurance.cli.launcher import run_versions
 
     _, _, keys, _ = two_versions
     root = tmp_path_factory.mktemp("batch")
     settings = Settings(tracking_uri=small_registry.tracking_uri, evidence_root=str(root / "evidence"))
     with dg.instance_for_test(temp_dir=str(root), set_dagster_home=False) as instance:
-        outcomes = run_batch(keys, settings, instance)
-        assert all(o.success for o in outcomes), [o.error for o in outcomes]
+        outcomes = run_versions(keys, settings, instance)
+        assert all(o.success for o in outcomes.values()), [o.error for o in outcomes.values()]
         yield instance, EvidenceStore(settings.evidence_root)
 
 
@@ -56,6 +56,18 @@ def test_each_version_publishes_the_same_recommendation_findings_and_files(two_v
         assert batched == alone, key
     (healthy, _), (broken, _) = published.values()
     assert healthy[1] != broken[1]  # two different outcomes, each kept to its version
+
+
+def test_versions_are_batched_where_they_are_neighbouring_partitions():
+    from assurance.cli.launcher import consecutive
+
+    order = ["m/1", "m/2", "m/3", "n/1", "m/4", "m/5"]
+    assert consecutive(["m/5", "m/1", "m/2", "m/3", "m/4"], order, 2) == [
+        ["m/1", "m/2"],
+        ["m/3"],
+        ["m/4", "m/5"],
+    ]
+    assert consecutive(["n/1"], order, 10) == [["n/1"]]
 
 
 def _materialization(instance, asset, key):
