@@ -18,7 +18,7 @@ from typing import Any
 import dagster as dg
 
 from assurance.domain.errors import step_failure
-from assurance.domain.values import split_partition_key
+from assurance.domain.values import RANGE_END_TAG, RANGE_START_TAG, split_partition_key
 from assurance.evidence.store import EvidenceStore
 from assurance.governance.alerts import (
     alerts_for_run,
@@ -33,7 +33,6 @@ from assurance.governance.ledger import build_ledger
 from assurance.governance.outbox import Backoff, Outbox, deliver_due
 from assurance.settings import Settings
 from resources import EvidenceResource, PolicyResource
-from sensors.validation_job import assure_model_version
 
 EVIDENCE_ASSET = dg.AssetKey("evidence_report")
 BATCH = 100
@@ -68,12 +67,12 @@ def build_alert_sensors(settings: Settings) -> list[dg.SensorDefinition]:
 
     @dg.run_failure_sensor(
         name="assurance_run_failure_alerts",
-        monitored_jobs=[assure_model_version],
         minimum_interval_seconds=settings.sensor_interval,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description=(
-            "Raises an alert when an assurance run fails: logged, and queued for assurance_alert_delivery "
-            "when ASSURANCE_ALERT_WEBHOOK is set."
+            "Raises an alert when a run of this code location fails (a version's, a backfill's batch of "
+            "versions, the portfolio's): logged, and queued for assurance_alert_delivery when "
+            "ASSURANCE_ALERT_WEBHOOK is set."
         ),
     )
     def assurance_run_failure_alerts(context: dg.RunFailureSensorContext, evidence: EvidenceResource) -> None:
@@ -81,6 +80,8 @@ def build_alert_sensors(settings: Settings) -> list[dg.SensorDefinition]:
         key = run.tags.get("dagster/partition")
         model, version = split_partition_key(key) if key else (None, None)
         error = step_error(context.instance, run.run_id) or context.failure_event.message or "the run failed"
+        if RANGE_START_TAG in run.tags:  # a backfill's batch: every version in its range is unassured
+            error = f"versions {run.tags[RANGE_START_TAG]} to {run.tags.get(RANGE_END_TAG)}: {error}"
         link = dagster_run_link(settings.dagster_url, run.run_id)
         payload = run_failure_alert(model, version, run.run_id, run.job_name, error, link)
         store = evidence.get()

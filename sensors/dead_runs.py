@@ -25,7 +25,9 @@ from assurance.governance.run_workers import Worker, this_host, worker_from_tags
 from assurance.settings import Settings
 from sensors.validation_job import VALIDATION_JOB
 
-WATCHED_JOBS = frozenset({VALIDATION_JOB, PORTFOLIO_JOB})
+# the UI's materializations and backfills run Dagster's implicit asset job
+ASSET_JOB = "__ASSET_JOB"
+WATCHED_JOBS = frozenset({VALIDATION_JOB, PORTFOLIO_JOB, ASSET_JOB})
 # the code server that launched a run reports its process's death within half a second, with the exit
 # signal: leave it that long so the run gets one failure, and the more telling one
 GRACE_SECONDS = 2.0

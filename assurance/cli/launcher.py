@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 
 from assurance.domain.errors import SettingsError, step_failure
-from assurance.domain.values import partition_key, split_partition_key
+from assurance.domain.values import RANGE_END_TAG, RANGE_START_TAG, partition_key, split_partition_key
 from assurance.governance.run_workers import current_worker, worker_tags
 from assurance.settings import Settings
 
@@ -68,10 +68,6 @@ def _execute(job, dagster_instance, partition: str | None = None, tags: dict | N
         tags={"assurance/started_by": "cli", **worker_tags(current_worker()), **(tags or {})},
         run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}},
     )
-
-
-# The tags by which Dagster's backfills ask a run for a range of partitions.
-RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
 
 
 def _version_job(settings: Settings, dagster_instance, keys: list[str]):
@@ -126,7 +122,7 @@ def _run_batch(job, dagster_instance, keys: list[str]) -> dict[str, RunOutcome]:
     if len(keys) == 1:
         result = _execute(job, dagster_instance, keys[0])
     else:
-        result = _execute(job, dagster_instance, tags={RANGE_START: keys[0], RANGE_END: keys[-1]})
+        result = _execute(job, dagster_instance, tags={RANGE_START_TAG: keys[0], RANGE_END_TAG: keys[-1]})
     if not result.success:
         error = _first_failure(result)
         return {

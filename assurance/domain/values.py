@@ -19,6 +19,10 @@ def partition_key(name: str, version: str | int) -> str:
     return f"{name}/{version}"
 
 
+# The tags by which a Dagster run covers a range of versions (a backfill's batch) instead of one partition.
+RANGE_START_TAG, RANGE_END_TAG = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
+
+
 def split_partition_key(key: str) -> tuple[str, str]:
     name, sep, version = key.rpartition("/")
     if not sep or not name or not version:

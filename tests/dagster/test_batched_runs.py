@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 from dagster._core.event_api import PartitionKeyFilter
 
+from assurance.domain.values import RANGE_END_TAG, RANGE_START_TAG
 from assurance.evidence.store import EvidenceStore
 from assurance.settings import Settings
 
@@ -35,8 +36,8 @@ def batch(small_registry, two_versions, tmp_path_factory):
 def test_a_batch_is_one_run_of_both_versions(two_versions, batch):
     _, _, keys, _ = two_versions
     [run] = batch[0].get_runs()
-    assert run.tags["dagster/asset_partition_range_start"] == keys[0]
-    assert run.tags["dagster/asset_partition_range_end"] == keys[-1]
+    assert run.tags[RANGE_START_TAG] == keys[0]
+    assert run.tags[RANGE_END_TAG] == keys[-1]
 
 
 def _published(store: EvidenceStore, key: str) -> tuple[str, list, set]:

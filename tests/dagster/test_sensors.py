@@ -339,6 +339,25 @@ def test_run_failure_sensor_queues_the_failed_step_and_posts_directly_if_it_cann
     assert payload["link"] == f"http://ui.example:3000/runs/{run.run_id}"
 
 
+def test_a_failed_batch_of_versions_raises_an_alert_naming_its_versions(instance, tmp_path):
+    """A backfill's batch runs Dagster's asset job over a range of versions: its failure is alerted too."""
+    from assurance.cli.launcher import run_versions
+
+    store = EvidenceStore(str(tmp_path / "ev"))
+    settings = Settings(tracking_uri="http://127.0.0.1:9")
+    with fail_fast_http():
+        outcomes = run_versions(["gone/7", "gone/8"], settings, instance)
+    assert [o.success for o in outcomes.values()] == [False, False]
+    (run,) = instance.get_runs()
+    (failure,) = instance.all_logs(run.run_id, of_type=dg.DagsterEventType.RUN_FAILURE)
+    with webhook_receiver() as hook:
+        failure_alerts, _, delivery = build_alert_sensors(settings.override(alert_webhook=hook.url))
+        failure_alerts(failure_context(instance, run, failure.dagster_event, store.root))
+        evaluate(delivery, instance, store)
+    (payload,) = hook.accepted
+    assert payload["error"].startswith("versions gone/7 to gone/8: step model_version failed")
+
+
 def test_alerts_reach_a_webhook_down_for_three_ticks_exactly_once(instance, tmp_path):
     """Every tick evaluates the findings and delivery sensors as the daemon would; the receiver answers 503
     for three ticks, then 200. Alerts raised before and during the outage each arrive once, in order."""

@@ -21,7 +21,7 @@ import psutil
 import pytest
 from dagster._core.event_api import PartitionKeyFilter
 
-from assurance.domain.values import partition_key
+from assurance.domain.values import RANGE_END_TAG, RANGE_START_TAG, partition_key
 from assurance.evidence.store import EvidenceStore
 from assurance.governance.run_workers import PID_TAG
 from assurance.settings import Settings
@@ -212,8 +212,8 @@ def test_a_backfill_revalidates_both_versions_in_one_warm_run_as_the_command_lin
     assert run.status == dg.DagsterRunStatus.SUCCESS, f"run {run.run_id} ended {run.status}"
     assert run.tags[LAUNCHER_TAG] == "warm"
     assert (
-        run.tags["dagster/asset_partition_range_start"],
-        run.tags["dagster/asset_partition_range_end"],
+        run.tags[RANGE_START_TAG],
+        run.tags[RANGE_END_TAG],
     ) == (
         partitions[0],
         partitions[-1],
