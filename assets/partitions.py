@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 
-from assurance.domain.values import split_partition_key
+from assurance.domain.values import version_order
 
 MODEL_VERSIONS = "model_versions"
 model_versions = dg.DynamicPartitionsDefinition(name=MODEL_VERSIONS)
@@ -60,13 +60,8 @@ def each_version(
     if len(keys) == 1:
         yield keys[0], dict(inputs)
         return
-    for key in sorted(keys, key=_version_order):
+    for key in sorted(keys, key=version_order):
         yield key, {name: value[key] for name, value in inputs.items()}
-
-
-def _version_order(key: str) -> tuple[str, int, str]:
-    name, version = split_partition_key(key)
-    return (name, int(version), "") if version.isdigit() else (name, -1, version)
 
 
 @dataclass

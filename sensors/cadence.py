@@ -1,8 +1,8 @@
 """Schedules: monitoring of production versions, and revalidation when a tier's review cadence runs out.
 
-Both run the same per-version job as the sensor, one run per version (tagged `assurance/kind` monitoring
-or validation); the shipped dagster.yaml limits how many run at once. They start STOPPED: turning them on
-is a platform team's decision (README, "Run it by itself").
+Both run the same per-version job as the sensor (tagged `assurance/kind` monitoring or validation), in
+batches of neighbouring versions as a backfill does; the shipped dagster.yaml limits how many run at once.
+They start STOPPED: turning them on is a platform team's decision (README, "Run it by itself").
 """
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
-from assets.partitions import MODEL_VERSIONS
+from assets.partitions import MODEL_VERSIONS, VERSIONS_PER_RUN
+from assurance.domain.values import RANGE_END_TAG, RANGE_START_TAG, consecutive, version_order
 from assurance.governance.cadence import Due, production_versions, revalidation_due
 from assurance.registry.client import fail_fast_http
 from assurance.settings import Settings
@@ -35,24 +36,40 @@ def _snapshot(registry: RegistryResource) -> list:
 def _run_requests(
     context: dg.ScheduleEvaluationContext, due: list[Due], kind: str, trigger: str
 ) -> list[dg.RunRequest] | dg.SkipReason:
-    """One run per due version not already queued or running; partitions the sensor never added are added here."""
+    """A run per batch of due versions not already queued or running, batched as a backfill is; partitions
+    the sensor never added are added here."""
     busy = partitions_in_flight(context.instance)
-    todo = [d for d in due if d.partition not in busy]
+    todo = {d.partition: d for d in due if d.partition not in busy}
     if not todo:
         return dg.SkipReason(f"nothing to {kind}: {len(due)} due, {len(due) - len(todo)} already running")
     known = set(context.instance.get_dynamic_partitions(MODEL_VERSIONS))
-    missing = [d.partition for d in todo if d.partition not in known]
+    missing = sorted((key for key in todo if key not in known), key=version_order)
     if missing:
         context.instance.add_dynamic_partitions(MODEL_VERSIONS, missing)
+    order = context.instance.get_dynamic_partitions(MODEL_VERSIONS)
     stamp = (context.scheduled_execution_time or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M")
+    tags = {KIND_TAG: kind, TRIGGER_TAG: trigger}
     return [
-        dg.RunRequest(
-            run_key=f"{kind}:{d.partition}:{stamp}",
-            partition_key=d.partition,
-            tags={KIND_TAG: kind, TRIGGER_TAG: trigger, REASON_TAG: reason_tag(d.reason)},
-        )
-        for d in todo
+        _request([todo[key] for key in batch], tags, stamp)
+        for batch in consecutive(list(todo), order, VERSIONS_PER_RUN)
     ]
+
+
+def _request(batch: list[Due], tags: dict[str, str], stamp: str) -> dg.RunRequest:
+    """One version's run, or a batch's over its range, its reason that of its first version."""
+    first, last = batch[0].partition, batch[-1].partition
+    kind = tags[KIND_TAG]
+    if len(batch) == 1:
+        return dg.RunRequest(
+            run_key=f"{kind}:{first}:{stamp}",
+            partition_key=first,
+            tags={**tags, REASON_TAG: reason_tag(batch[0].reason)},
+        )
+    reason = f"{len(batch)} versions, {first}: {batch[0].reason}"
+    return dg.RunRequest(
+        run_key=f"{kind}:{first}..{last}:{stamp}",
+        tags={**tags, REASON_TAG: reason_tag(reason), RANGE_START_TAG: first, RANGE_END_TAG: last},
+    )
 
 
 def _stopped_schedule(name: str, cron: str, description: str):

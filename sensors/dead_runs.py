@@ -23,10 +23,8 @@ import dagster as dg
 from assets.portfolio import PORTFOLIO_JOB
 from assurance.governance.run_workers import Worker, this_host, worker_from_tags, worker_gone
 from assurance.settings import Settings
-from sensors.validation_job import VALIDATION_JOB
+from sensors.validation_job import ASSET_JOB, VALIDATION_JOB
 
-# the UI's materializations and backfills run Dagster's implicit asset job
-ASSET_JOB = "__ASSET_JOB"
 WATCHED_JOBS = frozenset({VALIDATION_JOB, PORTFOLIO_JOB, ASSET_JOB})
 # the code server that launched a run reports its process's death within half a second, with the exit
 # signal: leave it that long so the run gets one failure, and the more telling one

@@ -5,8 +5,11 @@ from __future__ import annotations
 import dagster as dg
 
 from assets.partitions import model_versions
+from assurance.domain.values import covered
 
 VALIDATION_JOB = "assure_model_version"
+# the job Dagster runs for the UI's materializations and for backfills (batches of versions)
+ASSET_JOB = "__ASSET_JOB"
 PER_VERSION_GROUPS = ("inputs", "analyses", "decision")
 KIND_TAG = "assurance/kind"
 TRIGGER_TAG = "assurance/trigger"
@@ -41,9 +44,15 @@ def queued_runs(instance: dg.DagsterInstance) -> int:
 
 
 def partitions_in_flight(instance: dg.DagsterInstance) -> set[str]:
-    """Partitions with a run of the per-version job queued or running, so schedules do not stack another."""
-    runs = instance.get_runs(dg.RunsFilter(job_name=VALIDATION_JOB, statuses=list(IN_FLIGHT)))
-    return {run.tags["dagster/partition"] for run in runs if "dagster/partition" in run.tags}
+    """Versions with a run queued or running (a version's own, or a batch's range), so schedules do not
+    stack another."""
+    runs = [
+        r
+        for r in instance.get_runs(dg.RunsFilter(statuses=list(IN_FLIGHT)))
+        if r.job_name in (VALIDATION_JOB, ASSET_JOB)
+    ]
+    order = instance.get_dynamic_partitions(model_versions.name) if runs else []
+    return {key for run in runs for key in covered(run.tags, order)}
 
 
 def reason_tag(text: str) -> str:

@@ -17,7 +17,13 @@ from typing import Any
 import pandas as pd
 
 from assurance.domain.errors import SettingsError, step_failure
-from assurance.domain.values import RANGE_END_TAG, RANGE_START_TAG, partition_key, split_partition_key
+from assurance.domain.values import (
+    RANGE_END_TAG,
+    RANGE_START_TAG,
+    consecutive,
+    partition_key,
+    split_partition_key,
+)
 from assurance.governance.run_workers import current_worker, worker_tags
 from assurance.settings import Settings
 
@@ -103,19 +109,6 @@ def run_versions(keys: list[str], settings: Settings, dagster_instance=None) -> 
     for batch in consecutive(keys, order, job.backfill_policy.max_partitions_per_run):
         outcomes.update(_run_batch(job, inst, batch))
     return outcomes
-
-
-def consecutive(keys: list[str], order: list[str], size: int) -> list[list[str]]:
-    """`keys` cut into runs of up to `size` partitions that are neighbours in `order`: a run covers a range."""
-    position = {k: i for i, k in enumerate(order)}
-    batches: list[list[str]] = []
-    for key in sorted(keys, key=position.__getitem__):
-        last = batches[-1] if batches else None
-        if last and len(last) < size and position[last[-1]] + 1 == position[key]:
-            last.append(key)
-        else:
-            batches.append([key])
-    return batches
 
 
 def _run_batch(job, dagster_instance, keys: list[str]) -> dict[str, RunOutcome]:

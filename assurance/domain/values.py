@@ -23,6 +23,36 @@ def partition_key(name: str, version: str | int) -> str:
 RANGE_START_TAG, RANGE_END_TAG = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
 
 
+def version_order(key: str) -> tuple[str, int, str]:
+    """Sort key of partition keys: by model, then version number (MLflow versions are numbers)."""
+    name, version = split_partition_key(key)
+    return (name, int(version), "") if version.isdigit() else (name, -1, version)
+
+
+def consecutive(keys: list[str], order: list[str], size: int) -> list[list[str]]:
+    """`keys` cut into batches of up to `size` versions that are neighbours in the partitions' `order`:
+    one run covers a range of partitions, so a batch must be one."""
+    position = {k: i for i, k in enumerate(order)}
+    batches: list[list[str]] = []
+    for key in sorted(keys, key=position.__getitem__):
+        last = batches[-1] if batches else None
+        if last and len(last) < size and position[last[-1]] + 1 == position[key]:
+            last.append(key)
+        else:
+            batches.append([key])
+    return batches
+
+
+def covered(run_tags: dict[str, str], order: list[str]) -> list[str]:
+    """The versions a run covers: its partition, or every partition of its range in `order`."""
+    if "dagster/partition" in run_tags:
+        return [run_tags["dagster/partition"]]
+    start, end = run_tags.get(RANGE_START_TAG), run_tags.get(RANGE_END_TAG)
+    if start not in order or end not in order:
+        return []
+    return order[order.index(start) : order.index(end) + 1]
+
+
 def split_partition_key(key: str) -> tuple[str, str]:
     name, sep, version = key.rpartition("/")
     if not sep or not name or not version:

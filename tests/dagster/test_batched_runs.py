@@ -59,18 +59,6 @@ def test_each_version_publishes_the_same_recommendation_findings_and_files(two_v
     assert healthy[1] != broken[1]  # two different outcomes, each kept to its version
 
 
-def test_versions_are_batched_where_they_are_neighbouring_partitions():
-    from assurance.cli.launcher import consecutive
-
-    order = ["m/1", "m/2", "m/3", "n/1", "m/4", "m/5"]
-    assert consecutive(["m/5", "m/1", "m/2", "m/3", "m/4"], order, 2) == [
-        ["m/1", "m/2"],
-        ["m/3"],
-        ["m/4", "m/5"],
-    ]
-    assert consecutive(["n/1"], order, 10) == [["n/1"]]
-
-
 def _materialization(instance, asset, key):
     [record] = instance.fetch_materializations(
         dg.AssetRecordsFilter(asset_key=asset, asset_partitions=[key]), limit=1

@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from assurance.domain.errors import RegistryError
+from assurance.domain.values import RANGE_END_TAG, RANGE_START_TAG
 from assurance.evidence.store import EvidenceStore, new_run_id, parquet_bytes
 from assurance.governance.outbox import OUTBOX, UNDELIVERABLE, Outbox
 from assurance.registry.client import fail_fast_http
@@ -220,6 +221,29 @@ def test_revalidation_schedule_picks_versions_past_their_cadence(registry, insta
         request.partition_key == f"{MODEL}/1" and request.tags["assurance/trigger"] == "revalidation_schedule"
     )
     assert "90 days" in request.tags["assurance/reason"]
+
+
+def test_revalidation_schedule_batches_neighbouring_due_versions_and_skips_those_in_a_running_batch(
+    registry, instance, tmp_path
+):
+    client, uri = registry
+    client.set_registered_model_tag(MODEL, "risk_tier", "high")
+    store = EvidenceStore(str(tmp_path / "ev"))
+    for version in ("1", "2"):
+        store.publish_run(MODEL, version, new_run_id(datetime(2025, 1, 1, tzinfo=UTC)), {"a.txt": b"a"}, {})
+    when = datetime(2025, 6, 1, 7, tzinfo=UTC)
+    with schedule_context(instance, uri, store.root, when) as ctx:
+        (request,) = revalidate_due_versions(ctx)
+    assert request.partition_key is None
+    assert (request.tags[RANGE_START_TAG], request.tags[RANGE_END_TAG]) == (f"{MODEL}/1", f"{MODEL}/2")
+    assert request.tags["assurance/reason"].startswith(f"2 versions, {MODEL}/1: ")
+    assert request.run_key == f"validation:{MODEL}/1..{MODEL}/2:2025-06-01T07:00"
+    add_run(
+        instance, dg.DagsterRunStatus.STARTED, {RANGE_START_TAG: f"{MODEL}/1", RANGE_END_TAG: f"{MODEL}/2"}
+    )
+    with schedule_context(instance, uri, store.root, when) as ctx:
+        skipped = revalidate_due_versions(ctx)
+    assert isinstance(skipped, dg.SkipReason) and "2 already running" in skipped.skip_message
 
 
 def publish_findings(store: EvidenceStore, version: str, *rows: tuple[str, str], day: int = 1) -> str:
