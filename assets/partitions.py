@@ -1,11 +1,11 @@
 """One dynamic partition per model version, keyed `NAME/VERSION`, asset checks partitioned the same way, and
 runs that assure several versions at once.
 
-A run of one version is what the registry sensor and the schedules launch. A backfill (the UI's
-"Materialize" over many versions) launches runs of up to `VERSIONS_PER_RUN` versions each (`BackfillPolicy.multi_run`): Dagster's per-run and per-step bookkeeping is then paid once
-per batch, not once per version. Each step loops over its run's versions (`each_version`) and records a
-materialization, metadata and check results per version (`emit`), so a version's page reads the same
-whichever way it was assured.
+The registry sensor launches a run per version. Backfills (the UI's "Materialize" over many versions) and
+the schedules launch runs of up to `VERSIONS_PER_RUN` neighbouring versions (`BackfillPolicy.multi_run`),
+so Dagster's per-run and per-step bookkeeping is paid once per batch. Each step loops over its run's
+versions (`each_version`) and records a materialization, metadata and check results per version (`emit`),
+so a version's page reads the same whichever way it was assured.
 """
 
 import warnings
@@ -19,8 +19,8 @@ from assurance.domain.values import version_order
 MODEL_VERSIONS = "model_versions"
 model_versions = dg.DynamicPartitionsDefinition(name=MODEL_VERSIONS)
 
-# Each step of a batch reads its inputs one version at a time (see resources._RunMemo), so the batch
-# size bounds bookkeeping, not memory; ten versions already pay Dagster's per-step cost ten times less.
+# Ten versions pay Dagster's per-step cost a tenth as often. Memory: a step reads its inputs one version
+# at a time, but a data step holds the batch's datasets of its role (resources._DataByReference).
 VERSIONS_PER_RUN = 10
 batched = dg.BackfillPolicy.multi_run(max_partitions_per_run=VERSIONS_PER_RUN)
 
