@@ -116,19 +116,18 @@ class _RunMemo(dg.UPathIOManager):
         if not (context.has_asset_key and context.has_asset_partitions):
             return super().load_input(context)
         paths = self._get_paths_for_partitions(context)
-        if len(paths) > 1:
-            return _ByVersion(
-                {
-                    key: lambda key=key, path=path: self._load_one(context, key, path)
-                    for key, path in paths.items()
-                }
-            )
-        (path,) = paths.values()
-        if str(path) in self._memo:
-            return self.from_memory(self._memo[str(path)])
-        return super().load_input(context)
+        if len(paths) == 1:
+            ((key, path),) = paths.items()
+            return self._load_one(context, key, path)
+        return _ByVersion(
+            {
+                key: lambda key=key, path=path: self._load_one(context, key, path)
+                for key, path in paths.items()
+            }
+        )
 
     def _load_one(self, context: dg.InputContext, key: str, path):
+        """One version's value: from this run's memory, else from storage as Dagster's loader reads it."""
         if str(path) in self._memo:
             return self.from_memory(self._memo[str(path)])
         return self._load_partition_from_path(context, key, path)

@@ -90,13 +90,8 @@ def _version_job(settings: Settings, dagster_instance, keys: list[str]):
 
 def run_version(name: str, version: str, settings: Settings, dagster_instance=None) -> RunOutcome:
     """Add the version's partition if new and materialize the whole per-version graph for it."""
-    inst = dagster_instance or instance(settings)
     key = partition_key(name, version)
-    result = _execute(_version_job(settings, inst, [key]), inst, key)
-    if not result.success:
-        return RunOutcome(False, {"model": name, "version": str(version)}, None, _first_failure(result))
-    summary = result.output_for_node("evidence_report")
-    return RunOutcome(True, summary, summary["findings"])  # as published (with the publication's own finding)
+    return run_versions([key], settings, dagster_instance)[key]
 
 
 def run_versions(keys: list[str], settings: Settings, dagster_instance=None) -> dict[str, RunOutcome]:
@@ -118,16 +113,16 @@ def _run_batch(job, dagster_instance, keys: list[str]) -> dict[str, RunOutcome]:
         result = _execute(job, dagster_instance, tags={RANGE_START_TAG: keys[0], RANGE_END_TAG: keys[-1]})
     if not result.success:
         error = _first_failure(result)
-        return {
-            k: RunOutcome(
-                False, dict(zip(("model", "version"), split_partition_key(k), strict=True)), None, error
-            )
-            for k in keys
-        }
+        return {k: RunOutcome(False, _named(k), None, error) for k in keys}
     summaries = result.output_for_node("evidence_report")
     if len(keys) == 1:
         summaries = {keys[0]: summaries}
     return {k: RunOutcome(True, summaries[k], summaries[k]["findings"]) for k in keys}
+
+
+def _named(key: str) -> dict[str, str]:
+    name, version = split_partition_key(key)
+    return {"model": name, "version": version}
 
 
 PORTFOLIO_TABLES = {"inventory": "model_inventory", "ledger": "findings_ledger", "kpis": "portfolio_kpis"}
