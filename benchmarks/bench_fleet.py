@@ -195,6 +195,7 @@ def assure_fleet(fleet: Fleet, at: Deployment, how: str, backfill: str | None = 
     from tests.integration.servers import wait_for
 
     up = time.time()
+    up_iso = datetime.fromtimestamp(up, UTC).isoformat()
 
     def started():
         return time.time() if any(r.start_time for r in validation_runs(at.home, backfill)) else None
@@ -214,7 +215,6 @@ def assure_fleet(fleet: Fleet, at: Deployment, how: str, backfill: str | None = 
         fresh = [p for p in published if p and store.read_manifest(p)["started_at"] >= up_iso]
         return records if len(fresh) == len(fleet.versions) else None
 
-    up_iso = datetime.fromtimestamp(up, UTC).isoformat()
     done = wait_for(f"evidence of {len(fleet.versions)} versions", finished, 3600, 1.0, alive=at.server)
     cpu = tree_cpu_seconds(at.server.process.pid) - cpu_start
     wall = max(r.end_time for r in done) - min(r.start_time for r in done)
